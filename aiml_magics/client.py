@@ -1,0 +1,480 @@
+"""HTTP to the AI/ML API: one keep-alive session, bounded retries, streams that keep what arrived.
+
+No IPython here: usable from plain Python. ``requests`` is imported when a client is first
+built, not when the package loads.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from . import __version__
+from .errors import AIMLError, StreamInterrupted, http_error, register_secret
+from .response import CUT, INTERRUPTED, ChatResponse, StreamAssembler
+from .sse import SSEParser
+
+if TYPE_CHECKING:
+    import requests
+
+DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
+BASE_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
+KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+CHAT_TYPES = ("openai/chat-completions", "chat-completion", "chat-completions", "chat")
+
+
+def env_value(names: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """The first set variable among ``names``: (value, variable name)."""
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value, name
+    return None, None
+
+
+def normalize_base_url(url: str) -> str:
+    """Accept the base with or without ``/v1`` (the service does) and trailing slashes."""
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise AIMLError(
+            f"base_url = {url!r} is not an http(s) URL: use e.g. {DEFAULT_BASE_URL!r}.",
+            kind="config",
+        )
+    if parts.path in ("", "/"):
+        url += "/v1"
+    return url
+
+
+def is_loopback(url: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: decided from the text, no name lookup."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _retry_class() -> type:
+    from urllib3.util.retry import Retry
+
+    class CappedRetry(Retry):
+        """urllib3's Retry, but a huge Retry-After is capped so a cell never hangs for an hour."""
+
+        RETRY_AFTER_CAP = 30.0
+
+        def get_retry_after(self, response: Any) -> float | None:
+            value = super().get_retry_after(response)
+            return None if value is None else min(value, self.RETRY_AFTER_CAP)
+
+    return CappedRetry
+
+
+class AIMLClient:
+    """A connection to the service; reuse one instance so cells share a TCP connection."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 120.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 2,
+        backoff: float = 0.5,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        self._key = api_key
+        register_secret(api_key)
+        self.base_url = normalize_base_url(base_url)
+        self.timeout = timeout
+        self.connect_timeout = min(connect_timeout, timeout)
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.allow_insecure_http = allow_insecure_http
+        self._session: requests.Session | None = None
+        self._models_etag: str | None = None
+        self._models: list[dict[str, Any]] | None = None
+
+    def __repr__(self) -> str:
+        return f"AIMLClient(base_url={self.base_url!r}, key={'set' if self._key else 'not set'})"
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            import requests
+            from requests.adapters import HTTPAdapter
+
+            retry = _retry_class()(
+                total=self.max_retries,
+                connect=self.max_retries,
+                read=0,  # a read failure may mean the request was billed: never resend it
+                status=self.max_retries,
+                other=0,
+                allowed_methods=None,
+                status_forcelist=RETRY_STATUSES,
+                backoff_factor=self.backoff,
+                backoff_max=20,
+                raise_on_status=False,
+                respect_retry_after_header=True,
+            )
+            session = requests.Session()
+            session.mount("http://", HTTPAdapter(max_retries=retry))
+            session.mount("https://", HTTPAdapter(max_retries=retry))
+            session.headers["User-Agent"] = f"aiml-magics/{__version__}"
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _check_transport(self, url: str, with_key: bool) -> None:
+        if (
+            with_key
+            and url.startswith("http://")
+            and not is_loopback(url)
+            and not self.allow_insecure_http
+        ):
+            raise AIMLError(
+                f"Refusing to send the API key over plain http:// to {self.base_url}: anyone on "
+                "the network could read it. Use https://, or if you really mean it, "
+                "`%config AIMLMagics.allow_insecure_http = True`.",
+                kind="insecure",
+            )
+
+    def _headers(self) -> dict[str, str]:
+        if not self._key:
+            raise AIMLError(
+                "No API key is set. Run `%aiml key` (masked prompt), set the AIML_API_KEY "
+                "environment variable before starting Jupyter, or `%config AIMLMagics.api_key`. "
+                "Avoid `%env`, which prints the key into the notebook.",
+                kind="no_key",
+            )
+        return {
+            "Authorization": f"Bearer {self._key}",
+            "Content-Type": "application/json",
+            "X-Client-Request-Id": f"aiml-magics-{uuid.uuid4().hex}",
+        }
+
+    def _post(self, payload: dict[str, Any], stream: bool) -> requests.Response:
+        url = f"{self.base_url}/chat/completions"
+        headers = self._headers()
+        self._check_transport(url, True)
+        import requests
+
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        try:
+            resp = self.session.post(
+                url,
+                data=body,
+                headers=headers,
+                stream=stream,
+                timeout=(self.connect_timeout, self.timeout),
+            )
+        except requests.exceptions.ConnectTimeout:
+            raise AIMLError(
+                f"Could not connect to {self.base_url} within {self.connect_timeout:g} s. "
+                "Check the network and the base URL.",
+                kind="connection",
+            ) from None
+        except requests.exceptions.ReadTimeout:
+            raise AIMLError(
+                f"{self.base_url} did not answer within {self.timeout:g} s: the model may be "
+                "overloaded. Try again, pick another model, or raise "
+                "`%config AIMLMagics.timeout`.",
+                kind="timeout",
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise AIMLError(
+                f"Could not connect to {self.base_url}: {_reason(exc)}. "
+                "Check the network and the base URL.",
+                kind="connection",
+            ) from None
+        if resp.status_code >= 400:
+            try:
+                body_bytes = resp.content[:65536]
+            except requests.RequestException:
+                body_bytes = b""
+            finally:
+                resp.close()
+            retries = _retries_done(resp)
+            raise http_error(
+                resp.status_code,
+                body_bytes,
+                content_type=resp.headers.get("Content-Type", ""),
+                url=url,
+                retries=retries,
+            )
+        return resp
+
+    def complete(self, payload: dict[str, Any]) -> ChatResponse:
+        """One non-streamed request; the response keeps the body and the payload sent."""
+        started = time.monotonic()
+        payload = {k: v for k, v in payload.items() if k != "stream"}
+        resp = self._post(payload, stream=False)
+        try:
+            body = resp.json()
+        except ValueError:
+            raise AIMLError(
+                f"The service answered {resp.status_code} but not with JSON: "
+                f"{resp.text[:200]!r}. Try again; if it persists, check the base URL.",
+                kind="protocol",
+            ) from None
+        if not isinstance(body, dict):
+            raise AIMLError("The service answered with JSON that is not an object.", kind="protocol")
+        result = ChatResponse.from_body(
+            body,
+            request=payload,
+            elapsed=time.monotonic() - started,
+            inference_id=resp.headers.get("x-inference-id"),
+        )
+        if result.credits_used is None and resp.headers.get("x-aimlapi-credits-used"):
+            result.credits_used = _number(resp.headers["x-aimlapi-credits-used"])
+            result.usd_spent = _number(resp.headers.get("x-aimlapi-usd-spent"))
+        return result
+
+    def stream(self, payload: dict[str, Any]) -> ChatStream:
+        """Open a streamed request; iterate the result for (content, reasoning) deltas."""
+        payload = dict(payload, stream=True)
+        started = time.monotonic()
+        return ChatStream(self._post(payload, stream=True), payload, started)
+
+    def list_models(self, *, chat_only: bool = True, refresh: bool = False) -> list[dict[str, Any]]:
+        """The service's models (no key needed); cached, revalidated with ETag on refresh."""
+        if self._models is not None and not refresh:
+            return self._models
+        import requests
+
+        url = f"{self.base_url}/models"
+        headers = {"If-None-Match": self._models_etag} if self._models_etag else {}
+        try:
+            resp = self.session.get(
+                url, headers=headers, timeout=(self.connect_timeout, min(self.timeout, 30))
+            )
+        except requests.exceptions.RequestException as exc:
+            raise AIMLError(
+                f"Could not list models at {url}: {_reason(exc)}.", kind="connection"
+            ) from None
+        if resp.status_code == 304 and self._models is not None:
+            return self._models
+        if resp.status_code >= 400:
+            raise http_error(
+                resp.status_code,
+                resp.content[:65536],
+                content_type=resp.headers.get("Content-Type", ""),
+                url=url,
+            )
+        try:
+            body = resp.json()
+        except ValueError:
+            raise AIMLError(f"The models list at {url} is not JSON.", kind="protocol") from None
+        items = body.get("data", body.get("models")) if isinstance(body, dict) else body
+        items = [m for m in items or [] if isinstance(m, dict) and m.get("id")]
+        if chat_only:
+            items = [m for m in items if is_chat_model(m)]
+        self._models = items
+        self._models_etag = resp.headers.get("ETag")
+        return items
+
+
+def is_chat_model(model: dict[str, Any]) -> bool:
+    kind = str(model.get("type", "")).lower()
+    return kind in CHAT_TYPES or kind.endswith("chat-completions")
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _retries_done(resp: Any) -> int:
+    retries = getattr(getattr(resp, "raw", None), "retries", None)
+    history = getattr(retries, "history", None)
+    return len(history) if history else 0
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost useful words of a requests/urllib3 error, without the URL noise."""
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out",
+                   "Connection reset", "Remote end closed", "No route to host"):
+        if marker.lower() in text.lower():
+            return marker.lower()
+    return text[:200]
+
+
+class ChatStream:
+    """An open streamed answer. Iterating yields (content, reasoning) deltas; ``response()``
+    gives the answer so far at any time, so an error or Ctrl-C keeps what arrived."""
+
+    def __init__(self, resp: requests.Response, payload: dict[str, Any], started: float) -> None:
+        self._resp = resp
+        self.payload = payload
+        self.started = started
+        self.assembler = StreamAssembler()
+        self.done = False  # [DONE] seen
+        self.error: AIMLError | None = None
+        self.warnings: list[str] = []
+        self.interrupted = False
+        self.first_chunk_at: float | None = None
+        self.inference_id = resp.headers.get("x-inference-id")
+
+    def _byte_chunks(self) -> Iterator[bytes]:
+        raw = self._resp.raw
+        chunked = getattr(raw, "chunked", False)
+        if chunked:
+            # Each HTTP chunk as soon as it arrives (the service flushes one per event).
+            yield from raw.read_chunked(decode_content=True)
+        else:
+            while True:
+                block = raw.read1(65536, decode_content=True)
+                if not block:
+                    break
+                yield block
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        import requests
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
+        ctype = self._resp.headers.get("Content-Type", "")
+        chunks = self._byte_chunks()
+        clean = False
+        try:
+            if "json" in ctype.lower():
+                # Some models ignore "stream": the whole answer comes as one JSON body.
+                yield from self._whole_body()
+                clean = True
+                return
+            parser = SSEParser()
+            add = self.assembler.add
+            for block in chunks:
+                for event in parser.feed(block):
+                    if event == "[DONE]":
+                        self.done = clean = True
+                        return
+                    delta = self._decode(event)
+                    if delta is not None:
+                        yield add(delta)
+            for event in parser.close():
+                if event == "[DONE]":
+                    self.done = True
+                    break
+                delta = self._decode(event)
+                if delta is not None:
+                    yield add(delta)
+            clean = True
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
+        except (requests.RequestException, Urllib3Error, OSError) as exc:
+            got = self.assembler.content_chars
+            self.error = AIMLError(
+                f"The answer stopped early: {_stream_failure(exc)} after {got:,} characters. "
+                "What arrived is kept in aiml_response and the conversation; run the cell "
+                "again for a full answer.",
+                kind="stream",
+            )
+        finally:
+            self._finish(chunks, clean)
+
+    def _finish(self, chunks: Iterator[bytes], clean: bool) -> None:
+        """Give a fully read connection back to the pool (keep-alive); close anything else."""
+        if clean:
+            try:
+                for _ in chunks:  # the end of the chunked body after [DONE]: a few bytes
+                    pass
+                self._resp.raw.release_conn()
+                return
+            except Exception:  # noqa: BLE001 - fall back to closing the connection
+                pass
+        self.close()
+
+    def _decode(self, event: str) -> Any:
+        try:
+            return json.loads(event)
+        except ValueError:
+            self.warnings.append("skipped a malformed chunk: the answer may have a gap")
+            return None
+
+    def _whole_body(self) -> Iterator[tuple[str, str]]:
+        try:
+            body = self._resp.json()
+        except ValueError:
+            self.error = AIMLError(
+                "The service answered with a body that is neither a stream nor JSON.",
+                kind="protocol",
+            )
+            return
+        single = ChatResponse.from_body(body)
+        chunk = {
+            "id": body.get("id"),
+            "model": body.get("model"),
+            "usage": body.get("usage"),
+            "meta": body.get("meta"),
+            "choices": [
+                {
+                    "delta": {"content": single.text, "reasoning_content": single.reasoning},
+                    "finish_reason": single.finish_reason,
+                }
+            ],
+        }
+        yield self.assembler.add(chunk)
+        self.done = True
+
+    def close(self) -> None:
+        """Release the connection; a half-read stream closes it rather than reuse it."""
+        try:
+            self._resp.close()
+        except Exception:  # noqa: BLE001 - closing must never mask the real outcome
+            pass
+
+    def response(self) -> ChatResponse:
+        """The answer so far, marked interrupted or cut when it did not end normally."""
+        a = self.assembler
+        finish = a.finish_reason
+        if self.interrupted:
+            finish = INTERRUPTED
+        elif self.error is not None or (finish is None and not self.done):
+            finish = CUT
+        warnings = list(dict.fromkeys(self.warnings))
+        return a.build(
+            request=self.payload,
+            finish_reason=finish,
+            elapsed=time.monotonic() - self.started,
+            inference_id=self.inference_id,
+            warnings=warnings,
+        )
+
+
+def _stream_failure(exc: BaseException) -> str:
+    text = str(exc).lower()
+    if "timed out" in text or "timeout" in type(exc).__name__.lower():
+        return "no data within the read timeout"
+    return "the connection closed"
+
+
+__all__ = [
+    "AIMLClient",
+    "ChatStream",
+    "DEFAULT_BASE_URL",
+    "StreamInterrupted",
+    "env_value",
+    "is_chat_model",
+    "is_loopback",
+    "normalize_base_url",
+]

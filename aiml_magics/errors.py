@@ -1,0 +1,154 @@
+"""One exception type for everything a user can cause, rendered as one short paragraph.
+
+IPython calls ``_render_traceback_`` when present, so a failed request shows the service's
+message and what to do instead of a 40-line traceback, and the cell still fails (Run All stops).
+Every message passes through :func:`redact` so a key can never leak through an error.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from http import HTTPStatus
+
+KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
+
+# Keys live here only long enough to be scrubbed from messages; set by the client that holds one.
+_secrets: set[str] = set()
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember a secret so every later message and render scrubs it."""
+    if secret and len(secret) >= 4:
+        _secrets.add(secret)
+
+
+def mask_key(key: str | None) -> str:
+    """The most of a key we ever show: its last 4 characters, and only for long keys."""
+    if not key:
+        return "(not set)"
+    return "****" + key[-4:] if len(key) >= 16 else "****"
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Replace every known secret (and any explicitly given) with its mask."""
+    for secret in {*_secrets, *(s for s in secrets if s)}:
+        if secret in text:
+            text = text.replace(secret, mask_key(secret))
+    return text
+
+
+class AIMLError(Exception):
+    """An error the user can act on: ``kind`` says what failed, ``status`` the HTTP status if any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "error",
+        status: int | None = None,
+        service_message: str | None = None,
+    ) -> None:
+        message = redact(message)
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.status = status
+        self.service_message = redact(service_message) if service_message else None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31mAIMLError\x1b[0m: {self.message}"]
+
+
+class ParameterError(AIMLError, ValueError):
+    """A parameter outside what the service accepts; raised before any request is sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="parameter")
+
+
+class StreamInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an answer: still an interrupt (Run All stops) but a one-line message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31mKeyboardInterrupt\x1b[0m: {self.message}"]
+
+
+_TAG = re.compile(r"<[^>]+>")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
+_SPACE = re.compile(r"\s+")
+
+
+def service_message(body: bytes | str, content_type: str = "") -> str:
+    """The service's own words: ``message``, else ``error.message``, else a short text excerpt."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        msg = data.get("message")
+        err = data.get("error")
+        if msg is None and isinstance(err, dict):
+            msg = err.get("message")
+        elif msg is None and isinstance(err, str):
+            msg = err
+        if isinstance(msg, list):
+            msg = "; ".join(str(m) for m in msg)
+        if msg:
+            return _clip(str(msg))
+    if "html" in content_type.lower() or text.lstrip()[:1] == "<":
+        title = _TITLE.search(text)
+        page = _clip(html.unescape(title.group(1) if title else _TAG.sub(" ", text)), 120)
+        return f"an HTML error page (“{page}”), likely from a proxy in front of the service"
+    text = _SPACE.sub(" ", text).strip()
+    return _clip(text) if text else "(empty response body)"
+
+
+def _clip(text: str, limit: int = 400) -> str:
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_HINTS = {
+    400: "The request was refused as invalid: check the parameter or model id named above "
+    "(`%aiml config` shows what is set, `%aiml models` lists model ids).",
+    401: "The API key was refused: set a valid one with `%aiml key`, the AIML_API_KEY "
+    "environment variable, or `%config AIMLMagics.api_key`.",
+    403: "The account behind this key is out of credits (or may not use this model): top up the "
+    "balance in the AI/ML API dashboard, or pick another model.",
+    404: "Nothing answers at {url}: check the base URL (`%config AIMLMagics.base_url`) and the "
+    "model id.",
+    413: "The request is too large: shorten the prompt or start a new conversation (`--new`).",
+    429: "Too many requests{retried}: wait a little before the next cell, or lower the rate.",
+    500: "The service or the model failed{retried}: try again shortly, or pick another model.",
+}
+
+
+def http_error(
+    status: int,
+    body: bytes | str,
+    *,
+    content_type: str = "",
+    url: str = "",
+    retries: int = 0,
+) -> AIMLError:
+    """Turn a failed response into one readable paragraph: status, the service's words, a fix."""
+    msg = service_message(body, content_type)
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "HTTP error"
+    retried = f" (after {retries} retr{'y' if retries == 1 else 'ies'})" if retries else ""
+    hint = _HINTS.get(status) or _HINTS[500 if status >= 500 else 400]
+    hint = hint.format(url=url, retried=retried)
+    text = f"The AI/ML API answered {status} {reason}: {msg.rstrip('.')}. {hint}"
+    return AIMLError(text, kind="http", status=status, service_message=msg)

@@ -1,0 +1,509 @@
+"""The ``%%aiml`` cell magic and ``%aiml`` line commands: parse, wire, store. Thin on purpose.
+
+Settings are traitlets on ``AIMLMagics`` (one source of truth: ``%config``, ``ipython_config.py``
+and the panel all move the same traits); per-cell flags override them for one cell only.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
+
+from .client import (
+    BASE_VARS,
+    DEFAULT_BASE_URL,
+    KEY_VARS,
+    AIMLClient,
+    env_value,
+    normalize_base_url,
+)
+from .conversation import Conversation
+from .errors import AIMLError, ParameterError, StreamInterrupted, mask_key, register_secret
+from .params import DEFAULT_MODEL, build_payload, check_number, check_prompt
+from .render import make_renderer
+from .response import ChatResponse, parse_json_answer
+
+RESPONSE_VAR = "aiml_response"
+
+# Trait name -> how it is shown in `%aiml config`.
+SETTINGS = (
+    "model",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "system",
+    "stream",
+    "memory",
+    "max_history",
+    "timeout",
+    "max_retries",
+    "base_url",
+    "api_key",
+    "allow_insecure_http",
+)
+
+
+class Secret(str):
+    """A str that never shows itself: repr/str/format give the masked form.
+
+    ``%config AIMLMagics`` prints every trait's current value; this keeps the key out of it.
+    """
+
+    def __repr__(self) -> str:
+        return repr(mask_key(self.reveal()))
+
+    def __str__(self) -> str:
+        return mask_key(self.reveal())
+
+    def __format__(self, spec: str) -> str:
+        return format(mask_key(self.reveal()), spec)
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+@magic_arguments()
+@argument("--model", "-m", help="model id for this cell (see %%aiml models)")
+@argument("--max-completion-tokens", "-n", help="upper bound on generated tokens (>= 1)")
+@argument("--max-tokens", help="legacy upper bound on generated tokens (>= 1)")
+@argument("--temperature", "-t", help="sampling temperature, 0 to 2 (0 to 1 for Claude)")
+@argument("--top-p", help="nucleus sampling, 0.01 to 1")
+@argument("--stop", action="append", help="stop sequence (repeatable, at most 4)")
+@argument("--frequency-penalty", help="-2 to 2")
+@argument("--presence-penalty", help="-2 to 2")
+@argument("--seed", help="integer >= 1 for more repeatable answers")
+@argument("--system", "-s", help="system prompt for this cell")
+@argument("--json", action="store_true", help="ask for a JSON object; parsed into .data")
+@argument("--no-stream", action="store_true", help="wait for the whole answer")
+@argument("--new", action="store_true", help="start a fresh conversation before this cell")
+@argument("--no-memory", action="store_true", help="send this cell alone and do not record it")
+@argument("--out", "-o", help="also store the response in this variable")
+@argument("--dry-run", action="store_true", help="show the request that would be sent; send nothing")
+def _cell_flags(line: str, cell: str) -> None:
+    """Send the cell body as the user message and stream the answer."""
+
+
+_cell_flags.parser.prog = "%%aiml"  # type: ignore[attr-defined]
+
+
+LINE_HELP = """\
+%%aiml [flags]        send the cell body to the model (flags: %aiml help)
+%aiml reset           forget the conversation
+%aiml history [--json | --export FILE]   show (or save) the conversation
+%aiml config          effective settings, where each came from (key masked)
+%aiml models [TEXT] [--refresh]          chat models, optionally filtered by TEXT
+%aiml key             enter the API key at a masked prompt (kept in memory only)
+%aiml snippet         the last request as a runnable Python `requests` snippet
+%aiml help            this help
+"""
+
+
+@magics_class
+class AIMLMagics(Magics):
+    """Chat with the AI/ML API from notebook cells."""
+
+    model = Unicode(DEFAULT_MODEL, help="Model id sent with every request.").tag(config=True)
+    max_completion_tokens = Int(
+        None, allow_none=True, help="Upper bound on generated tokens; None: model default."
+    ).tag(config=True)
+    temperature = Float(None, allow_none=True, help="0..2 (0..1 for Claude); None: unset.").tag(
+        config=True
+    )
+    top_p = Float(None, allow_none=True, help="0.01..1; None: unset.").tag(config=True)
+    system = Unicode(None, allow_none=True, help="System prompt sent first.").tag(config=True)
+    stream = Bool(True, help="Stream answers as they are generated.").tag(config=True)
+    memory = Bool(True, help="Later cells continue the conversation.").tag(config=True)
+    max_history = Int(20, allow_none=True, help="Turns kept in the conversation.").tag(
+        config=True
+    )
+    timeout = Float(120.0, help="Seconds to wait for data before giving up.").tag(config=True)
+    max_retries = Int(2, help="Retries on 429 and 5xx (with backoff, Retry-After).").tag(
+        config=True
+    )
+    base_url = Unicode(
+        None, allow_none=True, help=f"API base URL; default AIML_API_BASE or {DEFAULT_BASE_URL}."
+    ).tag(config=True)
+    api_key = Unicode(
+        None, allow_none=True, help="API key; default AIML_API_KEY. Prefer `%aiml key`."
+    ).tag(config=True)
+    allow_insecure_http = Bool(
+        False, help="Allow sending the key over plain http:// to a non-loopback host."
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.conversation = Conversation(self.max_history)
+        self.last_response: ChatResponse | None = None
+        self.last_request: dict[str, Any] | None = None
+        self._client: AIMLClient | None = None
+        self._client_key: tuple[Any, ...] | None = None
+        self._key_source: str | None = None
+        self.session_tokens = 0
+        self.session_credits = 0.0
+        if self.api_key:
+            self._key_source = "%config"
+
+    # -- trait validation: refuse bad values where they are set --------------------------------
+
+    @validate("max_completion_tokens", "temperature", "top_p")
+    def _check_range(self, proposal: Any) -> Any:
+        try:
+            return check_number(proposal["trait"].name, proposal["value"])
+        except ParameterError as exc:
+            raise TraitError(str(exc)) from None
+
+    @validate("max_history")
+    def _check_history(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and value < 0:
+            raise TraitError(f"max_history = {value} must be >= 0 (or None for no limit).")
+        return value
+
+    @validate("timeout")
+    def _check_timeout(self, proposal: Any) -> Any:
+        if not proposal["value"] > 0:
+            raise TraitError(f"timeout = {proposal['value']} must be > 0 seconds.")
+        return proposal["value"]
+
+    @validate("max_retries")
+    def _check_retries(self, proposal: Any) -> Any:
+        if not 0 <= proposal["value"] <= 10:
+            raise TraitError(f"max_retries = {proposal['value']} must be from 0 to 10.")
+        return proposal["value"]
+
+    @validate("base_url")
+    def _check_base(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value:
+            try:
+                normalize_base_url(value)
+            except AIMLError as exc:
+                raise TraitError(str(exc)) from None
+        return value
+
+    @validate("api_key")
+    def _wrap_key(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is None or value == "":
+            return None
+        register_secret(str.__str__(value))
+        return Secret(str.__str__(value).strip())
+
+    @observe("api_key")
+    def _key_changed(self, change: Any) -> None:
+        self._key_source = "%config" if change["new"] else None
+
+    @observe("max_history")
+    def _history_changed(self, change: Any) -> None:
+        if hasattr(self, "conversation"):
+            self.conversation.max_turns = change["new"]
+
+    # -- effective settings --------------------------------------------------------------------
+
+    def effective_key(self) -> tuple[str | None, str]:
+        if self.api_key:
+            return str.__str__(self.api_key), self._key_source or "%config"
+        value, var = env_value(KEY_VARS)
+        if value:
+            register_secret(value)
+            return value, f"environment {var}"
+        return None, "not set"
+
+    def effective_base(self) -> tuple[str, str]:
+        if self.base_url:
+            return normalize_base_url(self.base_url), "%config"
+        value, var = env_value(BASE_VARS)
+        if value:
+            return normalize_base_url(value), f"environment {var}"
+        return DEFAULT_BASE_URL, "default"
+
+    def client(self) -> AIMLClient:
+        """The shared client, rebuilt only when key, base URL or transport settings change."""
+        key, _ = self.effective_key()
+        base, _ = self.effective_base()
+        ident = (key, base, self.timeout, self.max_retries, self.allow_insecure_http)
+        if self._client is None or ident != self._client_key:
+            if self._client is not None:
+                self._client.close()
+            self._client = AIMLClient(
+                key,
+                base,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                allow_insecure_http=self.allow_insecure_http,
+            )
+            self._client_key = ident
+        return self._client
+
+    # -- the magic -----------------------------------------------------------------------------
+
+    @line_cell_magic
+    def aiml(self, line: str = "", cell: str | None = None) -> Any:
+        """%%aiml [flags] sends the cell to the model; %aiml COMMAND manages the session."""
+        if cell is None:
+            return self._line(line)
+        args = parse_argstring(_cell_flags, line)
+        # IPython hands the body over with a newline it added: send what the user wrote.
+        self.ask(cell[:-1] if cell.endswith("\n") else cell, args)
+        return None
+
+    def ask(self, prompt: str, args: Any) -> ChatResponse | None:
+        """Validate, send, show, store. Every check runs before anything is sent."""
+        check_prompt(prompt)
+        if args.out is not None and not args.out.isidentifier():
+            raise ParameterError(f"--out {args.out!r} is not a valid Python variable name.")
+        model = args.model or self.model
+        params = {
+            "max_completion_tokens": _pick(args.max_completion_tokens, self.max_completion_tokens),
+            "max_tokens": args.max_tokens,
+            "temperature": _pick(args.temperature, self.temperature),
+            "top_p": _pick(args.top_p, self.top_p),
+            "frequency_penalty": args.frequency_penalty,
+            "presence_penalty": args.presence_penalty,
+            "seed": args.seed,
+            "stop": args.stop,
+        }
+        system = args.system if args.system is not None else self.system
+        stream = self.stream and not args.no_stream
+        remember = self.memory and not args.no_memory
+        if args.new:
+            self.conversation.reset()
+        if remember:
+            messages = self.conversation.messages(prompt, system)
+        else:
+            messages = Conversation(0).messages(prompt, system)
+        payload = build_payload(model, messages, params, stream=stream, json_mode=args.json)
+        if args.dry_run:
+            self._show_dry_run(payload)
+            return None
+        client = self.client()
+        client._headers()  # no key: fail here, before any display or request
+        self.last_request = payload
+        resp = self._run(client, payload, stream)
+        return self._store(resp, prompt, remember, args)
+
+    def _run(self, client: AIMLClient, payload: dict[str, Any], stream: bool) -> ChatResponse:
+        renderer = make_renderer(self.shell, label=payload["model"])
+        if not stream:
+            started = time.monotonic()
+            try:
+                resp = client.complete(payload)
+            except KeyboardInterrupt:
+                renderer.abandon()
+                raise StreamInterrupted("stopped before any answer arrived.") from None
+            except BaseException:
+                renderer.abandon()
+                raise
+            resp.elapsed = time.monotonic() - started
+            renderer.finish(resp)
+            return resp
+        try:
+            chat = client.stream(payload)
+        except KeyboardInterrupt:
+            renderer.abandon()
+            raise StreamInterrupted("stopped before any answer arrived.") from None
+        except BaseException:
+            renderer.abandon()
+            raise
+        try:
+            for content, reasoning in chat:
+                if reasoning:
+                    renderer.reasoning(reasoning)
+                if content:
+                    renderer.content(content)
+        except KeyboardInterrupt:
+            chat.interrupted = True
+            chat.close()
+        resp = chat.response()
+        renderer.finish(resp)
+        resp._stream_error = chat.error  # type: ignore[attr-defined]
+        return resp
+
+    def _store(
+        self, resp: ChatResponse, prompt: str, remember: bool, args: Any
+    ) -> ChatResponse:
+        if args.json and resp.text:
+            resp.data, warning = parse_json_answer(resp.text)
+            if warning:
+                resp.warnings.append(warning)
+        self.last_response = resp
+        values = {RESPONSE_VAR: resp}
+        if args.out:
+            values[args.out] = resp
+        self.shell.push(values)
+        self.session_tokens += resp.usage.total_tokens or 0
+        self.session_credits += resp.credits_used or 0.0
+        self.conversation.add_usage(resp.usage.total_tokens, resp.credits_used)
+        if remember and (resp.text or resp.complete):
+            self.conversation.record(prompt, resp.text, partial=not resp.complete)
+        error = getattr(resp, "_stream_error", None)
+        if resp.finish_reason == "interrupted":
+            raise StreamInterrupted(
+                f"stopped after {len(resp.text):,} characters; the partial answer is kept in "
+                f"{RESPONSE_VAR} and the conversation."
+            )
+        if error is not None:
+            raise error
+        if not resp.complete:
+            raise AIMLError(
+                f"The answer stopped early: the stream ended without a finish after "
+                f"{len(resp.text):,} characters. What arrived is kept in {RESPONSE_VAR} and the "
+                "conversation; run the cell again for a full answer.",
+                kind="stream",
+            )
+        return resp
+
+    def _show_dry_run(self, payload: dict[str, Any]) -> None:
+        base, _ = self.effective_base()
+        key, _ = self.effective_key()
+        text = (
+            f"POST {base}/chat/completions\n"
+            f"Authorization: Bearer {mask_key(key)}\n"
+            "Content-Type: application/json\n\n"
+            f"{json.dumps(payload, ensure_ascii=False, indent=2)}"
+        )
+        self._display_markdown(f"**Dry run: nothing was sent.**\n\n```http\n{text}\n```", text)
+        self.last_request = payload
+
+    # -- line commands -------------------------------------------------------------------------
+
+    def _line(self, line: str) -> Any:
+        words = shlex.split(line)
+        command, rest = (words[0].lower(), words[1:]) if words else ("help", [])
+        handler = getattr(self, f"_cmd_{command.replace('-', '_')}", None)
+        if handler is None:
+            raise UsageError(f"%aiml {command}: unknown command.\n\n{LINE_HELP}")
+        return handler(rest)
+
+    def _cmd_help(self, rest: list[str]) -> None:
+        flags = _cell_flags.parser.format_help().replace("::\n\n", "")  # type: ignore[attr-defined]
+        print(LINE_HELP + "\n" + flags)
+
+    def _cmd_reset(self, rest: list[str]) -> None:
+        turns = len(self.conversation)
+        self.conversation.reset()
+        print(f"Conversation cleared ({turns} turn{'s' if turns != 1 else ''} forgotten).")
+
+    def _cmd_history(self, rest: list[str]) -> Any:
+        if "--export" in rest:
+            i = rest.index("--export")
+            if i + 1 >= len(rest):
+                raise UsageError("%aiml history --export FILE: name the file to write.")
+            path = rest[i + 1]
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(self.conversation.to_json())
+            print(f"Saved {len(self.conversation)} turns to {path}.")
+            return None
+        if "--json" in rest:
+            print(self.conversation.to_json())
+            return None
+        self._display_markdown(self.conversation.to_markdown(), self.conversation.to_text())
+        return None
+
+    def settings_table(self) -> list[tuple[str, str, str]]:
+        """(name, shown value, where it came from) for every setting; the key masked."""
+        rows = []
+        for name in SETTINGS:
+            if name == "api_key":
+                key, source = self.effective_key()
+                rows.append((name, mask_key(key), source))
+            elif name == "base_url":
+                base, source = self.effective_base()
+                rows.append((name, base, source))
+            else:
+                value = getattr(self, name)
+                default = self.traits()[name].default_value
+                source = "default" if value == default else "set (%config or panel)"
+                rows.append((name, "unset (model default)" if value is None else repr(value), source))
+        return rows
+
+    def _cmd_config(self, rest: list[str]) -> None:
+        rows = self.settings_table()
+        md = "| setting | value | from |\n|---|---|---|\n" + "\n".join(
+            f"| `{n}` | `{v}` | {s} |" for n, v, s in rows
+        )
+        width = max(len(n) for n, _, _ in rows)
+        plain = "\n".join(f"{n:<{width}}  {v}  ({s})" for n, v, s in rows)
+        self._display_markdown(md, plain)
+
+    def _cmd_models(self, rest: list[str]) -> None:
+        refresh = "--refresh" in rest
+        needle = " ".join(w for w in rest if w != "--refresh").lower()
+        models = self.client().list_models(refresh=refresh)
+        hits = [m for m in models if not needle or needle in _model_text(m)]
+        rows = [_model_row(m) for m in hits]
+        md = f"**{len(hits)} chat models**" + (f" matching `{needle}`" if needle else "") + "\n\n"
+        md += "| id | name | developer | context |\n|---|---|---|---|\n"
+        md += "\n".join(f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} |" for r in rows)
+        plain = "\n".join(f"{r[0]:<45} {r[1]} ({r[2]}, {r[3]})" for r in rows)
+        self._display_markdown(md, plain or "no chat models match")
+
+    def _cmd_key(self, rest: list[str]) -> None:
+        import getpass
+
+        value = getpass.getpass("AI/ML API key (input hidden): ").strip()
+        if not value:
+            print("No key entered; nothing changed.")
+            return
+        self.api_key = value
+        self._key_source = "%aiml key"
+        print(f"Key set for this session only ({mask_key(value)}); it is not saved anywhere.")
+
+    def _cmd_snippet(self, rest: list[str]) -> None:
+        if self.last_request is None:
+            raise UsageError("No request yet: run an %%aiml cell (or --dry-run) first.")
+        base, _ = self.effective_base()
+        code = request_snippet(self.last_request, base)
+        self._display_markdown(f"```python\n{code}\n```", code)
+
+    def _display_markdown(self, markdown: str, plain: str) -> None:
+        if type(self.shell).__name__ == "TerminalInteractiveShell":
+            print(plain)
+            return
+        from IPython.display import display
+
+        display({"text/markdown": markdown, "text/plain": plain}, raw=True)
+
+
+def request_snippet(payload: dict[str, Any], base: str) -> str:
+    """Plain-Python equivalent of a request; the key is read from the environment."""
+    body = {k: v for k, v in payload.items() if k != "stream"}
+    return (
+        "import os\nimport requests\n\n"
+        f"resp = requests.post(\n    {base + '/chat/completions'!r},\n"
+        '    headers={"Authorization": f"Bearer {os.environ[\'AIML_API_KEY\']}"},\n'
+        f"    json={json.dumps(body, ensure_ascii=False, indent=4).replace(chr(10), chr(10) + '    ')},\n"
+        "    timeout=120,\n)\nresp.raise_for_status()\n"
+        'print(resp.json()["choices"][0]["message"]["content"])'
+    )
+
+
+def _pick(flag: Any, setting: Any) -> Any:
+    """A flag given on the cell wins over the setting, even when it is 0."""
+    return setting if flag is None else flag
+
+
+def _model_text(model: dict[str, Any]) -> str:
+    info = model.get("info") if isinstance(model.get("info"), dict) else {}
+    aliases = model.get("aliases") or []
+    return " ".join(
+        str(x) for x in [model.get("id"), info.get("name"), info.get("developer"), *aliases]
+    ).lower()
+
+
+def _model_row(model: dict[str, Any]) -> tuple[str, str, str, str]:
+    info = model.get("info") if isinstance(model.get("info"), dict) else {}
+    ctx = info.get("contextLength")
+    return (
+        str(model.get("id")),
+        str(info.get("name") or ""),
+        str(info.get("developer") or ""),
+        f"{ctx:,}" if isinstance(ctx, int) else "",
+    )

@@ -1,0 +1,153 @@
+"""Request parameters: names, ranges and the payload, checked before anything is sent.
+
+The ranges are the service's own schema (AIMLAPI.md), so a typo fails here with the parameter,
+the value and the allowed range instead of a round trip and a 400. Unset (None) parameters are
+never sent: the model's own default applies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ParameterError
+
+DEFAULT_MODEL = "baidu/ernie-5-0-thinking-preview"
+MAX_STOP = 4
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric parameter's allowed values."""
+
+    low: float | None
+    high: float | None
+    integer: bool = False
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        if self.high is None:
+            return f"{kind} >= {_num(self.low)}"
+        return f"{kind} from {_num(self.low)} to {_num(self.high)}"
+
+
+RANGES: dict[str, Range] = {
+    "max_completion_tokens": Range(1, None, integer=True),
+    "max_tokens": Range(1, None),
+    "temperature": Range(0, 2),
+    "top_p": Range(0.01, 1),
+    "frequency_penalty": Range(-2, 2),
+    "presence_penalty": Range(-2, 2),
+    "seed": Range(1, None, integer=True),
+}
+
+# Claude and MiniMax models take temperature 0..1 only; the service answers 400 above that.
+_NARROW_TEMPERATURE = ("claude", "minimax")
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def range_for(name: str, model: str | None = None) -> Range:
+    """The allowed range of ``name``, narrowed for the models that accept less."""
+    rng = RANGES[name]
+    if name == "temperature" and model and any(m in model.lower() for m in _NARROW_TEMPERATURE):
+        return Range(0, 1)
+    return rng
+
+
+def check_number(name: str, value: Any, model: str | None = None) -> int | float | None:
+    """Coerce and range-check one numeric parameter; None means unset and passes."""
+    if value is None:
+        return None
+    rng = range_for(name, model)
+    for_model = f" for {model}" if rng is not RANGES[name] else ""
+    if isinstance(value, bool):
+        raise ParameterError(f"{name} = {value!r} is not a number: use {rng.describe()}.")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ParameterError(
+                f"{name} = {value!r} is not a number: use {rng.describe()}."
+            ) from None
+    if not isinstance(value, (int, float)) or isinstance(value, complex):
+        raise ParameterError(f"{name} = {value!r} is not a number: use {rng.describe()}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParameterError(f"{name} = {value!r} is out of range: use {rng.describe()}.")
+    if rng.integer:
+        if float(value) != int(value):
+            raise ParameterError(f"{name} = {value!r} is not an integer: use {rng.describe()}.")
+        value = int(value)
+    if (rng.low is not None and value < rng.low) or (rng.high is not None and value > rng.high):
+        raise ParameterError(
+            f"{name} = {_num(value)} is out of range{for_model}: use {rng.describe()}."
+        )
+    return value
+
+
+def check_stop(stop: Any) -> list[str] | None:
+    """At most 4 non-empty stop sequences; a single string counts as one."""
+    if stop is None or stop == []:
+        return None
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop):
+        raise ParameterError(f"stop = {stop!r} must be a string or a list of strings.")
+    if len(stop) > MAX_STOP:
+        raise ParameterError(
+            f"stop has {len(stop)} sequences: the service takes at most {MAX_STOP}."
+        )
+    if any(s == "" for s in stop):
+        raise ParameterError("stop sequences must not be empty strings.")
+    return list(stop)
+
+
+def check_model(model: Any) -> str:
+    """A model id is a non-empty string without whitespace."""
+    if not isinstance(model, str) or not model.strip():
+        raise ParameterError(
+            f"model = {model!r} is not a model id: use e.g. 'gpt-4o-mini' (`%aiml models` lists them)."
+        )
+    model = model.strip()
+    if any(c.isspace() for c in model):
+        raise ParameterError(f"model = {model!r} contains spaces: model ids have none.")
+    return model
+
+
+def check_prompt(prompt: str) -> str:
+    """An empty cell is refused rather than sent (it costs credits and answers nothing)."""
+    if not prompt or not prompt.strip():
+        raise ParameterError(
+            "The cell is empty: write the prompt below the %%aiml line (e.g. %%aiml then a question)."
+        )
+    return prompt
+
+
+def build_payload(
+    model: str,
+    messages: list[dict[str, Any]],
+    params: dict[str, Any],
+    *,
+    stream: bool,
+    json_mode: bool = False,
+) -> dict[str, Any]:
+    """Validate everything and build the JSON body; unset parameters are left out entirely."""
+    model = check_model(model)
+    payload: dict[str, Any] = {"model": model, "messages": messages}
+    for name in RANGES:
+        value = check_number(name, params.get(name), model)
+        if value is not None:
+            payload[name] = value
+    stop = check_stop(params.get("stop"))
+    if stop is not None:
+        payload["stop"] = stop
+    if json_mode:
+        payload["response_format"] = {"type": "json_object"}
+    if stream:
+        payload["stream"] = True
+    return payload

@@ -1,0 +1,249 @@
+"""The answer as a Python object: text, reasoning, usage, credits, and what was sent.
+
+A ``ChatResponse`` is a plain value: its repr never does I/O, ``str()`` is the answer, and in a
+notebook evaluating it renders the answer again. ``StreamAssembler`` turns stream chunks into
+the same object, so a streamed answer and a non-streamed one look alike afterwards (``.raw``
+holds the equivalent non-streamed body).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# finish_reason values we set ourselves when an answer did not end normally.
+INTERRUPTED = "interrupted"
+CUT = "cut"
+
+
+@dataclass
+class Usage:
+    """Token counts as the service reports them (None where it did not)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Usage:
+        if not isinstance(data, dict):
+            return cls()
+        details = data.get("completion_tokens_details")
+        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        if reasoning is None:
+            reasoning = data.get("reasoning_tokens")
+        return cls(
+            _int(data.get("prompt_tokens")),
+            _int(data.get("completion_tokens")),
+            _int(data.get("total_tokens")),
+            _int(reasoning),
+        )
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
+
+    def __getitem__(self, key: str) -> int | None:
+        return self.as_dict()[key]
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _credits(body: Any) -> tuple[float | None, float | None]:
+    meta = body.get("meta") if isinstance(body, dict) else None
+    usage = meta.get("usage") if isinstance(meta, dict) else None
+    if not isinstance(usage, dict):
+        return None, None
+    return _float(usage.get("credits_used")), _float(usage.get("usd_spent"))
+
+
+@dataclass(repr=False, eq=False)
+class ChatResponse:
+    """One answer. ``complete`` is False when it was interrupted or cut (``finish_reason`` says)."""
+
+    text: str = ""
+    reasoning: str | None = None
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    credits_used: float | None = None
+    usd_spent: float | None = None
+    elapsed: float = 0.0
+    raw: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
+    data: Any = None
+    inference_id: str | None = None
+    source: str = "live"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.finish_reason not in (INTERRUPTED, CUT, None)
+
+    @property
+    def requested_model(self) -> str | None:
+        return (self.request or {}).get("model")
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        preview = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return (
+            f"ChatResponse(model={self.model!r}, finish_reason={self.finish_reason!r}, "
+            f"text={preview!r} ({len(self.text)} chars), "
+            f"tokens={self.usage.total_tokens}, credits_used={self.credits_used})"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from .view import final_bundle
+
+        return final_bundle(self)
+
+    def to_html(self) -> str:
+        """The answer as standalone HTML, for reports and exports outside Jupyter."""
+        import markdown
+
+        return markdown.markdown(self.text, extensions=["fenced_code", "tables"])
+
+    @classmethod
+    def from_body(
+        cls, body: dict[str, Any], request: dict[str, Any] | None = None, **extra: Any
+    ) -> ChatResponse:
+        """Build from a non-streamed JSON body, tolerating missing or odd fields."""
+        choices = body.get("choices") if isinstance(body, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices else {}
+        message = choice.get("message") if isinstance(choice, dict) else None
+        message = message if isinstance(message, dict) else {}
+        content = message.get("content")
+        if isinstance(content, list):  # some providers send content parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        reasoning = message.get("reasoning_content") or message.get("reasoning") or None
+        credits, usd = _credits(body)
+        return cls(
+            text=content if isinstance(content, str) else "",
+            reasoning=reasoning if isinstance(reasoning, str) else None,
+            model=body.get("model") if isinstance(body, dict) else None,
+            finish_reason=choice.get("finish_reason") if isinstance(choice, dict) else None,
+            usage=Usage.from_dict(body.get("usage") if isinstance(body, dict) else None),
+            credits_used=credits,
+            usd_spent=usd,
+            raw=body,
+            request=request,
+            **extra,
+        )
+
+
+_FENCE = re.compile(r"^\s*```[\w+-]*\s*\n(.*?)\n\s*```\s*$", re.S)
+
+
+def parse_json_answer(text: str) -> tuple[Any, str | None]:
+    """Parse a ``--json`` answer; models often wrap it in a code fence, so strip one."""
+    candidate = text.strip()
+    fenced = _FENCE.match(candidate)
+    if fenced:
+        candidate = fenced.group(1)
+    try:
+        return json.loads(candidate), None
+    except ValueError as exc:
+        return None, f"the answer is not valid JSON ({exc}); .data is None, .text has the answer"
+
+
+class StreamAssembler:
+    """Folds stream chunks into a ``ChatResponse``; ignores keys it does not know."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.content_chars = 0
+        self.model: str | None = None
+        self.id: str | None = None
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.meta: dict[str, Any] | None = None
+        self.created: Any = None
+        self.chunks = 0
+
+    def add(self, chunk: Any) -> tuple[str, str]:
+        """Take one parsed chunk; return its (content, reasoning) text deltas."""
+        if not isinstance(chunk, dict):
+            return "", ""
+        self.chunks += 1
+        if chunk.get("model") and not self.model:
+            self.model = chunk["model"]
+        if chunk.get("id") and not self.id:
+            self.id = chunk["id"]
+        if self.created is None:
+            self.created = chunk.get("created")
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        if isinstance(chunk.get("meta"), dict):
+            self.meta = chunk["meta"]
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return "", ""
+        choice = choices[0]
+        if choice.get("finish_reason"):
+            self.finish_reason = choice["finish_reason"]
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return "", ""
+        content = delta.get("content")
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        content = content if isinstance(content, str) else ""
+        reasoning = reasoning if isinstance(reasoning, str) else ""
+        if content:
+            self.content.append(content)
+            self.content_chars += len(content)
+        if reasoning:
+            self.reasoning.append(reasoning)
+        return content, reasoning
+
+    def build(self, request: dict[str, Any] | None = None, **extra: Any) -> ChatResponse:
+        """The response so far: callable at any point, so a cut stream keeps what arrived."""
+        text = "".join(self.content)
+        reasoning = "".join(self.reasoning) or None
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if reasoning is not None:
+            message["reasoning_content"] = reasoning
+        raw: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+            "usage": self.usage,
+            "meta": self.meta,
+        }
+        credits, usd = _credits(raw)
+        extra.setdefault("finish_reason", self.finish_reason)
+        return ChatResponse(
+            text=text,
+            reasoning=reasoning,
+            model=self.model,
+            usage=Usage.from_dict(self.usage),
+            credits_used=credits,
+            usd_spent=usd,
+            raw=raw,
+            request=request,
+            **extra,
+        )

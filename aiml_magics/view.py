@@ -1,0 +1,89 @@
+"""How an answer reads: the final Markdown (reasoning folded, answer, footer) and plain text.
+
+Pure string work shared by the live renderer, ``ChatResponse``'s rich repr and the terminal.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .response import ChatResponse
+
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def open_fence(text: str) -> str | None:
+    """The fence marker left open at the end of ``text`` (None if every fence is closed)."""
+    marker: str | None = None
+    for line in text.split("\n"):
+        m = _FENCE_LINE.match(line)
+        if not m:
+            continue
+        fence = m.group(1)
+        if marker is None:
+            marker = fence
+        elif fence[0] == marker[0] and len(fence) >= len(marker) and not line.strip()[
+            len(fence) :
+        ].strip():
+            marker = None
+    return marker
+
+
+def close_fences(text: str) -> str:
+    """Close a code fence a cut-off answer left open, so it cannot swallow what follows."""
+    marker = open_fence(text)
+    return f"{text}\n{marker}" if marker else text
+
+
+def _count(n: int | float | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n:,.0f}" if float(n).is_integer() else f"{n:,.2f}"
+
+
+def footer(resp: ChatResponse) -> str:
+    """One line: model, tokens, credits, seconds, and anything unusual about the answer."""
+    parts = [resp.model or resp.requested_model or "unknown model"]
+    u = resp.usage
+    if u.prompt_tokens is not None or u.completion_tokens is not None:
+        tokens = f"{_count(u.prompt_tokens)} prompt + {_count(u.completion_tokens)} completion"
+        if u.reasoning_tokens:
+            tokens += f" ({_count(u.reasoning_tokens)} reasoning)"
+        parts.append(tokens + " tokens")
+    if resp.credits_used is not None:
+        parts.append(f"{_count(resp.credits_used)} credits")
+    parts.append(f"{resp.elapsed:.1f} s")
+    if resp.source != "live":
+        parts.append(resp.source)
+    if not resp.complete:
+        reason = resp.finish_reason or "incomplete"
+        parts.append(f"⚠ {reason}: partial answer")
+    elif resp.finish_reason == "length":
+        parts.append("⚠ stopped at the token limit")
+    parts.extend(f"⚠ {w}" for w in resp.warnings)
+    return " · ".join(parts)
+
+
+def reasoning_block(reasoning: str) -> str:
+    """Reasoning folded away under a summary, never mixed into the answer."""
+    label = f"Reasoning · {len(reasoning):,} chars"
+    return f"<details>\n<summary>{label}</summary>\n\n{close_fences(reasoning)}\n\n</details>\n\n"
+
+
+def final_markdown(resp: ChatResponse) -> str:
+    head = reasoning_block(resp.reasoning) if resp.reasoning else ""
+    body = close_fences(resp.text) if resp.text else "*(no answer text)*"
+    return f"{head}{body}\n\n<sub>{html.escape(footer(resp))}</sub>\n"
+
+
+def final_plain(resp: ChatResponse) -> str:
+    head = f"[reasoning: {len(resp.reasoning):,} chars in .reasoning]\n\n" if resp.reasoning else ""
+    return f"{head}{resp.text}\n\n— {footer(resp)}"
+
+
+def final_bundle(resp: ChatResponse) -> dict[str, str]:
+    """The one complete rendering of an answer, as a display mime bundle."""
+    return {"text/markdown": final_markdown(resp), "text/plain": final_plain(resp)}
