@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_ipython_extension", "magics", "unload_ipython_extension"]
+__all__ = ["__version__", "load_ipython_extension", "instance", "unload_ipython_extension"]
 
 _magics: Any = None
 
@@ -29,13 +29,15 @@ def unload_ipython_extension(ipython: Any) -> None:
     if _magics is not None:
         ipython.magics_manager.magics["line"].pop("aiml", None)
         ipython.magics_manager.magics["cell"].pop("aiml", None)
+        if _magics in getattr(ipython, "configurables", []):
+            ipython.configurables.remove(_magics)
         client = _magics._client
         if client is not None:
             client.close()
         _magics = None
 
 
-def magics() -> Any:
+def instance() -> Any:
     """The loaded ``AIMLMagics`` instance (its traits are the settings)."""
     if _magics is None:
         raise RuntimeError("Run `%load_ext aiml_magics` first.")

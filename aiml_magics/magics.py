@@ -13,7 +13,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
 from .client import (
@@ -91,6 +91,15 @@ def _cell_flags(line: str, cell: str) -> None:
 
 
 _cell_flags.parser.prog = "%%aiml"  # type: ignore[attr-defined]
+
+
+def parse_flags(line: str) -> Any:
+    """Parse the ``%%aiml`` line with POSIX quoting, so ``--system 'Be terse.'`` loses its quotes."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%%aiml {line}: {exc} (check the quotes).") from None
+    return _cell_flags.parser.parse_args(argv)  # type: ignore[attr-defined]
 
 
 LINE_HELP = """\
@@ -249,7 +258,7 @@ class AIMLMagics(Magics):
         """%%aiml [flags] sends the cell to the model; %aiml COMMAND manages the session."""
         if cell is None:
             return self._line(line)
-        args = parse_argstring(_cell_flags, line)
+        args = parse_flags(line)
         # IPython hands the body over with a newline it added: send what the user wrote.
         self.ask(cell[:-1] if cell.endswith("\n") else cell, args)
         return None
@@ -259,7 +268,7 @@ class AIMLMagics(Magics):
         check_prompt(prompt)
         if args.out is not None and not args.out.isidentifier():
             raise ParameterError(f"--out {args.out!r} is not a valid Python variable name.")
-        model = args.model or self.model
+        model = _pick(args.model, self.model)
         params = {
             "max_completion_tokens": _pick(args.max_completion_tokens, self.max_completion_tokens),
             "max_tokens": args.max_tokens,

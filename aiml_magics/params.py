@@ -70,7 +70,8 @@ def check_number(name: str, value: Any, model: str | None = None) -> int | float
         raise ParameterError(f"{name} = {value!r} is not a number: use {rng.describe()}.")
     if isinstance(value, str):
         try:
-            value = float(value.strip())
+            text = value.strip()
+            value = int(text) if text.lstrip("+-").isdigit() else float(text)
         except ValueError:
             raise ParameterError(
                 f"{name} = {value!r} is not a number: use {rng.describe()}."

@@ -908,7 +908,7 @@ class FakeAIMLAPI:
             self._server = _Server(self, self._port)
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
+                kwargs={"poll_interval": 0.01},
                 name=f"FakeAIMLAPI:{self.port}",
                 daemon=True,
             )

@@ -1,0 +1,102 @@
+"""Shared fixtures: a loopback fake of the service and a real IPython shell with the extension.
+
+The shell is IPython's own ``InteractiveShell`` (what a kernel runs, minus ZMQ), so display
+outputs, ``_render_traceback_`` and ``shell.push`` behave as in a notebook; the terminal variant
+is tested separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+import aiml_magics
+from tests.fakeapi import FakeAIMLAPI
+
+# Recognisable, so any leak is easy to grep for; its tail is the only part that may ever show.
+TEST_KEY = "sk-aiml-TESTKEY-3f9c2a7e5b1d4c8f-LEAKCHECK"
+KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY", "AIML_API_BASE", "AIMLAPI_API_BASE")
+
+
+@dataclass
+class CellRun:
+    """What a person would see after running one cell, and what it did."""
+
+    result: Any
+    stdout: str
+    stderr: str
+    outputs: list[Any] = field(default_factory=list)
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.result.error_in_exec or self.result.error_before_exec
+
+    @property
+    def shown(self) -> str:
+        """Everything the cell printed or displayed, as one string (for leak and text checks)."""
+        parts = [self.stdout, self.stderr]
+        for out in self.outputs:
+            parts.extend(str(v) for v in out.data.values())
+        return "\n".join(parts)
+
+    def final_markdown(self) -> str:
+        """The last non-empty text/markdown published: the final rendering of an answer."""
+        for out in reversed(self.outputs):
+            md = out.data.get("text/markdown")
+            if md:
+                return md
+        return ""
+
+
+def run_cell(shell: InteractiveShell, source: str) -> CellRun:
+    with capture_output(display=True) as cap:
+        result = shell.run_cell(source, store_history=True)
+    return CellRun(result, cap.stdout, cap.stderr, list(cap.outputs))
+
+
+@pytest.fixture
+def api() -> Iterator[FakeAIMLAPI]:
+    with FakeAIMLAPI(key=TEST_KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _ipython() -> InteractiveShell:
+    return InteractiveShell.instance()
+
+
+@pytest.fixture
+def bare_shell(_ipython: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A shell with the extension freshly loaded and no key or base URL from the environment."""
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    aiml_magics.unload_ipython_extension(_ipython)
+    _ipython.extension_manager.loaded.discard("aiml_magics")
+    _ipython.config.pop("AIMLMagics", None)  # %config values outlive the instance
+    _ipython.run_line_magic("load_ext", "aiml_magics")
+    for name in list(_ipython.user_ns):
+        if name.startswith("aiml_") or name in ("answer", "out"):
+            del _ipython.user_ns[name]
+    yield _ipython
+    aiml_magics.unload_ipython_extension(_ipython)
+    _ipython.extension_manager.loaded.discard("aiml_magics")
+    _ipython.config.pop("AIMLMagics", None)
+
+
+@pytest.fixture
+def shell(bare_shell: Any, api: FakeAIMLAPI) -> Any:
+    """The extension pointed at the fake service with the test key (set through %config)."""
+    bare_shell.run_line_magic("config", f"AIMLMagics.base_url = {api.base_url!r}")
+    bare_shell.run_line_magic("config", f"AIMLMagics.api_key = {TEST_KEY!r}")
+    bare_shell.run_line_magic("config", "AIMLMagics.max_retries = 2")
+    return bare_shell
+
+
+@pytest.fixture
+def magics(shell: Any) -> Any:
+    return aiml_magics.instance()

@@ -1,0 +1,69 @@
+"""``%%aiml`` in a real Jupyter kernel (ipykernel over ZMQ, executed by nbclient)."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+from nbclient import NotebookClient
+
+from tests.conftest import TEST_KEY
+from tests.fakeapi import Error, Reply
+
+
+def _execute(cells: list[str], monkeypatch, api, tmp_path) -> nbformat.NotebookNode:
+    monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
+    monkeypatch.setenv("AIML_API_BASE", api.base_url)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
+    client = NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    path = tmp_path / "run.ipynb"
+    nbformat.write(nb, path)
+    assert TEST_KEY not in path.read_text(encoding="utf-8")
+    return nb
+
+
+def test_cell_streams_into_a_real_kernel(monkeypatch, api, tmp_path):
+    api.queue(
+        Reply(content="## Humans\n\n- curious\n- kind", reasoning="Considering...", delay=0.005),
+        Reply(content="Follow-up answer."),
+        Error(403),
+    )
+    nb = _execute(
+        [
+            "%load_ext aiml_magics",
+            "%%aiml\nHi! What do you think about mankind?",
+            "%%aiml --temperature 0\nAnd in one line?",
+            "print(aiml_response.text, aiml_response.usage.total_tokens, aiml_response.credits_used)",
+            "%%aiml\nthis one fails",
+            "%%aiml --top-p 7\nrefused before sending",
+        ],
+        monkeypatch,
+        api,
+        tmp_path,
+    )
+    answer = nb.cells[1].outputs
+    assert all(o.output_type in ("display_data", "update_display_data") for o in answer)
+    visible = [o for o in answer if o.get("data", {}).get("text/markdown", "").strip()]
+    assert len(visible) == 1
+    final = visible[0].data["text/markdown"]
+    assert "## Humans" in final and "- curious" in final and "<details>" in final
+    assert "Considering..." in final and "2,002 credits" in final
+    assert api.chat_requests[1].json["temperature"] == 0
+    assert [m["role"] for m in api.chat_requests[1].json["messages"]] == ["user", "assistant", "user"]
+    printed = nb.cells[3].outputs[0].text
+    assert printed.startswith("Follow-up answer.") and "2002.0" in printed
+    error = nb.cells[4].outputs[-1]
+    assert error.output_type == "error" and error.ename == "AIMLError"
+    assert len(error.traceback) == 1 and "403" in error.traceback[0]
+    refused = nb.cells[5].outputs[-1]
+    assert refused.ename == "ParameterError" and "top_p = 7" in refused.traceback[0]
+    assert len(api.chat_requests) == 3
+    assert TEST_KEY not in json.dumps(nb)
