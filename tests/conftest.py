@@ -7,8 +7,10 @@ is tested separately.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,12 @@ from IPython.utils.capture import capture_output
 
 import aiml_magics
 from tests.fakeapi import FakeAIMLAPI
+
+# Subprocesses (kernels, terminal IPython) must import this checkout's package, not another copy.
+ROOT = Path(__file__).resolve().parent.parent
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+)
 
 # Recognisable, so any leak is easy to grep for; its tail is the only part that may ever show.
 TEST_KEY = "sk-aiml-TESTKEY-3f9c2a7e5b1d4c8f-LEAKCHECK"
