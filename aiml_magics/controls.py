@@ -23,8 +23,9 @@ from .errors import AIMLError, redact
 from .models import FALLBACK_MODELS, alias_map, describe_model, model_ids, resolve_model
 from .params import check_model, range_for
 
-LABEL_STYLE = {"description_width": "12em"}
-WIDE = "34em"
+LABEL_STYLE = {"description_width": "14em"}
+INDENT = "0 0 0 14.5em"  # lines up with the controls, past the labels
+WIDE = "38em"
 TOKENS_MAX = 2**31 - 1  # the trait has no upper bound; a widget needs one
 # One models fetch at a time: a second panel shown meanwhile waits and then reads the client's cache.
 _LIST_LOCK = threading.Lock()
@@ -127,9 +128,9 @@ class AIMLPanel(W.VBox):
             description="",
             icon="refresh",
             tooltip="Reload the models list from the service",
-            layout=W.Layout(width="3em", margin="0 0 0 0.5em"),
+            layout=W.Layout(width="2.5em", padding="0", margin="0 0 0 0.4em"),
         )
-        self.model_info = W.Label(layout=W.Layout(margin="0 0 0 0.5em"))
+        self.model_info = W.Label()
         self.models_note = W.HTML()
 
         # -- numbers -----------------------------------------------------------------------------
@@ -140,7 +141,7 @@ class AIMLPanel(W.VBox):
             description="max_completion_tokens",
             tooltip="Upper bound on generated tokens, reasoning included (>= 1).",
             style=LABEL_STYLE,
-            layout=W.Layout(width="22em"),
+            layout=W.Layout(width="24em"),
         )
         self.temperature = W.FloatSlider(
             value=1.0,
@@ -215,18 +216,17 @@ class AIMLPanel(W.VBox):
         self._detached = False
 
         title = W.HTML("<b>AI/ML API</b> &middot; settings for the next <code>%%aiml</code> cells")
-        indent = W.Layout(margin="0 0 0 12.5em")
         super().__init__(
             [
                 title,
-                W.HBox([self.model_picker, self.refresh_button, self.model_info]),
-                W.Box([self.models_note], layout=indent),
+                W.HBox([self.model_picker, self.refresh_button]),
+                W.VBox([self.model_info, self.models_note], layout=W.Layout(margin=INDENT)),
                 self._optionals["max_completion_tokens"].row,
                 self._optionals["temperature"].row,
                 self._optionals["top_p"].row,
                 self.system,
-                W.HBox([self.stream, self.memory, self.new_button], layout=indent),
-                W.Box([self.status], layout=indent),
+                W.HBox([self.stream, self.memory, self.new_button], layout=W.Layout(margin=INDENT)),
+                W.Box([self.status], layout=W.Layout(margin=INDENT)),
                 self.key_note,
             ],
             **kwargs,
