@@ -13,6 +13,7 @@ import os
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -56,9 +57,12 @@ def normalize_base_url(url: str) -> str:
 
 
 def is_loopback(url: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost: decided from the text, no name lookup."""
+    """True for 127.0.0.0/8, ::1 and localhost: decided from the text, no name lookup.
+
+    Only the exact name ``localhost``: a resolver may send ``x.localhost`` to DNS.
+    """
     host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -118,6 +122,13 @@ def _retry_class() -> type:
             return retry
 
     return BudgetRetry
+
+
+class InsecureTransportWarning(UserWarning):
+    """The key is about to travel over plain http:// because the user allowed it."""
+
+
+_warned_insecure: set[str] = set()  # hosts already warned about in this process
 
 
 class AIMLClient:
@@ -186,17 +197,25 @@ class AIMLClient:
     # -- requests ---------------------------------------------------------------------------
 
     def _check_transport(self, url: str, with_key: bool) -> None:
-        if (
-            with_key
-            and url.startswith("http://")
-            and not is_loopback(url)
-            and not self.allow_insecure_http
-        ):
+        """Plain http:// to anything but loopback carries the key in clear: refuse, or warn once."""
+        if not with_key or urlsplit(url).scheme.lower() != "http" or is_loopback(url):
+            return
+        if not self.allow_insecure_http:
             raise AIMLError(
                 f"Refusing to send the API key over plain http:// to {self.base_url}: anyone on "
                 "the network could read it. Use https://, or if you really mean it, "
                 "`%config AIMLMagics.allow_insecure_http = True`.",
                 kind="insecure",
+            )
+        host = urlsplit(url).netloc.lower()
+        if host not in _warned_insecure:
+            _warned_insecure.add(host)
+            warnings.warn(
+                f"aiml_magics: sending the API key over plain http:// to {host} because "
+                "allow_insecure_http is True; anyone on the network path can read it. "
+                "(Shown once per host.)",
+                InsecureTransportWarning,
+                stacklevel=2,
             )
 
     def _headers(self) -> dict[str, str]:
@@ -573,6 +592,7 @@ __all__ = [
     "AIMLClient",
     "ChatStream",
     "DEFAULT_BASE_URL",
+    "InsecureTransportWarning",
     "StreamInterrupted",
     "env_value",
     "is_chat_model",
