@@ -37,6 +37,10 @@ def unload_ipython_extension(ipython: Any) -> None:
         ipython.magics_manager.magics["cell"].pop("aiml", None)
         if _magics in getattr(ipython, "configurables", []):
             ipython.configurables.remove(_magics)
+        try:
+            ipython.events.unregister("pre_run_cell", _magics._remember_raw_cell)
+        except (AttributeError, ValueError):
+            pass
         client = _magics._client
         if client is not None:
             client.close()

@@ -6,17 +6,20 @@ built, not when the package loads.
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import json
 import os
 import time
+import traceback
 import uuid
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import __version__
-from .errors import AIMLError, StreamInterrupted, http_error, register_secret
+from .errors import AIMLError, StreamInterrupted, http_error, register_secret, service_message
 from .response import CUT, INTERRUPTED, ChatResponse, StreamAssembler
 from .sse import SSEParser
 
@@ -54,9 +57,12 @@ def normalize_base_url(url: str) -> str:
 
 
 def is_loopback(url: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost: decided from the text, no name lookup."""
+    """True for 127.0.0.0/8, ::1 and localhost: decided from the text, no name lookup.
+
+    Only the exact name ``localhost``: a resolver may send ``x.localhost`` to DNS.
+    """
     host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -64,19 +70,65 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta or HTTP date); None if absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 def _retry_class() -> type:
+    from urllib3.exceptions import MaxRetryError, ResponseError
     from urllib3.util.retry import Retry
 
-    class CappedRetry(Retry):
-        """urllib3's Retry, but a huge Retry-After is capped so a cell never hangs for an hour."""
+    class BudgetRetry(Retry):
+        """urllib3's Retry with a bound on the total wait of one request.
 
-        RETRY_AFTER_CAP = 30.0
+        A retry whose wait (Retry-After, else backoff) would take the total past ``wait_budget``
+        is not made: the last answer goes back to the caller, so a cell never hangs for an hour.
+        An unreadable Retry-After falls back to the backoff instead of raising.
+        """
+
+        wait_budget = 30.0
+        waited = 0.0
+
+        def new(self, **kw: Any) -> BudgetRetry:
+            retry = super().new(**kw)
+            retry.wait_budget, retry.waited = self.wait_budget, self.waited
+            return retry
 
         def get_retry_after(self, response: Any) -> float | None:
-            value = super().get_retry_after(response)
-            return None if value is None else min(value, self.RETRY_AFTER_CAP)
+            return parse_retry_after(response.headers.get("Retry-After"))
 
-    return CappedRetry
+        def increment(self, method: Any = None, url: Any = None, response: Any = None,
+                      error: Any = None, _pool: Any = None, _stacktrace: Any = None) -> BudgetRetry:
+            retry = super().increment(method, url, response, error, _pool, _stacktrace)
+            wait = None
+            if response is not None and self.respect_retry_after_header:
+                wait = retry.get_retry_after(response)
+            wait = wait or retry.get_backoff_time()
+            if retry.waited + wait > retry.wait_budget:
+                raise MaxRetryError(_pool, url, error or ResponseError("wait budget spent"))
+            retry.waited += wait
+            return retry
+
+    return BudgetRetry
+
+
+class InsecureTransportWarning(UserWarning):
+    """The key is about to travel over plain http:// because the user allowed it."""
+
+
+_warned_insecure: set[str] = set()  # hosts already warned about in this process
 
 
 class AIMLClient:
@@ -91,6 +143,7 @@ class AIMLClient:
         connect_timeout: float = 10.0,
         max_retries: int = 2,
         backoff: float = 0.5,
+        max_wait: float = 30.0,
         allow_insecure_http: bool = False,
     ) -> None:
         self._key = api_key
@@ -100,6 +153,7 @@ class AIMLClient:
         self.connect_timeout = min(connect_timeout, timeout)
         self.max_retries = max_retries
         self.backoff = backoff
+        self.max_wait = max_wait  # total seconds one request may spend waiting between retries
         self.allow_insecure_http = allow_insecure_http
         self._session: requests.Session | None = None
         self._models_etag: str | None = None
@@ -117,7 +171,7 @@ class AIMLClient:
             retry = _retry_class()(
                 total=self.max_retries,
                 connect=self.max_retries,
-                read=0,  # a read failure may mean the request was billed: never resend it
+                read=False,  # a read failure may mean the request was billed: never resend it
                 status=self.max_retries,
                 other=0,
                 allowed_methods=None,
@@ -127,6 +181,7 @@ class AIMLClient:
                 raise_on_status=False,
                 respect_retry_after_header=True,
             )
+            retry.wait_budget = self.max_wait
             session = requests.Session()
             session.mount("http://", HTTPAdapter(max_retries=retry))
             session.mount("https://", HTTPAdapter(max_retries=retry))
@@ -142,17 +197,25 @@ class AIMLClient:
     # -- requests ---------------------------------------------------------------------------
 
     def _check_transport(self, url: str, with_key: bool) -> None:
-        if (
-            with_key
-            and url.startswith("http://")
-            and not is_loopback(url)
-            and not self.allow_insecure_http
-        ):
+        """Plain http:// to anything but loopback carries the key in clear: refuse, or warn once."""
+        if not with_key or urlsplit(url).scheme.lower() != "http" or is_loopback(url):
+            return
+        if not self.allow_insecure_http:
             raise AIMLError(
                 f"Refusing to send the API key over plain http:// to {self.base_url}: anyone on "
                 "the network could read it. Use https://, or if you really mean it, "
                 "`%config AIMLMagics.allow_insecure_http = True`.",
                 kind="insecure",
+            )
+        host = urlsplit(url).netloc.lower()
+        if host not in _warned_insecure:
+            _warned_insecure.add(host)
+            warnings.warn(
+                f"aiml_magics: sending the API key over plain http:// to {host} because "
+                "allow_insecure_http is True; anyone on the network path can read it. "
+                "(Shown once per host.)",
+                InsecureTransportWarning,
+                stacklevel=2,
             )
 
     def _headers(self) -> dict[str, str]:
@@ -176,6 +239,7 @@ class AIMLClient:
         import requests
 
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        started = time.monotonic()
         try:
             resp = self.session.post(
                 url,
@@ -184,6 +248,10 @@ class AIMLClient:
                 stream=stream,
                 timeout=(self.connect_timeout, self.timeout),
             )
+        except KeyboardInterrupt as exc:
+            # The frames below hold a half-open socket; free it now, not when the traceback goes.
+            traceback.clear_frames(exc.__traceback__)
+            raise
         except requests.exceptions.ConnectTimeout:
             raise AIMLError(
                 f"Could not connect to {self.base_url} within {self.connect_timeout:g} s. "
@@ -191,13 +259,10 @@ class AIMLClient:
                 kind="connection",
             ) from None
         except requests.exceptions.ReadTimeout:
-            raise AIMLError(
-                f"{self.base_url} did not answer within {self.timeout:g} s: the model may be "
-                "overloaded. Try again, pick another model, or raise "
-                "`%config AIMLMagics.timeout`.",
-                kind="timeout",
-            ) from None
+            raise self._read_timeout() from None
         except requests.exceptions.ConnectionError as exc:
+            if _is_read_timeout(exc):  # a body that stalled after the headers
+                raise self._read_timeout() from None
             raise AIMLError(
                 f"Could not connect to {self.base_url}: {_reason(exc)}. "
                 "Check the network and the base URL.",
@@ -211,14 +276,26 @@ class AIMLClient:
             finally:
                 resp.close()
             retries = _retries_done(resp)
+            asked = parse_retry_after(resp.headers.get("Retry-After"))
             raise http_error(
                 resp.status_code,
                 body_bytes,
                 content_type=resp.headers.get("Content-Type", ""),
                 url=url,
                 retries=retries,
+                waited=time.monotonic() - started,
+                retry_after=asked if retries < self.max_retries and asked else None,
+                wait_budget=self.max_wait,
             )
         return resp
+
+    def _read_timeout(self) -> AIMLError:
+        return AIMLError(
+            f"{self.base_url} did not answer within {self.timeout:g} s: the model may be "
+            "overloaded. Try again, pick another model, or raise "
+            "`%config AIMLMagics.timeout`.",
+            kind="timeout",
+        )
 
     def complete(self, payload: dict[str, Any]) -> ChatResponse:
         """One non-streamed request; the response keeps the body and the payload sent."""
@@ -228,13 +305,14 @@ class AIMLClient:
         try:
             body = resp.json()
         except ValueError:
-            raise AIMLError(
-                f"The service answered {resp.status_code} but not with JSON: "
-                f"{resp.text[:200]!r}. Try again; if it persists, check the base URL.",
-                kind="protocol",
-            ) from None
+            body = None
         if not isinstance(body, dict):
-            raise AIMLError("The service answered with JSON that is not an object.", kind="protocol")
+            excerpt = service_message(resp.content[:4096], resp.headers.get("Content-Type", ""))
+            raise AIMLError(
+                f"The service answered {resp.status_code} but not with an answer: {excerpt}. "
+                "Check the base URL (`%aiml config`); if it is right, try again.",
+                kind="protocol",
+            )
         result = ChatResponse.from_body(
             body,
             request=payload,
@@ -244,6 +322,7 @@ class AIMLClient:
         if result.credits_used is None and resp.headers.get("x-aimlapi-credits-used"):
             result.credits_used = _number(resp.headers["x-aimlapi-credits-used"])
             result.usd_spent = _number(resp.headers.get("x-aimlapi-usd-spent"))
+        note_empty(result)
         return result
 
     def stream(self, payload: dict[str, Any]) -> ChatStream:
@@ -290,6 +369,19 @@ class AIMLClient:
         return items
 
 
+def note_empty(resp: ChatResponse) -> None:
+    """A finished answer with no text gets a warning that says why, so an empty cell is explained."""
+    if resp.text or not resp.complete:
+        return
+    if resp.reasoning:
+        note = "the model sent only reasoning, no answer text"
+        if resp.finish_reason == "length":
+            note += ": it hit the token limit while thinking, raise max_completion_tokens"
+    else:
+        note = "the model sent no answer text"
+    resp.warnings.append(note)
+
+
 def is_chat_model(model: dict[str, Any]) -> bool:
     kind = str(model.get("type", "")).lower()
     return kind in CHAT_TYPES or kind.endswith("chat-completions")
@@ -306,6 +398,19 @@ def _retries_done(resp: Any) -> int:
     retries = getattr(getattr(resp, "raw", None), "retries", None)
     history = getattr(retries, "history", None)
     return len(history) if history else 0
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    """requests wraps a read timeout met while reading a body in a ConnectionError."""
+    from urllib3.exceptions import ReadTimeoutError
+
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if isinstance(seen, ReadTimeoutError):
+            return True
+        inner = seen.args[0] if seen is not None and seen.args else None
+        seen = getattr(inner, "reason", inner) if isinstance(inner, BaseException) else None
+    return False
 
 
 def _reason(exc: BaseException) -> str:
@@ -333,6 +438,7 @@ class ChatStream:
         self.interrupted = False
         self.first_chunk_at: float | None = None
         self.inference_id = resp.headers.get("x-inference-id")
+        self._head = b""  # the first bytes of the body, quoted if it turns out not to be a stream
 
     def _byte_chunks(self) -> Iterator[bytes]:
         raw = self._resp.raw
@@ -363,6 +469,8 @@ class ChatStream:
             parser = SSEParser()
             add = self.assembler.add
             for block in chunks:
+                if len(self._head) < 512:
+                    self._head += block[: 512 - len(self._head)]
                 for event in parser.feed(block):
                     if event == "[DONE]":
                         self.done = clean = True
@@ -378,6 +486,8 @@ class ChatStream:
                 if delta is not None:
                     yield add(delta)
             clean = True
+            if not self.done and self.assembler.chunks == 0 and self._head.strip():
+                self.error = self._not_an_answer(self._head, ctype)
         except KeyboardInterrupt:
             self.interrupted = True
             raise
@@ -415,10 +525,10 @@ class ChatStream:
         try:
             body = self._resp.json()
         except ValueError:
-            self.error = AIMLError(
-                "The service answered with a body that is neither a stream nor JSON.",
-                kind="protocol",
-            )
+            self.error = self._not_an_answer(self._resp.content, ctype="")
+            return
+        if not isinstance(body, dict):
+            self.error = self._not_an_answer(self._resp.content, ctype="")
             return
         single = ChatResponse.from_body(body)
         chunk = {
@@ -436,6 +546,14 @@ class ChatStream:
         yield self.assembler.add(chunk)
         self.done = True
 
+    def _not_an_answer(self, head: bytes, ctype: str) -> AIMLError:
+        excerpt = service_message(head, ctype)
+        return AIMLError(
+            f"The service answered {self._resp.status_code} but not with an answer: {excerpt}. "
+            "Check the base URL (`%aiml config`); if it is right, try again.",
+            kind="protocol",
+        )
+
     def close(self) -> None:
         """Release the connection; a half-read stream closes it rather than reuse it."""
         try:
@@ -452,13 +570,15 @@ class ChatStream:
         elif self.error is not None or (finish is None and not self.done):
             finish = CUT
         warnings = list(dict.fromkeys(self.warnings))
-        return a.build(
+        result = a.build(
             request=self.payload,
             finish_reason=finish,
             elapsed=time.monotonic() - self.started,
             inference_id=self.inference_id,
             warnings=warnings,
         )
+        note_empty(result)
+        return result
 
 
 def _stream_failure(exc: BaseException) -> str:
@@ -472,6 +592,7 @@ __all__ = [
     "AIMLClient",
     "ChatStream",
     "DEFAULT_BASE_URL",
+    "InsecureTransportWarning",
     "StreamInterrupted",
     "env_value",
     "is_chat_model",

@@ -140,14 +140,28 @@ def http_error(
     content_type: str = "",
     url: str = "",
     retries: int = 0,
+    waited: float | None = None,
+    retry_after: float | None = None,
+    wait_budget: float | None = None,
 ) -> AIMLError:
-    """Turn a failed response into one readable paragraph: status, the service's words, a fix."""
+    """Turn a failed response into one readable paragraph: status, the service's words, a fix.
+
+    ``retries`` and ``waited`` say how hard we tried; ``retry_after`` is set when the service asked
+    for a longer wait than ``wait_budget`` allows, so no (further) retry was made.
+    """
     msg = service_message(body, content_type)
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "HTTP error"
-    retried = f" (after {retries} retr{'y' if retries == 1 else 'ies'})" if retries else ""
+    notes = []
+    if retries:
+        over = f" over {waited:.1f} s" if waited is not None else ""
+        notes.append(f"after {retries} retr{'y' if retries == 1 else 'ies'}{over}")
+    if retry_after is not None:
+        budget = f", more than the {wait_budget:g} s a cell waits in all" if wait_budget else ""
+        notes.append(f"it asked to wait {retry_after:.0f} s before retrying{budget}")
+    retried = f" ({'; '.join(notes)})" if notes else ""
     hint = _HINTS.get(status) or _HINTS[500 if status >= 500 else 400]
     hint = hint.format(url=url, retried=retried)
     text = f"The AI/ML API answered {status} {reason}: {msg.rstrip('.')}. {hint}"

@@ -7,6 +7,7 @@ and the panel all move the same traits); per-cell flags override them for one ce
 from __future__ import annotations
 
 import json
+import keyword
 import shlex
 import time
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
+from traitlets import TraitError, observe, validate
 
 from .client import (
     BASE_VARS,
@@ -26,9 +27,10 @@ from .client import (
 )
 from .conversation import Conversation
 from .errors import AIMLError, ParameterError, StreamInterrupted, mask_key, register_secret
-from .params import DEFAULT_MODEL, build_payload, check_number, check_prompt
+from .params import DEFAULT_MODEL, build_payload, check_model, check_number, check_prompt
 from .render import make_renderer
 from .response import ChatResponse, parse_json_answer
+from .traits import Bool, Float, Int, Unicode
 
 RESPONSE_VAR = "aiml_response"
 
@@ -99,7 +101,28 @@ def parse_flags(line: str) -> Any:
         argv = shlex.split(line)
     except ValueError as exc:
         raise UsageError(f"%%aiml {line}: {exc} (check the quotes).") from None
-    return _cell_flags.parser.parse_args(argv)  # type: ignore[attr-defined]
+    return _cell_flags.parser.parse_args(_glue_values(argv))  # type: ignore[attr-defined]
+
+
+def _glue_values(argv: list[str]) -> list[str]:
+    """``-t -1e-5``: argparse takes a value like ``-1e-5`` for an option; glue it as ``-t=-1e-5``."""
+    parser = _cell_flags.parser  # type: ignore[attr-defined]
+    takes_value = {s for a in parser._actions if a.nargs != 0 for s in a.option_strings}
+    out: list[str] = []
+    for word in argv:
+        if out and out[-1] in takes_value and word.startswith("-") and _is_number(word):
+            out[-1] = f"{out[-1]}={word}"
+        else:
+            out.append(word)
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 LINE_HELP = """\
@@ -162,6 +185,32 @@ class AIMLMagics(Magics):
         self.on_answer: list[Any] = []
         if self.api_key:
             self._key_source = "%config"
+        self._raw_cell: str | None = None
+        if shell is not None and hasattr(shell, "events"):
+            shell.events.register("pre_run_cell", self._remember_raw_cell)
+
+    def _remember_raw_cell(self, info: Any) -> None:
+        self._raw_cell = getattr(info, "raw_cell", None)
+
+    def typed_body(self, cell: str) -> str:
+        """The cell body exactly as typed.
+
+        IPython strips ``>>> `` and ``In [1]: `` prompts when the first body line has one (a pasted
+        session) and adds a final newline; the raw cell is used when it is the one that gave
+        ``cell``, so the prompt sent is byte-exact.
+        """
+        typed = cell[:-1] if cell.endswith("\n") else cell
+        raw = self._raw_cell
+        if not raw or self.shell is None:
+            return typed
+        lines = (raw if raw.endswith("\n") else raw + "\n").splitlines(keepends=True)
+        for transform in self.shell.input_transformer_manager.cleanup_transforms:
+            lines = transform(lines)
+        if not lines or not lines[0].startswith("%%aiml") or "".join(lines[1:]) != cell:
+            return typed  # run_cell_magic from code, or another thread's cell
+        raw_lines = raw.splitlines(keepends=True)
+        first = next(i for i, line in enumerate(raw_lines) if line.strip())
+        return "".join(raw_lines[first + 1 :])
 
     # -- trait validation: refuse bad values where they are set --------------------------------
 
@@ -181,9 +230,19 @@ class AIMLMagics(Magics):
 
     @validate("timeout")
     def _check_timeout(self, proposal: Any) -> Any:
-        if not proposal["value"] > 0:
-            raise TraitError(f"timeout = {proposal['value']} must be > 0 seconds.")
+        if not 0 < proposal["value"] <= 3600:  # also refuses nan and inf (sockets cannot wait that)
+            raise TraitError(
+                f"timeout = {proposal['value']} is out of range: use a number of seconds above 0, "
+                "at most 3600."
+            )
         return proposal["value"]
+
+    @validate("model")
+    def _check_model(self, proposal: Any) -> Any:
+        try:
+            return check_model(proposal["value"])
+        except ParameterError as exc:
+            raise TraitError(str(exc)) from None
 
     @validate("max_retries")
     def _check_retries(self, proposal: Any) -> Any:
@@ -263,14 +322,13 @@ class AIMLMagics(Magics):
         if cell is None:
             return self._line(line)
         args = parse_flags(line)
-        # IPython hands the body over with a newline it added: send what the user wrote.
-        self.ask(cell[:-1] if cell.endswith("\n") else cell, args)
+        self.ask(self.typed_body(cell), args)
         return None
 
     def ask(self, prompt: str, args: Any) -> ChatResponse | None:
         """Validate, send, show, store. Every check runs before anything is sent."""
         check_prompt(prompt)
-        if args.out is not None and not args.out.isidentifier():
+        if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
             raise ParameterError(f"--out {args.out!r} is not a valid Python variable name.")
         model = _pick(args.model, self.model)
         params = {

@@ -8,6 +8,7 @@ never sent: the model's own default applies.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +48,21 @@ _NARROW_TEMPERATURE = ("claude", "minimax")
 
 
 def _num(value: float | None) -> str:
+    """A number as a person writes it, short even for 1e+235 (a message stays one line)."""
     if value is None:
         return "?"
-    return str(int(value)) if float(value).is_integer() else str(value)
+    try:
+        if float(value).is_integer() and abs(value) < 1e15:
+            return str(int(value))
+    except OverflowError:
+        return "a number too large to show"
+    return str(value) if isinstance(value, float) else f"{float(value):g}"
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a refused value, clipped: a 1 MB flag value must not make a 1 MB message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def range_for(name: str, model: str | None = None) -> Range:
@@ -67,22 +80,22 @@ def check_number(name: str, value: Any, model: str | None = None) -> int | float
     rng = range_for(name, model)
     for_model = f" for {model}" if rng is not RANGES[name] else ""
     if isinstance(value, bool):
-        raise ParameterError(f"{name} = {value!r} is not a number: use {rng.describe()}.")
+        raise ParameterError(f"{name} = {_shown(value)} is not a number: use {rng.describe()}.")
     if isinstance(value, str):
         try:
             text = value.strip()
             value = int(text) if text.lstrip("+-").isdigit() else float(text)
         except ValueError:
             raise ParameterError(
-                f"{name} = {value!r} is not a number: use {rng.describe()}."
+                f"{name} = {_shown(value)} is not a number: use {rng.describe()}."
             ) from None
     if not isinstance(value, (int, float)) or isinstance(value, complex):
-        raise ParameterError(f"{name} = {value!r} is not a number: use {rng.describe()}.")
+        raise ParameterError(f"{name} = {_shown(value)} is not a number: use {rng.describe()}.")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ParameterError(f"{name} = {value!r} is out of range: use {rng.describe()}.")
+        raise ParameterError(f"{name} = {_shown(value)} is out of range: use {rng.describe()}.")
     if rng.integer:
         if float(value) != int(value):
-            raise ParameterError(f"{name} = {value!r} is not an integer: use {rng.describe()}.")
+            raise ParameterError(f"{name} = {_shown(value)} is not an integer: use {rng.describe()}.")
         value = int(value)
     if (rng.low is not None and value < rng.low) or (rng.high is not None and value > rng.high):
         raise ParameterError(
@@ -129,6 +142,22 @@ def check_prompt(prompt: str) -> str:
     return prompt
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_text(messages: list[dict[str, Any]]) -> None:
+    """Every message must be encodable as UTF-8: a lone surrogate (a broken emoji half) is not."""
+    for message in messages:
+        content = message.get("content")
+        bad = _SURROGATE.search(content) if isinstance(content, str) else None
+        if bad:
+            raise ParameterError(
+                f"The {message.get('role', 'user')} message has a broken character (a lone "
+                f"surrogate, U+{ord(bad.group()):04X}) at position {bad.start()}: it cannot be "
+                "sent as UTF-8. Delete it, or paste the text again."
+            )
+
+
 def build_payload(
     model: str,
     messages: list[dict[str, Any]],
@@ -139,6 +168,7 @@ def build_payload(
 ) -> dict[str, Any]:
     """Validate everything and build the JSON body; unset parameters are left out entirely."""
     model = check_model(model)
+    check_text(messages)
     payload: dict[str, Any] = {"model": model, "messages": messages}
     for name in RANGES:
         value = check_number(name, params.get(name), model)

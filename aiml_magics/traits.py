@@ -1,0 +1,83 @@
+"""Setting types whose refusals say what is accepted.
+
+traitlets' own message for ``%config AIMLMagics.temperature = 'hot'`` names the setting and the
+wrong type but not what would do; these drop-in replacements of ``Float``, ``Int``, ``Bool`` and
+``Unicode`` name the setting, the value and the accepted range, like the per-cell flags do. They
+also refuse ``True``/``False`` for numbers (traitlets takes ``True`` as 1). The API key's refusal
+never repeats the value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import traitlets
+
+from .params import RANGES
+
+# What each setting accepts, for the ones the request parameters' ranges do not describe.
+ACCEPTS = {
+    "model": "a model id such as 'gpt-4o-mini' (`%aiml models` lists them)",
+    "system": "a string, or None for no system prompt",
+    "timeout": "a number of seconds above 0, at most 3600",
+    "max_retries": "an integer from 0 to 10",
+    "max_history": "an integer >= 0, or None for no limit",
+    "base_url": "an http(s) URL such as 'https://api.aimlapi.com/v1', or None for the default",
+    "api_key": "a string (better: `%aiml key`, a masked prompt)",
+}
+SECRET = ("api_key",)
+
+
+def accepts(name: str, kind: str, allow_none: bool) -> str:
+    """The accepted values of setting ``name`` in words."""
+    if name in ACCEPTS:
+        return ACCEPTS[name]
+    if name in RANGES:
+        text = RANGES[name].describe()
+    else:
+        text = {"bool": "True or False", "int": "an integer", "float": "a number"}.get(kind, "a string")
+    return f"{text}, or None for the model's default" if allow_none else text
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Explained:
+    """Mixin for a traitlets type: a wrong value is refused with what is accepted."""
+
+    kind = "str"
+
+    def error(self, obj: Any, value: Any, error: Any = None, info: Any = None) -> Any:
+        name = self.name or "setting"
+        shown = f"<a {type(value).__name__}>" if name in SECRET else _shown(value)
+        raise traitlets.TraitError(
+            f"{name} = {shown} is not accepted: use {accepts(name, self.kind, self.allow_none)}."
+        )
+
+
+class Float(_Explained, traitlets.Float):
+    kind = "float"
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if isinstance(value, bool):
+            self.error(obj, value)
+        return super().validate(obj, value)
+
+
+class Int(_Explained, traitlets.Int):
+    kind = "int"
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if isinstance(value, bool):
+            self.error(obj, value)
+        return super().validate(obj, value)
+
+
+class Bool(_Explained, traitlets.Bool):
+    kind = "bool"
+
+
+class Unicode(_Explained, traitlets.Unicode):
+    kind = "str"

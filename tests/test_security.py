@@ -1,0 +1,332 @@
+"""The API key never leaks, and never travels in clear to another machine.
+
+The test key is recognisable (``conftest.TEST_KEY``); every check greps for it, and for all of it
+but the last 4 characters (the only part a masked key shows). The insecure-http tests patch the
+socket layer to fail on any connection or name lookup, so no test traffic can leave 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import aiml_magics
+from aiml_magics import client as client_module
+from aiml_magics.client import AIMLClient, InsecureTransportWarning, is_loopback
+from aiml_magics.errors import AIMLError, ParameterError, http_error
+from aiml_magics.magics import SETTINGS, Secret
+from tests.conftest import TEST_KEY, run_cell
+from tests.fakeapi import Error, RawStream, Reply
+
+HIDDEN = TEST_KEY[:-4]  # everything a mask never shows
+
+
+def assert_clean(text: str, where: str = "") -> None:
+    assert TEST_KEY not in text, f"key leaked in {where}"
+    assert HIDDEN not in text, f"key (all but its tail) leaked in {where}"
+
+
+def leaky_faults() -> list:
+    """Failures whose bodies echo the key, as some gateways and proxies do."""
+    return [
+        Error(401, f"Incorrect API key provided: {TEST_KEY}"),
+        Error(400, f"Bad header Authorization: Bearer {TEST_KEY}", shape="openai"),
+        Error(502, f"<html><title>Bad gateway for {TEST_KEY}</title></html>", shape="text"),
+    ]
+
+
+# -- outputs, objects, exports, logs -------------------------------------------------------------------
+
+
+def test_key_in_no_cell_output(shell, api, tmp_path):
+    shell.run_line_magic("config", "AIMLMagics.max_retries = 0")
+    api.queue(Reply(content="fine", reasoning="thinking"), Reply(content="again"), *leaky_faults())
+    api.queue(RawStream([b'data: {"choices":[{"delta":{"content":"cut"}}]}\n\n'], close=True))
+    export = tmp_path / "history.json"
+    cells = [
+        "%%aiml\nhello",
+        "%%aiml --no-stream\nhello again",
+        "%%aiml\nfails 401",
+        "%%aiml\nfails 400",
+        "%%aiml\nfails 502",
+        "%%aiml\ncut short",
+        "%%aiml --dry-run\nwhat would be sent",
+        "%%aiml -t 9\nrefused",
+        "aiml_response",
+        "print(repr(aiml_response), str(aiml_response))",
+        "%aiml config",
+        "%config AIMLMagics",
+        "%aiml history",
+        "%aiml history --json",
+        f"%aiml history --export {export}",
+        "%aiml snippet",
+        "%aiml models",
+        "%aiml help",
+    ]
+    shown = []
+    for cell in cells:
+        run = run_cell(shell, cell)
+        assert_clean(run.shown, cell)
+        if run.error is not None:
+            assert_clean(str(run.error), cell)
+            assert_clean("".join(getattr(run.error, "_render_traceback_", list)()), cell)
+        shown.append(run.shown)
+    everything = "\n".join(shown)
+    assert "Incorrect API key provided: ****HECK" in everything  # the echo was redacted, not lost
+    assert "****HECK" in everything  # `%aiml config` and the dry run name the key, masked
+    assert len(api.chat_requests) == 6  # the cells above really talked to the server
+    assert_clean(export.read_text(encoding="utf-8"), "history export")
+    assert json.loads(export.read_text(encoding="utf-8"))[0] == {"role": "user", "content": "hello"}
+
+
+def test_key_in_no_repr_or_str(shell, api, magics):
+    assert run_cell(shell, "%%aiml\nhello").error is None
+    resp = shell.user_ns["aiml_response"]
+    client = magics.client()
+    secret = magics.api_key
+    assert isinstance(secret, Secret)
+    err = http_error(401, json.dumps({"message": f"bad key {TEST_KEY}"}), url=client.base_url)
+    objects = {
+        "ChatResponse": resp,
+        "ChatResponse.raw": resp.raw,
+        "ChatResponse.request": resp.request,
+        "ChatResponse bundle": resp._repr_mimebundle_(),
+        "AIMLClient": client,
+        "AIMLMagics": magics,
+        # (Not the inherited ``config`` trait: `%config AIMLMagics.api_key = ...`, which the
+        # shell fixture uses, puts the key in the cell and every configurable's config as typed.)
+        "AIMLMagics settings": {k: v for k, v in magics.trait_values().items() if k in SETTINGS},
+        "settings table": magics.settings_table(),
+        "Secret": secret,
+        "http_error": err,
+        "AIMLError": AIMLError(f"something about {TEST_KEY}"),
+        "ParameterError": ParameterError(f"key {TEST_KEY} is not a number"),
+        "conversation": magics.conversation.to_json() + magics.conversation.to_markdown(),
+    }
+    for where, obj in objects.items():
+        for text in (repr(obj), str(obj), f"{obj}", "%s" % (obj,), f"{obj!r:>10}"):  # noqa: UP031
+            assert_clean(text, where)
+    for exc in (err, objects["AIMLError"], objects["ParameterError"]):
+        assert_clean(repr(exc.args), "exception args")
+        assert "****HECK" in str(exc)
+    assert secret.reveal() == TEST_KEY  # held, and usable: the request carried it
+    assert api.chat_requests[-1].headers["authorization"] == f"Bearer {TEST_KEY}"
+
+
+def test_key_in_no_log_record(shell, api, caplog):
+    shell.run_line_magic("config", "AIMLMagics.max_retries = 1")
+    api.queue(Error(429, headers={"Retry-After": "0"}), Reply(content="ok"), *leaky_faults()[:2])
+    api.queue(RawStream([b'data: {"choices":[{"delta":{"content":"cut"}}]}\n\n'], close=True))
+    with (
+        caplog.at_level(logging.DEBUG),
+        caplog.at_level(logging.DEBUG, logger="urllib3"),
+        caplog.at_level(logging.DEBUG, logger="requests"),
+        caplog.at_level(logging.DEBUG, logger="aiml_magics"),
+    ):
+        for i in range(4):
+            run_cell(shell, f"%%aiml\nlog me {i}")
+        run_cell(shell, "%aiml models --refresh")
+    assert len(api.chat_requests) == 5
+    text = caplog.text + "\n".join(repr(r.args) for r in caplog.records)
+    assert "POST /v1/chat/completions" in text and "Retry" in text  # urllib3 did log at DEBUG
+    assert_clean(text, "logs")
+
+
+def test_key_in_no_saved_notebook(monkeypatch, api, tmp_path):
+    """A notebook run in a real kernel and saved, as it would be shared, holds no key."""
+    api.queue(
+        Reply(content="first answer", reasoning="some thinking"),
+        *leaky_faults(),
+        Reply(content="after the errors"),
+    )
+    monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
+    monkeypatch.setenv("AIML_API_BASE", api.base_url)
+    cells = [
+        "%load_ext aiml_magics\nimport logging, sys\n"
+        "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, force=True)",
+        "%config AIMLMagics.max_retries = 0",
+        "%%aiml\nHi!",
+        "%%aiml\nthis fails with 401",
+        "%xmode Verbose",
+        "%%aiml\nthis fails with 400",
+        "%%aiml\nthis fails with 502",
+        "%%aiml\nand this works",
+        "aiml_response",
+        "print(repr(aiml_response), aiml_response.raw, aiml_response.request)",
+        "import aiml_magics\nm = aiml_magics.instance()\nprint(m, m.client(), m.trait_values())",
+        "%aiml config",
+        "%config AIMLMagics",
+        "%aiml history",
+        "%aiml snippet",
+        "%%aiml --dry-run\nshow me",
+    ]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    path = tmp_path / "shared.ipynb"
+    nbformat.write(nb, path)
+    saved = path.read_text(encoding="utf-8")
+    assert_clean(saved, "saved notebook")
+    assert_clean(json.dumps(json.loads(saved), ensure_ascii=True), "saved notebook (escaped)")
+    assert "after the errors" in saved and "****HECK" in saved  # it ran, and masked what it named
+    assert "POST /v1/chat/completions" in saved  # debug logging was on in the kernel
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["AIMLError"] * 3
+    assert all(len(e.traceback) == 1 for e in errors)  # one paragraph, even in Verbose mode
+    assert len(api.chat_requests) == 5
+
+
+# -- plain http ------------------------------------------------------------------------------------
+
+
+class NetworkBlocked(OSError):
+    """Raised by the patched socket layer: reaching it means a real connection was attempted."""
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Record and refuse every connection attempt and name lookup in this process."""
+    calls: list[tuple[str, object]] = []
+
+    def refuse(kind):
+        def fail(*args, **kwargs):
+            target = args[1] if kind.startswith("socket.") else args[0]
+            calls.append((kind, target if isinstance(target, str) else target[0]))
+            raise NetworkBlocked(f"{kind} blocked by the test")
+
+        return fail
+
+    monkeypatch.setattr(socket, "create_connection", refuse("create_connection"))
+    monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
+    monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse("socket.connect_ex"))
+    monkeypatch.setattr(client_module, "_warned_insecure", set())
+    return calls
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "http://api.aimlapi.com/v1",
+        "HTTP://api.aimlapi.com/v1",
+        "http://10.1.2.3:8080/v1",
+        "http://[2001:db8::1]/v1",
+        "http://0.0.0.0:8000",
+        "http://127.0.0.1.example.com/v1",
+        "http://service.localhost.example/v1",
+    ],
+)
+def test_key_is_not_sent_over_plain_http_to_another_host(bare_shell, no_network, base):
+    bare_shell.run_line_magic("config", f"AIMLMagics.api_key = {TEST_KEY!r}")
+    bare_shell.run_line_magic("config", f"AIMLMagics.base_url = {base!r}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = run_cell(bare_shell, "%%aiml\nhello")
+    assert isinstance(run.error, AIMLError), run.shown
+    text = str(run.error)
+    assert "Refusing to send the API key over plain http://" in text
+    assert "https://" in text and "allow_insecure_http" in text
+    assert_clean(run.shown + text)
+    assert no_network == []  # refused before any lookup or connection
+    assert not [w for w in caught if issubclass(w.category, InsecureTransportWarning)]
+
+
+def test_allowed_plain_http_warns_once(bare_shell, no_network):
+    bare_shell.run_line_magic("config", f"AIMLMagics.api_key = {TEST_KEY!r}")
+    bare_shell.run_line_magic("config", "AIMLMagics.base_url = 'http://api.aimlapi.com/v1'")
+    bare_shell.run_line_magic("config", "AIMLMagics.allow_insecure_http = True")
+    bare_shell.run_line_magic("config", "AIMLMagics.max_retries = 0")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runs = [run_cell(bare_shell, f"%%aiml\nhello {i}") for i in range(3)]
+    insecure = [w for w in caught if issubclass(w.category, InsecureTransportWarning)]
+    assert len(insecure) == 1
+    message = str(insecure[0].message)
+    assert "api.aimlapi.com" in message and "plain http://" in message
+    assert_clean(message)
+    # Allowed, so the client went for the network, where the test's socket layer stopped it.
+    assert no_network and all(host == "api.aimlapi.com" for _, host in no_network)
+    for run in runs:
+        assert isinstance(run.error, AIMLError) and "Could not connect" in str(run.error)
+        assert_clean(run.shown + str(run.error))
+
+
+def test_models_list_needs_no_key_so_plain_http_is_not_refused(no_network):
+    client = AIMLClient(TEST_KEY, "http://api.aimlapi.com/v1", max_retries=0)
+    with pytest.raises(AIMLError, match="Could not list models"):
+        client.list_models()
+    assert no_network and no_network[0][0] in ("getaddrinfo", "create_connection")
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:8000/v1", True),
+        ("http://127.9.9.9/v1", True),
+        ("http://[::1]:8000/v1", True),
+        ("http://localhost:8000/v1", True),
+        ("http://LOCALHOST/v1", True),
+        ("http://api.localhost/v1", False),
+        ("http://localhost.example.com/v1", False),
+        ("http://127.0.0.1.nip.io/v1", False),
+        ("http://10.0.0.1/v1", False),
+        ("http://0.0.0.0/v1", False),
+        ("http://2130706433/v1", False),
+    ],
+)
+def test_loopback_is_decided_from_the_text_alone(no_network, url, loopback):
+    assert is_loopback(url) is loopback
+    assert no_network == []
+
+
+# -- the key prompt ------------------------------------------------------------------------------
+
+
+def test_aiml_key_is_masked_and_held_in_memory_only(bare_shell, api, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    prompts = []
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": prompts.append(prompt) or TEST_KEY)
+
+    def no_echoing_input(*args):
+        raise AssertionError("the key must be read with getpass, which does not echo it")
+
+    monkeypatch.setattr("builtins.input", no_echoing_input)
+    bare_shell.run_line_magic("config", f"AIMLMagics.base_url = {api.base_url!r}")
+    env_before = dict(os.environ)
+    started = time.time() - 1
+    run = run_cell(bare_shell, "%aiml key")
+    assert run.error is None and len(prompts) == 1
+    assert_clean(run.shown)
+    assert run_cell(bare_shell, "%%aiml\nhi").error is None
+    assert api.chat_requests[-1].headers["authorization"] == f"Bearer {TEST_KEY}"
+    assert aiml_magics.instance()._key_source == "%aiml key"
+    # Memory only: not in the environment (inherited by subprocesses), the namespace, the
+    # session's input history, the shell's config, or any file written meanwhile.
+    assert dict(os.environ) == env_before
+    assert_clean(repr({k: v for k, v in bare_shell.user_ns.items() if not k.startswith("__")}))
+    history = bare_shell.history_manager
+    history.writeout_cache()
+    assert_clean(repr(history.input_hist_raw), "input history")
+    assert_clean(repr(list(history.get_range(history.session_number, raw=True))), "history db")
+    assert_clean(repr(bare_shell.config), "shell config")
+    written = [
+        p
+        for root in (tmp_path, Path(bare_shell.profile_dir.location))
+        for p in root.rglob("*")
+        if p.is_file() and p.stat().st_mtime >= started and not p.name.startswith("history.sqlite")
+    ]
+    for path in written:
+        assert TEST_KEY.encode() not in path.read_bytes(), path
