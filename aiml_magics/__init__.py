@@ -8,7 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_ipython_extension", "instance", "unload_ipython_extension"]
+__all__ = [
+    "__version__",
+    "instance",
+    "load_ipython_extension",
+    "panel",
+    "unload_ipython_extension",
+]
 
 _magics: Any = None
 
@@ -42,3 +48,10 @@ def instance() -> Any:
     if _magics is None:
         raise RuntimeError("Run `%load_ext aiml_magics` first.")
     return _magics
+
+
+def panel() -> None:
+    """Show the control panel (as ``%aiml panel`` does): widgets bound to the loaded settings."""
+    from .controls import show_panel
+
+    show_panel(instance())

@@ -109,6 +109,7 @@ LINE_HELP = """\
 %aiml config          effective settings, where each came from (key masked)
 %aiml models [TEXT] [--refresh]          chat models, optionally filtered by TEXT
 %aiml key             enter the API key at a masked prompt (kept in memory only)
+%aiml panel           controls for model, max_completion_tokens, temperature, ... (ipywidgets)
 %aiml snippet         the last request as a runnable Python `requests` snippet
 %aiml replay [PATH]   answer from a cassette of recorded answers (default: the shipped quickstart);
                       prompts with no recording get an offline echo; no key needed
@@ -164,6 +165,9 @@ class AIMLMagics(Magics):
         self._key_source: str | None = None
         self.session_tokens = 0
         self.session_credits = 0.0
+        # Called with each stored answer (or None when the conversation is reset): the panel's
+        # status line listens here. A failing listener is reported, never fails the cell.
+        self.on_answer: list[Any] = []
         if self.api_key:
             self._key_source = "%config"
 
@@ -384,6 +388,7 @@ class AIMLMagics(Magics):
             self.conversation.add_usage(resp.usage.total_tokens, resp.credits_used)
         if remember and (resp.text or resp.complete):
             self.conversation.record(prompt, resp.text, partial=not resp.complete)
+        self._notify(resp)
         error = getattr(resp, "_stream_error", None)
         if resp.finish_reason == "interrupted":
             raise StreamInterrupted(
@@ -430,6 +435,7 @@ class AIMLMagics(Magics):
     def _cmd_reset(self, rest: list[str]) -> None:
         turns = len(self.conversation)
         self.conversation.reset()
+        self._notify(None)
         print(f"Conversation cleared ({turns} turn{'s' if turns != 1 else ''} forgotten).")
 
     def _cmd_history(self, rest: list[str]) -> Any:
@@ -496,6 +502,20 @@ class AIMLMagics(Magics):
         self.api_key = value
         self._key_source = "%aiml key"
         print(f"Key set for this session only ({mask_key(value)}); it is not saved anywhere.")
+
+    def _cmd_panel(self, rest: list[str]) -> None:
+        from .controls import show_panel
+
+        show_panel(self)
+
+    def _notify(self, resp: ChatResponse | None) -> None:
+        for callback in list(self.on_answer):
+            try:
+                callback(resp)
+            except Exception as exc:  # a broken listener must not fail the user's cell
+                import logging
+
+                logging.getLogger(__name__).warning("aiml_magics: on_answer callback failed: %s", exc)
 
     def _cmd_snippet(self, rest: list[str]) -> None:
         if self.last_request is None:

@@ -1,0 +1,439 @@
+"""The control panel (``%aiml panel``): ipywidgets bound to the ``AIMLMagics`` traits.
+
+Why bound, not copied: the traits stay the one source of truth, so ``%config`` moves the widgets,
+two panels stay in step, and the next ``%%aiml`` cell sends exactly what the panel shows. Plain
+ipywidgets 8, no custom JavaScript, so it renders wherever widgets do (JupyterLab, Notebook 7,
+VS Code, Binder). ipywidgets is imported here only, and this module only when a panel is shown.
+
+(The module is not called ``panel.py``: importing a submodule ``aiml_magics.panel`` would replace
+the ``aiml_magics.panel()`` function on the package with the module.)
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as W
+from traitlets import TraitError
+
+from .errors import AIMLError, redact
+from .models import FALLBACK_MODELS, alias_map, describe_model, model_ids, resolve_model
+from .params import check_model, range_for
+
+LABEL_STYLE = {"description_width": "12em"}
+WIDE = "34em"
+TOKENS_MAX = 2**31 - 1  # the trait has no upper bound; a widget needs one
+# One models fetch at a time: a second panel shown meanwhile waits and then reads the client's cache.
+_LIST_LOCK = threading.Lock()
+
+
+class _Optional:
+    """An optional numeric trait shown as a value control plus a "model default" checkbox.
+
+    Checked means the trait is None and nothing is sent; the control is disabled but keeps its
+    last value, so unchecking restores it. ``high`` narrows the control's maximum (temperature is
+    0..1 for some models) without ever clamping a value set elsewhere.
+    """
+
+    def __init__(
+        self,
+        magics: Any,
+        name: str,
+        control: W.ValueWidget,
+        high: Callable[[], float | None] | None = None,
+    ) -> None:
+        self.magics, self.name, self.control, self.high = magics, name, control, high
+        self.unset = W.Checkbox(
+            description="model default",
+            indent=False,
+            tooltip=f"Checked: {name} is not sent and the model's own default applies.",
+            layout=W.Layout(width="auto", margin="0 0 0 1em"),
+        )
+        self.row = W.HBox([control, self.unset])
+        self._busy = False
+        self._show(getattr(magics, name))
+        control.observe(self._control_changed, "value")
+        self.unset.observe(self._unset_changed, "value")
+        magics.observe(self._trait_changed, name)
+
+    def _show(self, value: Any) -> None:
+        self._busy = True
+        try:
+            self.refit(value)
+            self.unset.value = value is None
+            self.control.disabled = value is None
+            if value is not None:
+                self.control.value = value
+        finally:
+            self._busy = False
+
+    def refit(self, value: Any = None) -> None:
+        """Set the control's maximum for the current model; a value above it stays visible."""
+        if self.high is None:
+            return
+        high = self.high()
+        if high is not None:
+            busy, self._busy = self._busy, True
+            try:
+                self.control.max = max(high, value or 0)
+            finally:
+                self._busy = busy
+
+    def _trait_changed(self, change: dict[str, Any]) -> None:
+        self._show(change["new"])
+
+    def _control_changed(self, change: dict[str, Any]) -> None:
+        if not self._busy and not self.unset.value:
+            setattr(self.magics, self.name, change["new"])
+
+    def _unset_changed(self, change: dict[str, Any]) -> None:
+        if not self._busy:
+            setattr(self.magics, self.name, None if change["new"] else self.control.value)
+
+    def unlink(self) -> None:
+        self.magics.unobserve(self._trait_changed, self.name)
+
+
+class AIMLPanel(W.VBox):
+    """Model, max_completion_tokens, temperature, top_p, system prompt, stream, memory, status.
+
+    Build it with :func:`build_panel`; every control reads and writes the magics' traits.
+    """
+
+    def __init__(self, magics: Any, **kwargs: Any) -> None:
+        self.magics = magics
+        self._busy = False
+        self._aliases: dict[str, str] = {}
+        self._by_id: dict[str, dict[str, Any]] = {}
+        self._listed = False  # True once the service's own list is shown
+        self._loader: threading.Thread | None = None
+
+        # -- model -------------------------------------------------------------------------------
+        self.model_picker = W.Combobox(
+            value=magics.model,
+            options=FALLBACK_MODELS,
+            ensure_option=False,  # new models appear all the time: any id may be typed
+            continuous_update=False,  # change the setting on Enter or leaving the box
+            placeholder="type or pick a model id",
+            description="model",
+            tooltip="Type to search; aliases are accepted; any id may be typed.",
+            style=LABEL_STYLE,
+            layout=W.Layout(width=WIDE),
+        )
+        self.refresh_button = W.Button(
+            description="",
+            icon="refresh",
+            tooltip="Reload the models list from the service",
+            layout=W.Layout(width="3em", margin="0 0 0 0.5em"),
+        )
+        self.model_info = W.Label(layout=W.Layout(margin="0 0 0 0.5em"))
+        self.models_note = W.HTML()
+
+        # -- numbers -----------------------------------------------------------------------------
+        self.max_completion_tokens = W.BoundedIntText(
+            value=1024,
+            min=1,
+            max=TOKENS_MAX,
+            description="max_completion_tokens",
+            tooltip="Upper bound on generated tokens, reasoning included (>= 1).",
+            style=LABEL_STYLE,
+            layout=W.Layout(width="22em"),
+        )
+        self.temperature = W.FloatSlider(
+            value=1.0,
+            min=0.0,
+            max=2.0,
+            step=0.05,
+            readout_format=".2f",
+            continuous_update=False,
+            description="temperature",
+            tooltip="0 to 2 (0 to 1 for Claude and MiniMax models); lower is more deterministic.",
+            style=LABEL_STYLE,
+            layout=W.Layout(width=WIDE),
+        )
+        self.top_p = W.FloatSlider(
+            value=1.0,
+            min=0.01,
+            max=1.0,
+            step=0.01,
+            readout_format=".2f",
+            continuous_update=False,
+            description="top_p",
+            tooltip="Nucleus sampling, 0.01 to 1.",
+            style=LABEL_STYLE,
+            layout=W.Layout(width=WIDE),
+        )
+        self._optionals = {
+            "max_completion_tokens": _Optional(magics, "max_completion_tokens", self.max_completion_tokens),
+            "temperature": _Optional(
+                magics, "temperature", self.temperature, high=self._temperature_high
+            ),
+            "top_p": _Optional(magics, "top_p", self.top_p),
+        }
+        self.max_completion_tokens_unset = self._optionals["max_completion_tokens"].unset
+        self.temperature_unset = self._optionals["temperature"].unset
+        self.top_p_unset = self._optionals["top_p"].unset
+
+        # -- prompt and switches -----------------------------------------------------------------
+        self.system = W.Textarea(
+            value=magics.system or "",
+            placeholder="System prompt sent before every question (optional)",
+            continuous_update=False,
+            description="system prompt",
+            style=LABEL_STYLE,
+            layout=W.Layout(width=WIDE, height="4.5em"),
+        )
+        self.stream = W.Checkbox(description="stream", indent=False, layout=W.Layout(width="7em"))
+        self.memory = W.Checkbox(
+            description="memory",
+            indent=False,
+            tooltip="Later cells continue the conversation",
+            layout=W.Layout(width="7em"),
+        )
+        self._links = [W.link((magics, "stream"), (self.stream, "value")),
+                       W.link((magics, "memory"), (self.memory, "value"))]
+        self.new_button = W.Button(
+            description="New conversation",
+            icon="eraser",
+            tooltip="Forget the conversation so far (the settings stay)",
+            layout=W.Layout(width="auto"),
+        )
+        self.status = W.Label()
+        self.key_note = W.HTML()
+
+        self.model_picker.observe(self._picker_changed, "value")
+        magics.observe(self._model_changed, "model")
+        self.system.observe(self._system_box_changed, "value")
+        magics.observe(self._system_changed, "system")
+        magics.observe(self._key_changed, "api_key")
+        self.refresh_button.on_click(lambda _: self.load_models(refresh=True))
+        self.new_button.on_click(self._new_conversation)
+        magics.on_answer.append(self._answered)
+        self._detached = False
+
+        title = W.HTML("<b>AI/ML API</b> &middot; settings for the next <code>%%aiml</code> cells")
+        indent = W.Layout(margin="0 0 0 12.5em")
+        super().__init__(
+            [
+                title,
+                W.HBox([self.model_picker, self.refresh_button, self.model_info]),
+                W.Box([self.models_note], layout=indent),
+                self._optionals["max_completion_tokens"].row,
+                self._optionals["temperature"].row,
+                self._optionals["top_p"].row,
+                self.system,
+                W.HBox([self.stream, self.memory, self.new_button], layout=indent),
+                W.Box([self.status], layout=indent),
+                self.key_note,
+            ],
+            **kwargs,
+        )
+        self._show_model_info()
+        self._update_key_note()
+        self._update_status()
+        self.load_models()
+
+    # -- model list ------------------------------------------------------------------------------
+
+    def load_models(self, refresh: bool = False) -> threading.Thread:
+        """Fetch the chat models in the background (a slow network must not freeze the kernel).
+
+        The client caches the list, so only the first panel of a session (or a refresh) asks.
+        """
+        client = self.magics.client()  # built here, in the kernel's thread
+        self.refresh_button.disabled = True
+        if not self._listed:
+            self.models_note.value = _note("Loading the models list…", "grey")
+        thread = threading.Thread(
+            target=self._fetch, args=(client, refresh), name="aiml-models", daemon=True
+        )
+        self._loader = thread
+        thread.start()
+        return thread
+
+    def wait_models(self, timeout: float | None = None) -> bool:
+        """Block until the current models fetch is done (for scripts and tests)."""
+        if self._loader is not None:
+            self._loader.join(timeout)
+            return not self._loader.is_alive()
+        return True
+
+    def _fetch(self, client: Any, refresh: bool) -> None:
+        try:
+            with _LIST_LOCK:
+                models = client.list_models(refresh=refresh)
+            ids = model_ids(models)
+            problem = None if ids else "the service listed no chat models"
+        except AIMLError as exc:
+            models, ids, problem = [], [], str(exc)
+        except Exception as exc:  # an odd payload must not leave the panel half-built
+            models, ids, problem = [], [], redact(f"{type(exc).__name__}: {exc}")
+        try:
+            if problem is None:
+                self._aliases = alias_map(models)
+                self._by_id = {m["id"]: m for m in models if m.get("id") in ids}
+                self._listed = True
+                self.model_picker.options = tuple(ids)
+                self.models_note.value = ""
+            elif not self._listed:
+                self.model_picker.options = FALLBACK_MODELS
+                self.models_note.value = _note(
+                    f"Could not load the service's models list ({problem.rstrip('.')}): offering "
+                    f"{len(FALLBACK_MODELS)} common chat models instead. Any model id may be typed; "
+                    "the ↻ button tries again.",
+                    "#b45309",
+                )
+            else:  # a failed refresh keeps the list that worked
+                self.models_note.value = _note(
+                    f"Refresh failed ({problem.rstrip('.')}); the list shown is from earlier.", "#b45309"
+                )
+            self._show_model_info()
+        finally:
+            self.refresh_button.disabled = False
+
+    # -- model ----------------------------------------------------------------------------------
+
+    def _picker_changed(self, change: dict[str, Any]) -> None:
+        if self._busy:
+            return
+        try:
+            model = check_model(resolve_model(change["new"] or "", self._aliases))
+            self.magics.model = model
+        except (AIMLError, TraitError) as exc:
+            self._set_picker(self.magics.model)  # keep showing what will be sent
+            self.model_info.value = f"not changed: {exc}"
+            return
+        self._set_picker(model)  # an alias shows as the id it selected
+        self._show_model_info()
+
+    def _model_changed(self, change: dict[str, Any]) -> None:
+        self._set_picker(change["new"])
+        self._optionals["temperature"].refit(self.magics.temperature)
+        self._show_model_info()
+
+    def _set_picker(self, model: str) -> None:
+        self._busy = True
+        try:
+            self.model_picker.value = model
+        finally:
+            self._busy = False
+
+    def _temperature_high(self) -> float | None:
+        return range_for("temperature", self.magics.model).high
+
+    def _show_model_info(self) -> None:
+        model = self.magics.model
+        if model in self._by_id:
+            self.model_info.value = describe_model(self._by_id[model])
+        elif self._listed:
+            self.model_info.value = "not in the service's list: sent as typed"
+        else:
+            self.model_info.value = ""
+
+    # -- system prompt, key, status ---------------------------------------------------------------
+
+    def _system_box_changed(self, change: dict[str, Any]) -> None:
+        if not self._busy:
+            text = change["new"]
+            self.magics.system = text if text.strip() else None
+
+    def _system_changed(self, change: dict[str, Any]) -> None:
+        self._busy = True
+        try:
+            self.system.value = change["new"] or ""
+        finally:
+            self._busy = False
+
+    def _key_changed(self, change: dict[str, Any]) -> None:
+        self._update_key_note()
+
+    def _update_key_note(self) -> None:
+        if self.magics.effective_key()[0] is None:
+            self.key_note.value = _note(
+                "No API key is set. Run <code>%aiml key</code> (masked prompt, kept in memory "
+                "only), or set the <code>AIML_API_KEY</code> environment variable before starting "
+                "Jupyter.",
+                "#b91c1c",
+                escape=False,
+            )
+        else:
+            self.key_note.value = ""
+
+    def _new_conversation(self, _: Any = None) -> None:
+        self.magics.conversation.reset()
+        self.magics._notify(None)  # every panel's status line, not just this one
+
+    def _answered(self, resp: Any) -> None:
+        self._update_status()
+        self._update_key_note()
+
+    def _update_status(self) -> None:
+        turns = len(self.magics.conversation)
+        credits = self.magics.session_credits
+        shown = f"{credits:,.0f}" if float(credits).is_integer() else f"{credits:,.2f}"
+        self.status.value = (
+            f"conversation: {turns} turn{'' if turns == 1 else 's'} · session: "
+            f"{self.magics.session_tokens:,} tokens, {shown} credits"
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Detach from the settings and close every widget of the panel (again: no-op)."""
+        if getattr(self, "_detached", True):
+            super().close()
+            return
+        self._detached = True
+        magics = self.magics
+        for opt in self._optionals.values():
+            opt.unlink()
+        for link in self._links:
+            link.unlink()
+        for callback, name in (
+            (self._model_changed, "model"),
+            (self._system_changed, "system"),
+            (self._key_changed, "api_key"),
+        ):
+            magics.unobserve(callback, name)
+        if self._answered in magics.on_answer:
+            magics.on_answer.remove(self._answered)
+        for widget in _descendants(self):
+            widget.close()
+        super().close()
+
+
+def build_panel(magics: Any) -> AIMLPanel:
+    """A new panel bound to ``magics`` (an ``AIMLMagics``); display it to show it."""
+    return AIMLPanel(magics)
+
+
+def show_panel(magics: Any) -> AIMLPanel | None:
+    """Display a panel in the notebook; a terminal has no widgets, so say what to use there."""
+    if type(magics.shell).__name__ == "TerminalInteractiveShell":
+        print(
+            "The panel needs a notebook front end (JupyterLab, Notebook, VS Code). In a terminal, "
+            "use %config AIMLMagics.<setting> = ... (see %aiml config)."
+        )
+        return None
+    from IPython.display import display
+
+    panel = build_panel(magics)
+    display(panel)
+    return panel
+
+
+def _note(text: str, color: str, escape: bool = True) -> str:
+    body = html.escape(text) if escape else text
+    return f'<span style="color:{color}; font-size:0.9em">{body}</span>'
+
+
+def _descendants(box: W.Box) -> list[W.Widget]:
+    out: list[W.Widget] = []
+    for child in box.children:
+        if isinstance(child, W.Box):
+            out.extend(_descendants(child))
+        out.append(child)
+    return out
