@@ -135,8 +135,15 @@ def test_quickstart_offline(monkeypatch, api, tmp_path):
     assert "requests.post(" in snippet and '"temperature": 0.2' in snippet
     assert "sent nothing" in stdout(cell(nb, "import os\n\nimport requests"))
     if PANEL:
-        panel = cell(nb, "%aiml panel")
-        assert any(WIDGET in o.get("data", {}) for o in panel.outputs)
+        (view,) = [o.data[WIDGET] for o in cell(nb, "%aiml panel").outputs if WIDGET in o.get("data", {})]
+        state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+        assert view["model_id"] in state
+        sliders = {
+            m["state"]["description"]: m["state"]["value"]
+            for m in state.values()
+            if m["model_name"] == "FloatSliderModel"
+        }
+        assert sliders["temperature"] == 0.2  # the %config cell after the panel moved its slider
 
 
 def test_data_exploration_offline(monkeypatch, api, tmp_path):
