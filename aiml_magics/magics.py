@@ -134,6 +134,10 @@ LINE_HELP = """\
 %aiml key             enter the API key at a masked prompt (kept in memory only)
 %aiml panel           controls for model, max_completion_tokens, temperature, ... (ipywidgets)
 %aiml snippet         the last request as a runnable Python `requests` snippet
+%aiml replay [PATH]   answer from a cassette of recorded answers (default: the shipped quickstart);
+                      prompts with no recording get an offline echo; no key needed
+%aiml record PATH     live answers are also saved to the cassette PATH
+%aiml live            back to the service (the default)
 %aiml help            this help
 """
 
@@ -141,6 +145,10 @@ LINE_HELP = """\
 @magics_class
 class AIMLMagics(Magics):
     """Chat with the AI/ML API from notebook cells."""
+
+    # Where answers come from: "live", "replay" (cassette, then offline echo) or "record".
+    answer_mode: str = "live"
+    cassette: Any = None
 
     model = Unicode(DEFAULT_MODEL, help="Model id sent with every request.").tag(config=True)
     max_completion_tokens = Int(
@@ -354,11 +362,17 @@ class AIMLMagics(Magics):
         if args.dry_run:
             self._show_dry_run(payload)
             return None
+        if self.answer_mode == "replay":
+            self.last_request = payload
+            return self._store(self._run_offline(payload, stream), prompt, remember, args)
         client = self.client()
         client._headers()  # no key: fail here, before any display or request
         self.last_request = payload
         resp = self._run(client, payload, stream)
-        return self._store(resp, prompt, remember, args)
+        stored = self._store(resp, prompt, remember, args)
+        if self.answer_mode == "record" and self.cassette is not None:
+            self.cassette.record(payload, stored, self.effective_base()[0])
+        return stored
 
     def _run(self, client: AIMLClient, payload: dict[str, Any], stream: bool) -> ChatResponse:
         renderer = make_renderer(self.shell, label=payload["model"])
@@ -397,6 +411,23 @@ class AIMLMagics(Magics):
         resp._stream_error = chat.error  # type: ignore[attr-defined]
         return resp
 
+    def _run_offline(self, payload: dict[str, Any], stream: bool) -> ChatResponse:
+        """Replay mode: the recorded answer, else the offline echo, through the live renderer."""
+        from .cassette import offline_echo, pieces
+
+        started = time.monotonic()
+        recording = self.cassette.find(payload) if self.cassette is not None else None
+        resp = recording.to_response(payload) if recording else offline_echo(payload)
+        renderer = make_renderer(self.shell, label=f"{payload['model']} ({resp.source})")
+        if stream:
+            for piece in pieces(resp.reasoning):
+                renderer.reasoning(piece)
+            for piece in pieces(resp.text):
+                renderer.content(piece)
+        resp.elapsed = time.monotonic() - started
+        renderer.finish(resp)
+        return resp
+
     def _store(
         self, resp: ChatResponse, prompt: str, remember: bool, args: Any
     ) -> ChatResponse:
@@ -409,9 +440,10 @@ class AIMLMagics(Magics):
         if args.out:
             values[args.out] = resp
         self.shell.push(values)
-        self.session_tokens += resp.usage.total_tokens or 0
-        self.session_credits += resp.credits_used or 0.0
-        self.conversation.add_usage(resp.usage.total_tokens, resp.credits_used)
+        if resp.source == "live":  # a replayed answer cost nothing now
+            self.session_tokens += resp.usage.total_tokens or 0
+            self.session_credits += resp.credits_used or 0.0
+            self.conversation.add_usage(resp.usage.total_tokens, resp.credits_used)
         if remember and (resp.text or resp.complete):
             self.conversation.record(prompt, resp.text, partial=not resp.complete)
         self._notify(resp)
@@ -549,6 +581,41 @@ class AIMLMagics(Magics):
         base, _ = self.effective_base()
         code = request_snippet(self.last_request, base)
         self._display_markdown(f"```python\n{code}\n```", code)
+
+    def _cmd_replay(self, rest: list[str]) -> None:
+        from .cassette import Cassette, shipped_cassette
+
+        if len(rest) > 1:
+            raise UsageError("%aiml replay [PATH]: at most one cassette file.")
+        cassette = Cassette.load(rest[0] if rest else shipped_cassette())
+        self.cassette, self.answer_mode = cassette, "replay"
+        n = len(cassette)
+        print(
+            f"Replay: answers come from {cassette.path.name} ({n} recording{'s' if n != 1 else ''}); "
+            "each is labelled 'replayed'. A prompt with no recording gets an offline echo, which is "
+            "not a model. Nothing is sent and no key is needed. `%aiml live` goes back to the service."
+        )
+        for recording in cassette.recordings[:3]:
+            print(f"  - {recording.provenance}")
+
+    def _cmd_record(self, rest: list[str]) -> None:
+        from .cassette import Cassette
+
+        if len(rest) != 1:
+            raise UsageError("%aiml record PATH: name the cassette file to save answers to.")
+        cassette = Cassette.open_or_create(rest[0])
+        self.cassette, self.answer_mode = cassette, "record"
+        print(
+            f"Recording: live answers are also saved to {cassette.path} ({len(cassette)} so far; "
+            "never the key). `%aiml live` stops recording."
+        )
+
+    def _cmd_live(self, rest: list[str]) -> None:
+        self.cassette, self.answer_mode = None, "live"
+        base, _ = self.effective_base()
+        key, _ = self.effective_key()
+        hint = "" if key else " No key is set yet: set AIML_API_KEY or run `%aiml key`."
+        print(f"Live: answers come from {base}.{hint}")
 
     def _display_markdown(self, markdown: str, plain: str) -> None:
         if type(self.shell).__name__ == "TerminalInteractiveShell":

@@ -93,6 +93,7 @@ class ChatResponse:
     data: Any = None
     inference_id: str | None = None
     source: str = "live"
+    provenance: str | None = None  # where a replayed answer came from
     warnings: list[str] = field(default_factory=list)
 
     @property

@@ -1,0 +1,270 @@
+"""The quickstart as a person sees it: JupyterLab on 127.0.0.1, headless Chromium, Run All Cells.
+
+One JupyterLab, one page. The kernel has no key, so the notebook replays the docs' answer; its base
+URL is the loopback fake service, which also answers once the test switches to live mode to check that
+moving the temperature slider changes the next request. Every browser request that is not for this
+JupyterLab is aborted, so the page cannot reach any other address either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import KEY_VARS, ROOT, TEST_KEY
+from tests.fakeapi import FakeAIMLAPI
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+]
+TOKEN = "aiml-browser-test-token"
+# Screenshots land in artifacts/ (ignored by git); AIML_UPDATE_SCREENSHOTS=1 refreshes the README's.
+IMG = ROOT / ("docs/img" if os.environ.get("AIML_UPDATE_SCREENSHOTS") == "1" else "artifacts/screenshots")
+# Quiet, deterministic JupyterLab: no news or update checks, start the notebook's kernel without
+# asking, keep every cell in the DOM.
+SETTINGS = {
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker": {"autoStartDefaultKernel": True, "windowingMode": "none"},
+}
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium')", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def jupyterlab(base: Path, api: FakeAIMLAPI) -> Iterator[str]:
+    """A JupyterLab serving ``base/nb`` on 127.0.0.1 with a token; yields its URL once /api answers."""
+    for name, values in SETTINGS.items():
+        path = base / "settings" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values), encoding="utf-8")
+    (base / "config").mkdir()
+    (base / "config" / "jupyter_lab_config.py").write_text(
+        "c.LabApp.news_url = None\n"
+        'c.LabApp.check_for_updates_class = "jupyterlab.handlers.announcements.NeverCheckForUpdate"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
+    # The kernel starts with no key (the notebook picks replay); the test hands it one later.
+    env.update(
+        AIML_API_BASE=api.base_url,
+        AIML_BROWSER_TEST_KEY=TEST_KEY,
+        JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+    )
+    port = _free_port()
+    log = open(base / "lab.log", "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--ServerApp.token={TOKEN}",
+            "--ServerApp.open_browser=False", f"--ServerApp.root_dir={base / 'nb'}",
+            f"--LabApp.user_settings_dir={base / 'settings'}",
+            f"--LabApp.workspaces_dir={base / 'workspaces'}",
+        ],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("JupyterLab did not start:\n" + (base / "lab.log").read_text()[-3000:])
+            time.sleep(0.2)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        log.close()
+
+
+class Session:
+    """The page after Run All Cells, plus the fake service behind the kernel."""
+
+    def __init__(self, page: Any, api: FakeAIMLAPI, url: str) -> None:
+        self.page, self.api, self.url = page, api, url
+
+    def cell(self, text: str) -> Any:
+        """The code cell whose source contains ``text``."""
+        return self.page.locator(f'.jp-CodeCell:has(.jp-InputArea:has-text("{text}"))').first
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    base = tmp_path_factory.mktemp("lab")
+    (base / "nb").mkdir()
+    shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", base / "nb" / "quickstart.ipynb")
+    with FakeAIMLAPI(key=TEST_KEY) as api, jupyterlab(base, api) as url:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            outside: list[str] = []
+
+            def only_this_lab(route: Any) -> None:
+                if route.request.url.startswith(url + "/") or route.request.url.startswith("data:"):
+                    route.continue_()
+                else:
+                    outside.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_this_lab)
+            page.goto(f"{url}/lab/tree/quickstart.ipynb?token={TOKEN}")
+            status = page.locator('.jp-StatusBar-TextItem:has-text("Python 3 (ipykernel) | Idle")')
+            status.wait_for(timeout=60_000)
+            page.click('.lm-MenuBar-itemLabel:text-is("Run")')
+            page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+            page.locator('.jp-OutputArea-output:has-text("this cell sent nothing")').wait_for(
+                timeout=60_000
+            )
+            try:
+                yield Session(page, api, url)
+            finally:
+                browser.close()
+            assert outside == [], f"the page tried to reach other addresses: {outside}"
+    # Nothing the kernel did was saved with the key in it.
+    assert TEST_KEY not in (base / "nb" / "quickstart.ipynb").read_text(encoding="utf-8")
+
+
+def test_run_all_shows_no_errors_and_sends_nothing(lab: Session):
+    errors = lab.page.locator(
+        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"], '
+        ".jp-OutputArea-output:has(.ansi-red-fg)"
+    )
+    assert errors.count() == 0, errors.all_inner_texts()
+    assert lab.api.chat_requests == []  # replay mode: the service was never asked
+
+
+def test_replayed_answer_as_a_person_sees_it(lab: Session):
+    out = lab.cell("What do you think about mankind?").locator(".jp-OutputArea")
+    heading = out.locator('h3:has-text("1. The Ultimate Paradox")')
+    assert heading.is_visible()
+    assert out.locator('li:has-text("Creation vs. Destruction")').is_visible()
+    details = out.locator("details")
+    assert details.count() == 1 and details.get_attribute("open") is None
+    summary = details.locator("summary")
+    assert summary.is_visible() and summary.inner_text().strip() == "Reasoning · 1,956 chars"
+    thought = details.locator('p:has-text("The user wants my")')
+    assert not thought.is_visible()  # folded away until clicked
+    footer = out.locator("sub")
+    assert footer.is_visible()
+    text = footer.inner_text()
+    assert "ernie-5.0-thinking-preview" in text and "2,002 credits" in text and text.endswith("replayed")
+    # The emptied live blocks take no room: one visible output, then nothing below the footer.
+    children = out.locator(".jp-OutputArea-child")
+    heights = [children.nth(i).bounding_box()["height"] for i in range(children.count())]
+    assert heights[0] > 300 and all(h == 0 for h in heights[1:]), heights
+    IMG.mkdir(parents=True, exist_ok=True)
+    lab.cell("What do you think about mankind?").evaluate("e => e.scrollIntoView({block: 'start'})")
+    main = lab.page.locator(".jp-NotebookPanel-notebook").bounding_box()
+    lab.page.screenshot(
+        path=str(IMG / "answer.png"),
+        clip={"x": main["x"], "y": main["y"], "width": main["width"], "height": 620},
+    )
+    summary.click()
+    assert thought.is_visible()  # a click unfolds the reasoning
+    summary.click()
+
+    echo = lab.cell("Sum that up in one sentence.").locator(".jp-OutputArea")
+    assert echo.locator('strong:has-text("Offline echo: no language model was asked.")').is_visible()
+    assert echo.locator("sub").inner_text().endswith("offline echo")
+
+
+def test_panel_controls_are_shown(lab: Session):
+    panel = lab.cell("%aiml panel").locator(".jp-OutputArea")
+    for label in ("model", "max_completion_tokens", "temperature", "top_p", "system prompt"):
+        assert panel.locator(f'label.widget-label:text-is("{label}")').is_visible(), label
+    for box in ("stream", "memory"):
+        assert panel.locator(f'.widget-checkbox:has-text("{box}") input').is_checked()
+    assert panel.locator('button:has-text("New conversation")').is_visible()
+    model = panel.locator('.widget-text:has(label:text-is("model")) input')
+    assert model.input_value() == "baidu/ernie-5-0-thinking-preview"
+    readout = _slider(panel, "temperature").locator(".widget-readout")
+    assert readout.inner_text() == "0.20"  # the %config cell below the panel moved it
+
+
+def _slider(panel: Any, label: str) -> Any:
+    return panel.locator(f'.widget-slider:has(label.widget-label:text-is("{label}"))')
+
+
+def _run_new_cell(lab: Session, source: str) -> Any:
+    """Add a cell at the end, type ``source`` into it and run it (Shift+Enter); returns the cell."""
+    page = lab.page
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    cells.last.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    new = cells.nth(cells.count() - 1)  # fixed now: Shift+Enter adds yet another cell below
+    new.locator(".cm-content").fill(source)
+    page.keyboard.press("Shift+Enter")
+    return new
+
+
+def test_moving_the_slider_changes_the_next_request(lab: Session):
+    # Go live against the loopback service; the key comes from the kernel's environment, so it
+    # is never typed into the notebook.
+    live = _run_new_cell(
+        lab,
+        'import os\nos.environ["AIML_API_KEY"] = os.environ.pop("AIML_BROWSER_TEST_KEY")\n%aiml live',
+    )
+    live.locator(f'.jp-OutputArea-output:has-text("Live: answers come from {lab.api.base_url}")').wait_for()
+
+    panel = lab.cell("%aiml panel").locator(".jp-OutputArea")
+    panel.scroll_into_view_if_needed()
+    slider = _slider(panel, "temperature")
+    handle, track = slider.locator(".noUi-handle"), slider.locator(".noUi-base")
+    box, bar = handle.bounding_box(), track.bounding_box()
+    page = lab.page
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(bar["x"] + bar["width"] * 0.65, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+    readout = slider.locator(".widget-readout")
+    page.wait_for_function("e => e.textContent !== '0.20'", arg=readout.element_handle())
+    shown = float(readout.inner_text())
+    assert 1.0 < shown < 1.6, shown
+    panel.screenshot(path=str(IMG / "panel.png"))
+
+    asked = _run_new_cell(lab, "%%aiml\nAnd in one line?")
+    footer = asked.locator(".jp-OutputArea sub")
+    footer.wait_for(timeout=30_000)
+    sent = lab.api.last_json
+    assert sent["temperature"] == pytest.approx(shown, abs=0.005)
+    assert sent["messages"][-1] == {"role": "user", "content": "And in one line?"}
+    assert len(sent["messages"]) == 5  # two earlier turns: the replayed answer and the echo
+    assert "replayed" not in footer.inner_text() and "offline echo" not in footer.inner_text()
+    assert asked.locator('.jp-OutputArea:has-text("echo: And in one line?")').is_visible()

@@ -1,0 +1,180 @@
+"""The shipped notebooks, executed top to bottom in a real kernel (nbclient), offline and live.
+
+Offline means no key in the environment: the top cell picks replay. The base URL still points at the
+loopback fake service, so anything that tried to reach a service would reach only 127.0.0.1 (and the
+fake records it); the chat endpoint must receive nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from aiml_magics.magics import AIMLMagics
+from tests.conftest import KEY_VARS, ROOT, TEST_KEY
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+PANEL = hasattr(AIMLMagics, "_cmd_panel")  # the panel lands from its own branch
+WIDGET = "application/vnd.jupyter.widget-view+json"
+KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{12,}|[0-9a-f]{32})\b")
+
+
+def execute(path: Path, monkeypatch, api, tmp_path, key: str | None) -> nbformat.NotebookNode:
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AIML_API_BASE", api.base_url)
+    if key:
+        monkeypatch.setenv("AIML_API_KEY", key)
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    saved = tmp_path / path.name
+    nbformat.write(nb, saved)
+    assert TEST_KEY not in saved.read_text(encoding="utf-8")
+    return nb
+
+
+def code_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def cell(nb, startswith: str):
+    (found,) = [c for c in code_cells(nb) if c.source.startswith(startswith)]
+    return found
+
+
+def failures(nb) -> list[str]:
+    """Sources of cells that failed: an error output, or a UsageError/traceback on stderr."""
+    bad = []
+    for c in code_cells(nb):
+        for out in c.outputs:
+            stderr = out.output_type == "stream" and out.name == "stderr"
+            if out.output_type == "error" or (stderr and ("Error" in out.text or "Traceback" in out.text)):
+                bad.append(c.source)
+                break
+    return bad
+
+
+def final_markdown(c) -> str:
+    """What the cell finally shows: the last state of each display, the non-empty Markdown ones."""
+    shown: dict[str, str] = {}
+    for i, out in enumerate(c.outputs):
+        if out.output_type in ("display_data", "update_display_data"):
+            ident = out.get("transient", {}).get("display_id") or f"anon-{i}"
+            shown[ident] = out.data.get("text/markdown", "")
+    visible = [md for md in shown.values() if md.strip()]
+    assert len(visible) == 1, visible
+    return visible[0]
+
+
+def stdout(c) -> str:
+    return "".join(o.text for o in c.outputs if o.output_type == "stream" and o.name == "stdout")
+
+
+def expected_failures(nb) -> list[str]:
+    return [] if PANEL else [c.source for c in code_cells(nb) if c.source.strip() == "%aiml panel"]
+
+
+# -- the saved files ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_saved_notebook_is_clean(path):
+    text = path.read_text(encoding="utf-8")
+    nb = nbformat.reads(text, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    assert "widgets" not in nb.metadata
+    for c in code_cells(nb):
+        assert c.outputs == [] and c.execution_count is None, c.source
+        assert not c.metadata.get("execution"), c.source
+    assert TEST_KEY not in text and not KEYLIKE.search(text)
+    # Each notebook starts by choosing replay or live from the environment.
+    first_code = [c.source for c in code_cells(nb)][:2]
+    assert first_code[0] == "%load_ext aiml_magics"
+    assert "AIML_API_KEY" in first_code[1] and "%aiml replay" in first_code[1]
+    assert "%aiml live" in first_code[1]
+
+
+def test_notebooks_are_the_expected_two():
+    assert [p.name for p in NOTEBOOKS] == ["data-exploration.ipynb", "quickstart.ipynb"]
+
+
+# -- offline: replay and the echo ------------------------------------------------------------------
+
+
+def test_quickstart_offline(monkeypatch, api, tmp_path):
+    nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=None)
+    assert failures(nb) == expected_failures(nb)
+    assert api.chat_requests == []
+    assert "Replay: answers come from quickstart.json" in stdout(cell(nb, "import os\n\nif"))
+    md = final_markdown(cell(nb, "%%aiml\nHi! What do you think about mankind?"))
+    assert md.index("<details>") < md.index("<summary>Reasoning") < md.index("</details>")
+    assert md.index("</details>") < md.index("As an AI, I don’t have feelings")
+    assert "### 1. The Ultimate Paradox" in md and "*   **Creation vs. Destruction**" in md
+    assert "2,002 credits" in md and md.rstrip().endswith("replayed</sub>")
+    inspected = stdout(cell(nb, 'print("source:", aiml_response.source)'))
+    assert "source: replayed" in inspected and "credits used: 2002.0" in inspected
+    assert "reasoning_tokens=450" in inspected
+    echo = final_markdown(cell(nb, "%%aiml\nSum that up in one sentence."))
+    assert echo.startswith("**Offline echo: no language model was asked.**")
+    assert "`temperature` = `0.2`" in echo and "1 earlier turn (3 messages" in echo
+    assert echo.rstrip().endswith("offline echo</sub>")
+    assert stdout(cell(nb, "sent = aiml_response.request")).startswith("offline echo · 0.2 · 3 messages")
+    snippet = cell(nb, "%aiml snippet").outputs[0].data["text/markdown"]
+    assert "requests.post(" in snippet and '"temperature": 0.2' in snippet
+    assert "sent nothing" in stdout(cell(nb, "import os\n\nimport requests"))
+    if PANEL:
+        (view,) = [o.data[WIDGET] for o in cell(nb, "%aiml panel").outputs if WIDGET in o.get("data", {})]
+        state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+        assert view["model_id"] in state
+        sliders = {
+            m["state"]["description"]: m["state"]["value"]
+            for m in state.values()
+            if m["model_name"] == "FloatSliderModel"
+        }
+        assert sliders["temperature"] == 0.2  # the %config cell after the panel moved its slider
+
+
+def test_data_exploration_offline(monkeypatch, api, tmp_path):
+    nb = execute(ROOT / "notebooks" / "data-exploration.ipynb", monkeypatch, api, tmp_path, key=None)
+    assert failures(nb) == []
+    assert api.chat_requests == []
+    answers = [c for c in code_cells(nb) if c.source.startswith("%%aiml")]
+    assert len(answers) == 4
+    for c in answers:  # every answer is plainly the echo: no recording exists for these questions
+        assert final_markdown(c).rstrip().endswith("offline echo</sub>")
+    table = cell(nb, "from html import escape").outputs
+    shown = "".join(o.get("data", {}).get("text/html", "") for o in table)
+    assert "<td>offline_echo</td><td>True</td>" in shown and "json_object" in shown
+    side = "".join(o.get("data", {}).get("text/html", "") for o in cell(nb, "def summary").outputs)
+    assert "<td>0.2</td><td>offline echo</td>" in side and "<td>1.2</td><td>offline echo</td>" in side
+
+
+# -- live: the same notebooks against the loopback service ----------------------------------------
+
+
+def test_quickstart_live_against_the_fake_service(monkeypatch, api, tmp_path):
+    nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=TEST_KEY)
+    assert failures(nb) == expected_failures(nb)
+    assert "Live: answers come from" in stdout(cell(nb, "import os\n\nif"))
+    first, follow_up, plain = [r.json for r in api.chat_requests]
+    assert first["messages"] == [{"role": "user", "content": "Hi! What do you think about mankind?"}]
+    assert first["stream"] is True and "temperature" not in first
+    assert follow_up["temperature"] == 0.2 and len(follow_up["messages"]) == 3
+    assert follow_up["messages"][1]["content"] == "echo: Hi! What do you think about mankind?"
+    assert "stream" not in plain and plain["model"] == "baidu/ernie-5-0-thinking-preview"
+    md = final_markdown(cell(nb, "%%aiml\nHi! What do you think about mankind?"))
+    assert "echo: Hi! What do you think about mankind?" in md and "replayed" not in md
+    assert "echo: Hi!" in stdout(cell(nb, "import os\n\nimport requests"))
+    assert "****HECK" in json.dumps(cell(nb, "%aiml config").outputs)
