@@ -351,14 +351,19 @@ class AIMLPanel(W.VBox):
         self._update_key_note()
 
     def _update_key_note(self) -> None:
-        if self.magics.effective_key()[0] is None:
+        how = (
+            "Run <code>%aiml key</code> (masked prompt, kept in memory only), or set the "
+            "<code>AIML_API_KEY</code> environment variable before starting Jupyter"
+        )
+        if self.magics.effective_key()[0] is None and self.magics.answer_mode == "replay":
             self.key_note.value = _note(
-                "No API key is set. Run <code>%aiml key</code> (masked prompt, kept in memory "
-                "only), or set the <code>AIML_API_KEY</code> environment variable before starting "
-                "Jupyter.",
-                "#b91c1c",
+                f"No API key: answers are replayed or echoed offline. To go live: {how}, "
+                "then <code>%aiml live</code>.",
+                "#92400e",
                 escape=False,
             )
+        elif self.magics.effective_key()[0] is None:
+            self.key_note.value = _note(f"No API key is set. {how}.", "#b91c1c", escape=False)
         else:
             self.key_note.value = ""
 

@@ -444,7 +444,8 @@ class AIMLMagics(Magics):
             self.session_tokens += resp.usage.total_tokens or 0
             self.session_credits += resp.credits_used or 0.0
             self.conversation.add_usage(resp.usage.total_tokens, resp.credits_used)
-        if remember and (resp.text or resp.complete):
+        if remember and resp.text:
+            # An empty answer is not recorded: some providers refuse an empty assistant message.
             self.conversation.record(prompt, resp.text, partial=not resp.complete)
         self._notify(resp)
         error = getattr(resp, "_stream_error", None)

@@ -242,6 +242,7 @@ def test_empty_answer_is_shown_and_explained(shell, api, magics, content, flags)
     final = run.final_markdown()
     assert "no answer text" in final
     assert any("no answer text" in w for w in resp.warnings)
+    assert len(magics.conversation) == 0  # no empty assistant message is sent next time
     next_cell_works(shell, api, magics)
 
 

@@ -348,8 +348,13 @@ def test_no_key_says_how_to_set_one(bare_shell, api):
     panel = build_panel(magics)
     try:
         assert panel.wait_models(30)
+        assert "No API key is set" in panel.key_note.value
         assert "%aiml key" in panel.key_note.value and "AIML_API_KEY" in panel.key_note.value
         assert "gpt-4o" in panel.model_picker.options  # the models list needs no key
+        run_cell(bare_shell, "%aiml replay")
+        run_cell(bare_shell, "%%aiml\nanything")  # answered offline; the note follows the mode
+        assert "replayed or echoed offline" in panel.key_note.value
+        assert "%aiml live" in panel.key_note.value and "%aiml key" in panel.key_note.value
         bare_shell.run_line_magic("config", f"AIMLMagics.api_key = {TEST_KEY!r}")
         assert panel.key_note.value == ""
     finally:
