@@ -376,27 +376,20 @@ class AIMLMagics(Magics):
 
     def _run(self, client: AIMLClient, payload: dict[str, Any], stream: bool) -> ChatResponse:
         renderer = make_renderer(self.shell, label=payload["model"])
-        if not stream:
-            started = time.monotonic()
-            try:
-                resp = client.complete(payload)
-            except KeyboardInterrupt:
-                renderer.abandon()
-                raise StreamInterrupted("stopped before any answer arrived.") from None
-            except BaseException:
-                renderer.abandon()
-                raise
-            resp.elapsed = time.monotonic() - started
-            renderer.finish(resp)
-            return resp
+        started = time.monotonic()
         try:
-            chat = client.stream(payload)
+            opened = client.stream(payload) if stream else client.complete(payload)
         except KeyboardInterrupt:
             renderer.abandon()
             raise StreamInterrupted("stopped before any answer arrived.") from None
         except BaseException:
             renderer.abandon()
             raise
+        if isinstance(opened, ChatResponse):
+            opened.elapsed = time.monotonic() - started
+            renderer.finish(opened)
+            return opened
+        chat = opened
         try:
             for content, reasoning in chat:
                 if reasoning:
