@@ -6,6 +6,7 @@ built, not when the package loads.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -27,6 +28,7 @@ DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
 BASE_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
 KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+MALFORMED = "skipped a malformed chunk: the answer may have a gap"
 CHAT_TYPES = ("openai/chat-completions", "chat-completion", "chat-completions", "chat")
 
 
@@ -53,6 +55,7 @@ def normalize_base_url(url: str) -> str:
     return url
 
 
+@functools.lru_cache(maxsize=32)
 def is_loopback(url: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost: decided from the text, no name lookup."""
     host = (urlsplit(url).hostname or "").lower()
@@ -361,15 +364,18 @@ class ChatStream:
                 clean = True
                 return
             parser = SSEParser()
-            add = self.assembler.add
+            feed, add, loads = parser.feed, self.assembler.add, json.loads
             for block in chunks:
-                for event in parser.feed(block):
+                for event in feed(block):
                     if event == "[DONE]":
                         self.done = clean = True
                         return
-                    delta = self._decode(event)
-                    if delta is not None:
-                        yield add(delta)
+                    try:
+                        delta = loads(event)
+                    except ValueError:
+                        self.warnings.append(MALFORMED)
+                        continue
+                    yield add(delta)
             for event in parser.close():
                 if event == "[DONE]":
                     self.done = True
@@ -408,7 +414,7 @@ class ChatStream:
         try:
             return json.loads(event)
         except ValueError:
-            self.warnings.append("skipped a malformed chunk: the answer may have a gap")
+            self.warnings.append(MALFORMED)
             return None
 
     def _whole_body(self) -> Iterator[tuple[str, str]]:
