@@ -6,6 +6,8 @@ and the panel all move the same traits); per-cell flags override them for one ce
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 import shlex
 import time
@@ -94,7 +96,17 @@ _cell_flags.parser.prog = "%%aiml"  # type: ignore[attr-defined]
 
 
 def parse_flags(line: str) -> Any:
-    """Parse the ``%%aiml`` line with POSIX quoting, so ``--system 'Be terse.'`` loses its quotes."""
+    """Parse the ``%%aiml`` line with POSIX quoting, so ``--system 'Be terse.'`` loses its quotes.
+
+    A notebook repeats the same few flag lines: each is parsed once (argparse takes tens of
+    microseconds, a visible share of a loopback round trip) and every call gets its own copy.
+    """
+    parsed = _parse_cached(line)
+    return argparse.Namespace(**{k: list(v) if isinstance(v, list) else v for k, v in vars(parsed).items()})
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_cached(line: str) -> argparse.Namespace:
     try:
         argv = shlex.split(line)
     except ValueError as exc:
