@@ -41,6 +41,7 @@ def env_value(names: tuple[str, ...]) -> tuple[str | None, str | None]:
     return None, None
 
 
+@functools.lru_cache(maxsize=32)
 def normalize_base_url(url: str) -> str:
     """Accept the base with or without ``/v1`` (the service does) and trailing slashes."""
     url = url.strip().rstrip("/")
@@ -65,6 +66,13 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _as_sent(request: Any) -> Any:
+    """Explicit auth that leaves the request as built. Without one, requests reads ~/.netrc on
+    every request, and a matching (or ``default``) entry silently replaces our Bearer header with
+    Basic auth: a 401, and that netrc password sent to the service. Skipping it is also faster."""
+    return request
 
 
 def _retry_class() -> type:
@@ -184,6 +192,7 @@ class AIMLClient:
                 url,
                 data=body,
                 headers=headers,
+                auth=_as_sent,
                 stream=stream,
                 timeout=(self.connect_timeout, self.timeout),
             )
@@ -265,7 +274,10 @@ class AIMLClient:
         headers = {"If-None-Match": self._models_etag} if self._models_etag else {}
         try:
             resp = self.session.get(
-                url, headers=headers, timeout=(self.connect_timeout, min(self.timeout, 30))
+                url,
+                headers=headers,
+                auth=_as_sent,
+                timeout=(self.connect_timeout, min(self.timeout, 30)),
             )
         except requests.exceptions.RequestException as exc:
             raise AIMLError(

@@ -322,6 +322,21 @@ def test_keep_alive_one_connection_for_many_cells(shell, api):
     assert api.connections == 1
 
 
+def test_netrc_entries_never_replace_the_key_nor_reach_the_service(shell, api, monkeypatch, tmp_path):
+    # requests consults ~/.netrc on every request unless an auth is given; a `default` entry
+    # would replace the Bearer key (and send its password to the service).
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login someone password netrc-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert shell.run_cell("%%aiml\nhello").success
+    assert shell.run_cell("%%aiml --no-stream\nhello").success
+    shell.run_cell("%aiml models")
+    auths = [r.headers.get("authorization") for r in api.requests]
+    assert auths[:2] == [f"Bearer {TEST_KEY}"] * 2
+    assert len(auths) == 3 and auths[2] is None  # the open models list gets no credentials
+
+
 def test_load_ext_imports_nothing_heavy_and_a_cell_only_what_it_needs(api):
     code = textwrap.dedent(
         """
