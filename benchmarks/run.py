@@ -432,7 +432,7 @@ def main() -> int:
     print(f"machine: {results['machine']}", flush=True)
     if "load" in only:
         print("(1) load ...", flush=True)
-        results["load"] = load(10 if args.quick else 20)
+        results["load"] = load(10 if args.quick else 30)
     cells = [name for name in ("overhead", "streaming", "long") if name in only]
     results["worker"] = {}
     if cells:

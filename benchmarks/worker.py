@@ -107,11 +107,10 @@ def overhead(shell: Any, recorder: Recorder, port: int, quick: bool) -> dict[str
     import requests
 
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {KEY}"}  # json= sets the Content-Type
     session = requests.Session()
     t = time.perf_counter()
-    assert session.post(url, data=body, headers=headers, timeout=30).content
+    assert session.post(url, json=payload, headers=headers, timeout=30).content
     bare_first_ms = (time.perf_counter() - t) * 1e3
 
     n = 40 if quick else 300
@@ -126,7 +125,7 @@ def overhead(shell: Any, recorder: Recorder, port: int, quick: bool) -> dict[str
         cell.append(dt * 1e3)
         cell_nodisplay.append((dt - timer.spent) * 1e3)
         t = time.perf_counter()
-        resp = session.post(url, data=body, headers=headers, timeout=30)
+        resp = session.post(url, json=payload, headers=headers, timeout=30)
         bare.append((time.perf_counter() - t) * 1e3)
         assert resp.status_code == 200
         if i % 4 == 0:  # the whole notebook cell, IPython's own machinery included
@@ -272,15 +271,14 @@ def long_answer(shell: Any, recorder: Recorder, port: int, quick: bool) -> dict[
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     shell.run_cell_magic("aiml", "", PROMPT)  # warm-up, and the payload to replay
     payload = aiml_magics.instance().last_request
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {KEY}"}  # json= sets the Content-Type
     import requests
 
     session = requests.Session()
 
     def baseline() -> str:
         parts = []
-        with session.post(url, data=body, headers=headers, stream=True, timeout=30) as resp:
+        with session.post(url, json=payload, headers=headers, stream=True, timeout=30) as resp:
             for line in resp.iter_lines():
                 if not line.startswith(b"data: "):
                     continue
