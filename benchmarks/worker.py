@@ -175,7 +175,8 @@ def stream_run(shell: Any, recorder: Recorder, port: int, tokens: list[str]) -> 
             j += 1
         window = max(window, i - j + 1)
     lags = _visible_lags(msgs, tokens, timeline["content"])
-    final = visible(replay(msgs))
+    left = replay(msgs)
+    final = visible(left)
     final_md = final[0].get("text/markdown", "") if len(final) == 1 else ""
     return {
         "answer_bytes": len(answer.encode("utf-8")),
@@ -191,6 +192,7 @@ def stream_run(shell: Any, recorder: Recorder, port: int, tokens: list[str]) -> 
         "lag_max_ms": lags[-1] * 1e3,
         "final_ms": (msgs[-1].t - end) * 1e3,
         "final_outputs": len(final),
+        "outputs_left": len(left),
         "final_complete": answer in final_md and _same_structure(final_md, answer),
     }
 
