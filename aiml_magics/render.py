@@ -170,7 +170,9 @@ class LiveMarkdown:
 
     def _tick(self, now: float, force: bool = False) -> None:
         """Look at the new text and send at most one message: seal complete blocks, or
-        refresh the open block if that fits the byte budget."""
+        refresh the open block if that fits the byte budget. With nothing sent, the next look
+        is a quarter tick away: text held back by the budget is not re-joined on every delta."""
+        self._next = now + self._interval / 4
         if self._parts:
             self._live += "".join(self._parts)
             self._parts.clear()
