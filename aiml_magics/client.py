@@ -7,6 +7,7 @@ built, not when the package loads.
 from __future__ import annotations
 
 import email.utils
+import functools
 import ipaddress
 import json
 import os
@@ -30,6 +31,7 @@ DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
 BASE_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
 KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+MALFORMED = "skipped a malformed chunk: the answer may have a gap"
 CHAT_TYPES = ("openai/chat-completions", "chat-completion", "chat-completions", "chat")
 
 
@@ -42,6 +44,7 @@ def env_value(names: tuple[str, ...]) -> tuple[str | None, str | None]:
     return None, None
 
 
+@functools.lru_cache(maxsize=32)
 def normalize_base_url(url: str) -> str:
     """Accept the base with or without ``/v1`` (the service does) and trailing slashes."""
     url = url.strip().rstrip("/")
@@ -56,6 +59,7 @@ def normalize_base_url(url: str) -> str:
     return url
 
 
+@functools.lru_cache(maxsize=32)
 def is_loopback(url: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost: decided from the text, no name lookup.
 
@@ -84,6 +88,13 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _as_sent(request: Any) -> Any:
+    """Explicit auth that leaves the request as built. Without one, requests reads ~/.netrc on
+    every request, and a matching (or ``default``) entry silently replaces our Bearer header with
+    Basic auth: a 401, and that netrc password sent to the service. Skipping it is also faster."""
+    return request
 
 
 def _retry_class() -> type:
@@ -245,6 +256,7 @@ class AIMLClient:
                 url,
                 data=body,
                 headers=headers,
+                auth=_as_sent,
                 stream=stream,
                 timeout=(self.connect_timeout, self.timeout),
             )
@@ -341,7 +353,10 @@ class AIMLClient:
         headers = {"If-None-Match": self._models_etag} if self._models_etag else {}
         try:
             resp = self.session.get(
-                url, headers=headers, timeout=(self.connect_timeout, min(self.timeout, 30))
+                url,
+                headers=headers,
+                auth=_as_sent,
+                timeout=(self.connect_timeout, min(self.timeout, 30)),
             )
         except requests.exceptions.RequestException as exc:
             raise AIMLError(
@@ -467,17 +482,20 @@ class ChatStream:
                 clean = True
                 return
             parser = SSEParser()
-            add = self.assembler.add
+            feed, add, loads = parser.feed, self.assembler.add, json.loads
             for block in chunks:
                 if len(self._head) < 512:
                     self._head += block[: 512 - len(self._head)]
-                for event in parser.feed(block):
+                for event in feed(block):
                     if event == "[DONE]":
                         self.done = clean = True
                         return
-                    delta = self._decode(event)
-                    if delta is not None:
-                        yield add(delta)
+                    try:
+                        delta = loads(event)
+                    except ValueError:
+                        self.warnings.append(MALFORMED)
+                        continue
+                    yield add(delta)
             for event in parser.close():
                 if event == "[DONE]":
                     self.done = True
@@ -518,7 +536,7 @@ class ChatStream:
         try:
             return json.loads(event)
         except ValueError:
-            self.warnings.append("skipped a malformed chunk: the answer may have a gap")
+            self.warnings.append(MALFORMED)
             return None
 
     def _whole_body(self) -> Iterator[tuple[str, str]]:

@@ -6,6 +6,8 @@ and the panel all move the same traits); per-cell flags override them for one ce
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 import keyword
 import shlex
@@ -96,7 +98,17 @@ _cell_flags.parser.prog = "%%aiml"  # type: ignore[attr-defined]
 
 
 def parse_flags(line: str) -> Any:
-    """Parse the ``%%aiml`` line with POSIX quoting, so ``--system 'Be terse.'`` loses its quotes."""
+    """Parse the ``%%aiml`` line with POSIX quoting, so ``--system 'Be terse.'`` loses its quotes.
+
+    A notebook repeats the same few flag lines: each is parsed once (argparse takes tens of
+    microseconds, a visible share of a loopback round trip) and every call gets its own copy.
+    """
+    parsed = _parse_cached(line)
+    return argparse.Namespace(**{k: list(v) if isinstance(v, list) else v for k, v in vars(parsed).items()})
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_cached(line: str) -> argparse.Namespace:
     try:
         argv = shlex.split(line)
     except ValueError as exc:
@@ -208,17 +220,25 @@ class AIMLMagics(Magics):
         ``cell``, so the prompt sent is byte-exact.
         """
         typed = cell[:-1] if cell.endswith("\n") else cell
+        raw = self._own_raw_cell(cell)
+        if raw is None:
+            return typed
+        raw_lines = raw.splitlines(keepends=True)
+        first = next(i for i, line in enumerate(raw_lines) if line.strip())
+        return "".join(raw_lines[first + 1 :])
+
+    def _own_raw_cell(self, cell: str) -> str | None:
+        """The raw source of the ``%%aiml`` cell that gave ``cell``; None when the magic was
+        called from code (``run_cell_magic`` in a loop, another thread), which owns no cell."""
         raw = self._raw_cell
         if not raw or self.shell is None:
-            return typed
+            return None
         lines = (raw if raw.endswith("\n") else raw + "\n").splitlines(keepends=True)
         for transform in self.shell.input_transformer_manager.cleanup_transforms:
             lines = transform(lines)
         if not lines or not lines[0].startswith("%%aiml") or "".join(lines[1:]) != cell:
-            return typed  # run_cell_magic from code, or another thread's cell
-        raw_lines = raw.splitlines(keepends=True)
-        first = next(i for i, line in enumerate(raw_lines) if line.strip())
-        return "".join(raw_lines[first + 1 :])
+            return None
+        return raw
 
     # -- trait validation: refuse bad values where they are set --------------------------------
 
@@ -330,6 +350,9 @@ class AIMLMagics(Magics):
         if cell is None:
             return self._line(line)
         args = parse_flags(line)
+        # A whole %%aiml cell is ours: its live outputs can be cleared for the final rendering.
+        # Called from code, other outputs share the cell, so live outputs are emptied instead.
+        args.owns_cell = self._own_raw_cell(cell) is not None
         self.ask(self.typed_body(cell), args)
         return None
 
@@ -364,18 +387,21 @@ class AIMLMagics(Magics):
             return None
         if self.answer_mode == "replay":
             self.last_request = payload
-            return self._store(self._run_offline(payload, stream), prompt, remember, args)
+            resp = self._run_offline(payload, stream, getattr(args, "owns_cell", False))
+            return self._store(resp, prompt, remember, args)
         client = self.client()
         client._headers()  # no key: fail here, before any display or request
         self.last_request = payload
-        resp = self._run(client, payload, stream)
+        resp = self._run(client, payload, stream, getattr(args, "owns_cell", False))
         stored = self._store(resp, prompt, remember, args)
         if self.answer_mode == "record" and self.cassette is not None:
             self.cassette.record(payload, stored, self.effective_base()[0])
         return stored
 
-    def _run(self, client: AIMLClient, payload: dict[str, Any], stream: bool) -> ChatResponse:
-        renderer = make_renderer(self.shell, label=payload["model"])
+    def _run(
+        self, client: AIMLClient, payload: dict[str, Any], stream: bool, owns_cell: bool = False
+    ) -> ChatResponse:
+        renderer = make_renderer(self.shell, label=payload["model"], owns_cell=owns_cell)
         started = time.monotonic()
         try:
             opened = client.stream(payload) if stream else client.complete(payload)
@@ -404,14 +430,17 @@ class AIMLMagics(Magics):
         resp._stream_error = chat.error  # type: ignore[attr-defined]
         return resp
 
-    def _run_offline(self, payload: dict[str, Any], stream: bool) -> ChatResponse:
+    def _run_offline(
+        self, payload: dict[str, Any], stream: bool, owns_cell: bool = False
+    ) -> ChatResponse:
         """Replay mode: the recorded answer, else the offline echo, through the live renderer."""
         from .cassette import offline_echo, pieces
 
         started = time.monotonic()
         recording = self.cassette.find(payload) if self.cassette is not None else None
         resp = recording.to_response(payload) if recording else offline_echo(payload)
-        renderer = make_renderer(self.shell, label=f"{payload['model']} ({resp.source})")
+        label = f"{payload['model']} ({resp.source})"
+        renderer = make_renderer(self.shell, label=label, owns_cell=owns_cell)
         if stream:
             for piece in pieces(resp.reasoning):
                 renderer.reasoning(piece)

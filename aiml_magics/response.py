@@ -169,6 +169,21 @@ def parse_json_answer(text: str) -> tuple[Any, str | None]:
         return None, f"the answer is not valid JSON ({exc}); .data is None, .text has the answer"
 
 
+_NOTHING = ("", "")
+_COMPACT = 256  # deltas kept as separate strings before they are joined into one
+
+
+def _compact(parts: list[str]) -> int:
+    """Join the last ``_COMPACT`` deltas into one string, in place; return the next mark.
+
+    A token is a few characters but a str object costs ~50 bytes: joined, a long answer takes
+    about its own size in memory instead of ten times it, for one extra copy of the text.
+    """
+    start = len(parts) - _COMPACT
+    parts[start:] = ["".join(parts[start:])]
+    return start + 1 + _COMPACT
+
+
 class StreamAssembler:
     """Folds stream chunks into a ``ChatResponse``; ignores keys it does not know."""
 
@@ -183,41 +198,62 @@ class StreamAssembler:
         self.meta: dict[str, Any] | None = None
         self.created: Any = None
         self.chunks = 0
+        self._head = True  # still looking for model / id / created
+        self._content_mark = self._reasoning_mark = _COMPACT
 
     def add(self, chunk: Any) -> tuple[str, str]:
-        """Take one parsed chunk; return its (content, reasoning) text deltas."""
+        """Take one parsed chunk; return its (content, reasoning) text deltas.
+
+        Called once per streamed event, so the common chunk (one choice, a content delta) takes
+        the fewest steps; rare keys are looked for only when present.
+        """
         if not isinstance(chunk, dict):
-            return "", ""
+            return _NOTHING
         self.chunks += 1
+        if self._head:
+            self._take_head(chunk)
+        if "usage" in chunk and isinstance(chunk["usage"], dict):
+            self.usage = chunk["usage"]
+        if "meta" in chunk and isinstance(chunk["meta"], dict):
+            self.meta = chunk["meta"]
+        choices = chunk.get("choices")
+        if not choices or not isinstance(choices, list):
+            return _NOTHING
+        choice = choices[0]
+        if not isinstance(choice, dict):
+            return _NOTHING
+        finish = choice.get("finish_reason")
+        if finish:
+            self.finish_reason = finish
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return _NOTHING
+        content = delta.get("content")
+        if not isinstance(content, str):
+            content = ""
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if not isinstance(reasoning, str):
+            reasoning = ""
+        if content:
+            self.content.append(content)
+            self.content_chars += len(content)
+            if len(self.content) >= self._content_mark:
+                self._content_mark = _compact(self.content)
+        if reasoning:
+            self.reasoning.append(reasoning)
+            if len(self.reasoning) >= self._reasoning_mark:
+                self._reasoning_mark = _compact(self.reasoning)
+        return content, reasoning
+
+    def _take_head(self, chunk: dict[str, Any]) -> None:
+        """model, id and created come from the first chunks that carry them (some send id "")."""
         if chunk.get("model") and not self.model:
             self.model = chunk["model"]
         if chunk.get("id") and not self.id:
             self.id = chunk["id"]
         if self.created is None:
             self.created = chunk.get("created")
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
-        if isinstance(chunk.get("meta"), dict):
-            self.meta = chunk["meta"]
-        choices = chunk.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return "", ""
-        choice = choices[0]
-        if choice.get("finish_reason"):
-            self.finish_reason = choice["finish_reason"]
-        delta = choice.get("delta")
-        if not isinstance(delta, dict):
-            return "", ""
-        content = delta.get("content")
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        content = content if isinstance(content, str) else ""
-        reasoning = reasoning if isinstance(reasoning, str) else ""
-        if content:
-            self.content.append(content)
-            self.content_chars += len(content)
-        if reasoning:
-            self.reasoning.append(reasoning)
-        return content, reasoning
+        self._head = not (self.model and self.id and self.created is not None)
 
     def build(self, request: dict[str, Any] | None = None, **extra: Any) -> ChatResponse:
         """The response so far: callable at any point, so a cut stream keeps what arrived."""

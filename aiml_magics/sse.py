@@ -15,53 +15,60 @@ DONE = "[DONE]"
 
 
 class SSEParser:
-    """Incremental SSE decoder: ``feed()`` bytes, get the data payloads of completed events."""
+    """Incremental SSE decoder: ``feed()`` bytes, get the data payloads of completed events.
+
+    Hot path of a stream (one call per network read, often one per event), so it does the
+    least Python work per line: ``bytes.splitlines`` (C) splits on LF, CRLF and CR at once and
+    data lines stay bytes until their event is complete.
+    """
 
     __slots__ = ("_buf", "_data")
 
     def __init__(self) -> None:
         self._buf = b""
-        self._data: list[str] = []
+        self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[str]:
         """Return the data payloads of the events completed by ``chunk``."""
-        buf = self._buf + chunk if self._buf else chunk
-        # A trailing CR may be the first half of a CRLF: hold it until the next byte arrives.
-        hold = b""
-        if buf[-1:] == b"\r":
-            buf, hold = buf[:-1], b"\r"
-        end = max(buf.rfind(b"\n"), buf.rfind(b"\r"))
-        if end < 0:
-            self._buf = buf + hold
+        if self._buf:
+            chunk = self._buf + chunk
+        if not chunk:
             return []
-        self._buf = buf[end + 1 :] + hold
-        return self._lines(buf[: end + 1])
+        last = chunk[-1]
+        if last == 13:  # a trailing CR may be half a CRLF: keep its line until the next byte
+            lines = chunk[:-1].splitlines()
+            self._buf = (lines.pop() if lines and chunk[-2:-1] not in (b"\n", b"\r") else b"") + b"\r"
+        else:
+            lines = chunk.splitlines()
+            self._buf = lines.pop() if last != 10 else b""  # an unfinished line waits
+        events: list[str] = []
+        data = self._data
+        for line in lines:
+            if not line:
+                if data:
+                    events.append(data[0].decode("utf-8", "replace") if len(data) == 1 else _join(data))
+                    data.clear()
+            elif line.startswith(b"data: "):
+                data.append(line[6:])
+            elif line.startswith(b"data:"):
+                data.append(line[5:])
+            # Comments (":"), "event:", "id:", "retry:" and unknown fields carry nothing we use.
+        return events
 
     def close(self) -> list[str]:
         """Flush at end of stream: an unterminated last event still counts (the service may cut)."""
         rest, self._buf = self._buf, b""
-        events = self._lines(rest + b"\n") if rest else []
+        events = self.feed(rest.rstrip(b"\r") + b"\n") if rest else []
         if self._data:
-            events.append("\n".join(self._data))
+            events.append(_join(self._data))
             self._data = []
         return events
 
-    def _lines(self, block: bytes) -> list[str]:
-        if b"\r" in block:
-            block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        events: list[str] = []
-        data = self._data
-        for raw in block.split(b"\n")[:-1]:
-            if not raw:
-                if data:
-                    events.append("\n".join(data))
-                    data.clear()
-                continue
-            if raw[:5] == b"data:":
-                value = raw[6:] if raw[5:6] == b" " else raw[5:]
-                data.append(value.decode("utf-8", "replace"))
-            # Comments (":"), "event:", "id:", "retry:" and unknown fields carry nothing we use.
-        return events
+
+def _join(data: list[bytes]) -> str:
+    """One event's data lines, joined by LF and decoded (a bad byte becomes U+FFFD, never a crash)."""
+    raw = data[0] if len(data) == 1 else b"\n".join(data)
+    return raw.decode("utf-8", "replace")
 
 
 def iter_events(chunks: Iterable[bytes]) -> Iterator[str]:

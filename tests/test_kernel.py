@@ -67,3 +67,37 @@ def test_cell_streams_into_a_real_kernel(monkeypatch, api, tmp_path):
     assert refused.ename == "ParameterError" and "top_p = 7" in refused.traceback[0]
     assert len(api.chat_requests) == 3
     assert TEST_KEY not in json.dumps(nb)
+
+
+def test_answers_from_code_in_one_cell_are_all_kept(monkeypatch, api, tmp_path):
+    """A %%aiml cell owns its outputs and ends with one; a loop calling the magic from code must
+    not wipe its earlier answers (or anything else the cell printed)."""
+    long = "\n\n".join(f"Block {i} " + "text " * 30 for i in range(8))
+    api.queue(
+        Reply(content=long, chunk_chars=16, delay=0.01),
+        Reply(content="first of loop\n\n" + long, chunk_chars=16, delay=0.01),
+        Reply(content="second\n\n" + long, chunk_chars=16, delay=0.01),
+    )
+    nb = _execute(
+        [
+            "%load_ext aiml_magics",
+            "%%aiml\nlong answer",
+            "print('before')\n"
+            "for t in (0, 1):\n"
+            "    get_ipython().run_cell_magic('aiml', f'-t {t}', 'question')\n"
+            "print('after')",
+        ],
+        monkeypatch,
+        api,
+        tmp_path,
+    )
+    owned = nb.cells[1].outputs
+    assert len(owned) == 1 and "Block 7" in owned[0].data["text/markdown"]
+    shown = [
+        o.data.get("text/markdown", "") if o.output_type == "display_data" else o.get("text", "")
+        for o in nb.cells[2].outputs
+    ]
+    text = "\n".join(shown)
+    for piece in ("before", "first of loop", "second", "after"):
+        assert piece in text, (piece, text)
+    assert [r.json["temperature"] for r in api.chat_requests[1:]] == [0, 1]

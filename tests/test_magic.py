@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 
@@ -238,13 +237,6 @@ def test_reset_history_and_export(shell, api, tmp_path):
     assert len(api.last_json["messages"]) == 1
 
 
-def test_keep_alive_one_connection_for_many_cells(shell, api):
-    for i in range(3):
-        assert run_cell(shell, f"%%aiml\nq{i}").error is None
-    assert run_cell(shell, "%%aiml --no-stream\nq").error is None
-    assert api.connections == 1
-
-
 # -- refusals before any request ----------------------------------------------------------------------
 
 
@@ -465,26 +457,6 @@ def test_ctrl_c_mid_stream_keeps_partial(shell, api, magics):
 # -- display behaviour ------------------------------------------------------------------------------
 
 
-def test_streaming_display_is_coalesced_and_final_is_complete(shell, api):
-    paragraphs = [f"Paragraph {i}: " + "lorem ipsum dolor sit amet " * 8 for i in range(12)]
-    answer = "\n\n".join(paragraphs) + "\n\n```python\n" + "x = 1\n" * 40 + "```\n"
-    api.queue(Reply(content=answer, chunk_chars=3))
-    run = run_cell(shell, "%%aiml\nlong")
-    assert run.error is None
-    chunks = len(answer) // 3
-    published = sum(len(v) for o in run.outputs for v in o.data.values())
-    assert len(run.outputs) < chunks / 5  # coalesced, not one update per chunk
-    assert published <= 5 * len(answer)
-    final = run.final_markdown()
-    assert final.startswith(paragraphs[0]) and answer.strip() in final
-    # After the final render, every live block output was emptied: one rendering remains.
-    handles = {}
-    for out in run.outputs:
-        handles[out.transient["display_id"]] = out.data
-    visible = [d for d in handles.values() if any(v.strip() for v in d.values())]
-    assert len(visible) == 1 and answer.strip() in visible[0]["text/markdown"]
-
-
 def test_dry_run_shows_payload_sends_nothing(bare_shell, api):
     bare_shell.run_line_magic("config", f"AIMLMagics.base_url = {api.base_url!r}")
     bare_shell.run_line_magic("config", f"AIMLMagics.api_key = {TEST_KEY!r}")
@@ -543,18 +515,3 @@ def test_terminal_ipython_prints_plain_text(api, tmp_path):
     assert out.index("inner thoughts") < out.index("Plain *answer* here.")
     assert "2,002 credits" in out
     assert TEST_KEY not in out + proc.stderr
-
-
-def test_load_ext_imports_nothing_heavy():
-    code = textwrap.dedent(
-        """
-        import sys
-        from IPython.core.interactiveshell import InteractiveShell
-        shell = InteractiveShell.instance()
-        shell.run_line_magic("load_ext", "aiml_magics")
-        heavy = [m for m in ("requests", "urllib3", "ipywidgets", "markdown") if m in sys.modules]
-        print("HEAVY", heavy)
-        """
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr

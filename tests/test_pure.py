@@ -140,6 +140,11 @@ class Recorder:
         self.calls: list[tuple[dict, str, bool]] = []
         self.shown: dict[str, dict] = {}
 
+    def clear(self) -> None:
+        """clear_output(wait=True): the cell's outputs go when the next one arrives."""
+        self.calls.append(({}, "clear", False))
+        self.shown.clear()
+
     def __call__(self, data: dict, display_id: str, update: bool) -> None:
         assert update == (display_id in self.shown)
         self.calls.append((data, display_id, update))
@@ -149,31 +154,44 @@ class Recorder:
         return [d.get("text/markdown", "") for d in self.shown.values() if any(v.strip() for v in d.values())]
 
 
-def feed(text: str, step: int = 3, clock_step: float = 0.01) -> tuple[LiveMarkdown, Recorder]:
+def feed(
+    text: str, step: int = 3, clock_step: float = 0.01, owns_cell: bool = True
+) -> tuple[LiveMarkdown, Recorder]:
     rec = Recorder()
     now = [0.0]
 
     def clock() -> float:
         return now[0]
 
-    live = LiveMarkdown(rec, clock=clock)
+    live = LiveMarkdown(rec, clear=rec.clear if owns_cell else None, clock=clock)
     for i in range(0, len(text), step):
         now[0] += clock_step
         live.content(text[i : i + step])
     return live, rec
 
 
-def test_live_blocks_are_frozen_once_and_final_replaces_all():
+@pytest.mark.parametrize("owns_cell", [True, False])
+def test_live_blocks_are_frozen_once_and_final_replaces_all(owns_cell):
     text = "# Title\n\n" + "\n\n".join(f"Paragraph {i} " + "word " * 40 for i in range(10))
-    live, rec = feed(text)
+    live, rec = feed(text, owns_cell=owns_cell)
     blocks = [c for c in rec.calls if c[1] != live._status_id]
     # While streaming, the concatenation of the visible blocks is the text so far.
     assert "".join(rec.visible()).startswith("# Title\n\n")
     live.finish(ChatResponse(text=text, finish_reason="stop"))
     assert rec.visible() == [final_markdown(ChatResponse(text=text, finish_reason="stop"))]
     sent = sum(len(v) for d, _, _ in rec.calls for v in d.values())
-    assert sent <= 5 * len(text)
+    # A fixed allowance (waiting note, footer, 2 KiB of early refreshes) on top of 5x the answer.
+    assert sent <= 5 * len(text) + 4096
     assert len(blocks) < len(text) / 3 / 4
+
+
+def test_bytes_for_a_2000_token_answer_stay_within_5x():
+    text = "\n\n".join(f"Paragraph {i}: " + "lorem ipsum dolor sit amet " * 12 for i in range(25))
+    assert len(text) > 8000  # about 2,000 tokens
+    live, rec = feed(text, step=4, clock_step=0.01)  # 100 tokens/s
+    live.finish(ChatResponse(text=text, finish_reason="stop"))
+    sent = sum(len(v) for d, _, _ in rec.calls for v in d.values())
+    assert sent <= 5 * len(text)
 
 
 def test_live_updates_respect_rate():

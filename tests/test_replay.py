@@ -34,8 +34,9 @@ def test_replay_needs_no_key_and_sends_nothing(bare_shell, api, monkeypatch):
     run = run_cell(bare_shell, f"%%aiml\n{DOCS_PROMPT}")
     assert run.error is None, run.shown
     assert api.requests == []
-    # The live renderer did the work: a waiting note, streamed blocks, then one final rendering.
-    assert len(run.outputs) > 2
+    # The live renderer did the work: its live outputs were cleared (the escape sequence is how a
+    # plain shell shows clear_output) and one final rendering replaced them.
+    assert "\x1b[2K" in run.stdout and len(run.outputs) == 1
     (final,) = visible_outputs(run)
     md = final["text/markdown"]
     assert md.index("<details>") < md.index("The user wants my") < md.index("</details>")
