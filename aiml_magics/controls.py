@@ -352,18 +352,18 @@ class AIMLPanel(W.VBox):
 
     def _update_key_note(self) -> None:
         how = (
-            "Run <code>%aiml key</code> (masked prompt, kept in memory only), or set the "
+            "run <code>%aiml key</code> (masked prompt, kept in memory only), or set the "
             "<code>AIML_API_KEY</code> environment variable before starting Jupyter"
         )
         if self.magics.effective_key()[0] is None and self.magics.answer_mode == "replay":
             self.key_note.value = _note(
-                f"No API key: answers are replayed or echoed offline. To go live: {how}, "
+                f"No API key: answers are replayed or echoed offline. To go live, {how}, "
                 "then <code>%aiml live</code>.",
                 "#92400e",
                 escape=False,
             )
         elif self.magics.effective_key()[0] is None:
-            self.key_note.value = _note(f"No API key is set. {how}.", "#b91c1c", escape=False)
+            self.key_note.value = _note(f"No API key is set: {how}.", "#b91c1c", escape=False)
         else:
             self.key_note.value = ""
 
