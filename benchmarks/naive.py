@@ -33,5 +33,5 @@ class NaiveMarkdown:
         self._display({"text/plain": ""}, raw=True, display_id=self._id, update=True)
 
 
-def make_naive_renderer(shell: Any, label: str = "") -> NaiveMarkdown:
+def make_naive_renderer(shell: Any, label: str = "", **_: Any) -> NaiveMarkdown:
     return NaiveMarkdown(label)
