@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AIMLError, redact
-from .response import ChatResponse, Usage
+from .response import ChatResponse, Usage, _float
 
 FORMAT = "aiml-magics-cassette"
 VERSION = 1
@@ -78,8 +78,8 @@ class Recording:
             model=r.get("model"),
             finish_reason=r.get("finish_reason") or "stop",
             usage=usage,
-            credits_used=_number(r.get("credits_used")),
-            usd_spent=_number(r.get("usd_spent")),
+            credits_used=_float(r.get("credits_used")),
+            usd_spent=_float(r.get("usd_spent")),
             raw=raw,
             request=payload,
             source=REPLAYED,
@@ -88,10 +88,6 @@ class Recording:
 
     def as_dict(self) -> dict[str, Any]:
         return {"request": self.request, "response": self.response, "source": self.source}
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None or isinstance(value, bool) else float(value)
 
 
 def _body(r: dict[str, Any]) -> dict[str, Any]:

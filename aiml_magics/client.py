@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import __version__
-from .errors import AIMLError, StreamInterrupted, http_error, register_secret, service_message
+from .errors import (
+    AIMLError,
+    StreamInterrupted,
+    check_key_text,
+    http_error,
+    register_secret,
+    service_message,
+)
 from .response import CUT, INTERRUPTED, ChatResponse, StreamAssembler
 from .sse import SSEParser
 
@@ -166,6 +173,12 @@ class AIMLClient:
         self.backoff = backoff
         self.max_wait = max_wait  # total seconds one request may spend waiting between retries
         self.allow_insecure_http = allow_insecure_http
+        self._key_checked = False
+        # A loopback base never goes through an HTTP(S)_PROXY from the environment: the proxy
+        # would see the key (in clear, over http) and the request would leave the machine.
+        self._proxies: dict[str, str | None] | None = (
+            {"http": None, "https": None, "all": None} if is_loopback(self.base_url) else None
+        )
         self._session: requests.Session | None = None
         self._models_etag: str | None = None
         self._models: list[dict[str, Any]] | None = None
@@ -207,6 +220,11 @@ class AIMLClient:
 
     # -- requests ---------------------------------------------------------------------------
 
+    @property
+    def key_in_clear(self) -> bool:
+        """True when requests carry the key over plain http:// to a non-loopback host."""
+        return urlsplit(self.base_url).scheme.lower() == "http" and not is_loopback(self.base_url)
+
     def _check_transport(self, url: str, with_key: bool) -> None:
         """Plain http:// to anything but loopback carries the key in clear: refuse, or warn once."""
         if not with_key or urlsplit(url).scheme.lower() != "http" or is_loopback(url):
@@ -237,6 +255,9 @@ class AIMLClient:
                 "Avoid `%env`, which prints the key into the notebook.",
                 kind="no_key",
             )
+        if not self._key_checked:  # once per client: the key cannot change under it
+            check_key_text(self._key)
+            self._key_checked = True
         return {
             "Authorization": f"Bearer {self._key}",
             "Content-Type": "application/json",
@@ -259,6 +280,7 @@ class AIMLClient:
                 auth=_as_sent,
                 stream=stream,
                 timeout=(self.connect_timeout, self.timeout),
+                proxies=self._proxies,
             )
         except KeyboardInterrupt as exc:
             # The frames below hold a half-open socket; free it now, not when the traceback goes.
@@ -279,6 +301,10 @@ class AIMLClient:
                 f"Could not connect to {self.base_url}: {_reason(exc)}. "
                 "Check the network and the base URL.",
                 kind="connection",
+            ) from None
+        except (requests.RequestException, ValueError) as exc:  # a malformed URL or header
+            raise AIMLError(
+                f"The request to {self.base_url} could not be sent: {_reason(exc)}.", kind="request"
             ) from None
         if resp.status_code >= 400:
             try:
@@ -356,6 +382,7 @@ class AIMLClient:
                 url,
                 headers=headers,
                 auth=_as_sent,
+                proxies=self._proxies,
                 timeout=(self.connect_timeout, min(self.timeout, 30)),
             )
         except requests.exceptions.RequestException as exc:
@@ -451,7 +478,6 @@ class ChatStream:
         self.error: AIMLError | None = None
         self.warnings: list[str] = []
         self.interrupted = False
-        self.first_chunk_at: float | None = None
         self.inference_id = resp.headers.get("x-inference-id")
         self._head = b""  # the first bytes of the body, quoted if it turns out not to be a stream
 

@@ -22,6 +22,7 @@ from traitlets import TraitError
 from .errors import AIMLError, redact
 from .models import FALLBACK_MODELS, alias_map, describe_model, model_ids, resolve_model
 from .params import check_model, range_for
+from .render import is_terminal
 
 LABEL_STYLE = {"description_width": "14em"}
 INDENT = "0 0 0 14.5em"  # lines up with the controls, past the labels
@@ -417,7 +418,7 @@ def build_panel(magics: Any) -> AIMLPanel:
 
 def show_panel(magics: Any) -> AIMLPanel | None:
     """Display a panel in the notebook; a terminal has no widgets, so say what to use there."""
-    if type(magics.shell).__name__ == "TerminalInteractiveShell":
+    if is_terminal(magics.shell):
         print(
             "The panel needs a notebook front end (JupyterLab, Notebook, VS Code). In a terminal, "
             "use %config AIMLMagics.<setting> = ... (see %aiml config)."

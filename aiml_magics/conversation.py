@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import redact
+
 
 @dataclass
 class Turn:
@@ -29,8 +31,6 @@ class Conversation:
         self.max_turns = max_turns
         self._turns: list[Turn] = []
         self._lock = threading.Lock()
-        self.total_tokens = 0
-        self.total_credits = 0.0
 
     def __len__(self) -> int:
         return len(self._turns)
@@ -57,10 +57,12 @@ class Conversation:
             if self.max_turns is not None and len(self._turns) > self.max_turns:
                 del self._turns[: len(self._turns) - self.max_turns]
 
-    def add_usage(self, tokens: int | None, credits: float | None) -> None:
+    def bound(self, max_turns: int | None) -> None:
+        """Change the bound and apply it at once, so the next request already respects it."""
         with self._lock:
-            self.total_tokens += tokens or 0
-            self.total_credits += credits or 0.0
+            self.max_turns = max_turns
+            if max_turns is not None and len(self._turns) > max_turns:
+                del self._turns[: len(self._turns) - max_turns]
 
     def reset(self) -> None:
         with self._lock:
@@ -71,14 +73,14 @@ class Conversation:
         return self.messages("")[:-1]
 
     def to_json(self) -> str:
-        return json.dumps(self.export(), ensure_ascii=False, indent=2)
+        return redact(json.dumps(self.export(), ensure_ascii=False, indent=2))
 
     def to_text(self) -> str:
         lines = []
         for i, turn in enumerate(self.turns, 1):
             mark = " (partial)" if turn.partial else ""
             lines.append(f"[{i}] You:\n{turn.prompt}\n[{i}] Answer{mark}:\n{turn.answer}")
-        return "\n\n".join(lines) or "The conversation is empty."
+        return redact("\n\n".join(lines)) or "The conversation is empty."
 
     def to_markdown(self) -> str:
         turns = self.turns
@@ -88,4 +90,4 @@ class Conversation:
         for i, turn in enumerate(turns, 1):
             mark = " *(partial)*" if turn.partial else ""
             parts.append(f"**{i}. You**\n\n{turn.prompt}\n\n**Answer**{mark}\n\n{turn.answer}")
-        return "\n\n---\n\n".join(parts)
+        return redact("\n\n---\n\n".join(parts))

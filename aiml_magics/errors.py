@@ -12,8 +12,6 @@ import json
 import re
 from http import HTTPStatus
 
-KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
-
 # Keys live here only long enough to be scrubbed from messages; set by the client that holds one.
 _secrets: set[str] = set()
 
@@ -37,6 +35,18 @@ def redact(text: str, *secrets: str | None) -> str:
         if secret in text:
             text = text.replace(secret, mask_key(secret))
     return text
+
+
+def check_key_text(key: str) -> None:
+    """A key is printable ASCII without spaces: anything else breaks the Authorization header
+    (and the header error would quote it). The refusal names the position, never the key."""
+    bad = next((i for i, c in enumerate(key) if not 33 <= ord(c) <= 126), None)
+    if bad is not None:
+        raise AIMLError(
+            f"The API key has an unexpected character at position {bad + 1} (a space, line break "
+            "or non-ASCII character, often from copy-paste): enter it again with `%aiml key`.",
+            kind="config",
+        )
 
 
 class AIMLError(Exception):

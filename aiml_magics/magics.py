@@ -28,9 +28,16 @@ from .client import (
     normalize_base_url,
 )
 from .conversation import Conversation
-from .errors import AIMLError, ParameterError, StreamInterrupted, mask_key, register_secret
+from .errors import (
+    AIMLError,
+    ParameterError,
+    StreamInterrupted,
+    check_key_text,
+    mask_key,
+    register_secret,
+)
 from .params import DEFAULT_MODEL, build_payload, check_model, check_number, check_prompt
-from .render import make_renderer
+from .render import is_terminal, make_renderer
 from .response import ChatResponse, parse_json_answer
 from .traits import Bool, Float, Int, Unicode
 
@@ -293,8 +300,14 @@ class AIMLMagics(Magics):
         value = proposal["value"]
         if value is None or value == "":
             return None
+        key = str.__str__(value).strip()
+        register_secret(key)
         register_secret(str.__str__(value))
-        return Secret(str.__str__(value).strip())
+        try:
+            check_key_text(key)
+        except AIMLError as exc:
+            raise TraitError(str(exc)) from None
+        return Secret(key)
 
     @observe("api_key")
     def _key_changed(self, change: Any) -> None:
@@ -303,7 +316,7 @@ class AIMLMagics(Magics):
     @observe("max_history")
     def _history_changed(self, change: Any) -> None:
         if hasattr(self, "conversation"):
-            self.conversation.max_turns = change["new"]
+            self.conversation.bound(change["new"])
 
     # -- effective settings --------------------------------------------------------------------
 
@@ -375,9 +388,7 @@ class AIMLMagics(Magics):
         system = args.system if args.system is not None else self.system
         stream = self.stream and not args.no_stream
         remember = self.memory and not args.no_memory
-        if args.new:
-            self.conversation.reset()
-        if remember:
+        if remember and not args.new:
             messages = self.conversation.messages(prompt, system)
         else:
             messages = Conversation(0).messages(prompt, system)
@@ -385,6 +396,9 @@ class AIMLMagics(Magics):
         if args.dry_run:
             self._show_dry_run(payload)
             return None
+        if args.new:  # only now: a refused or dry-run cell leaves the conversation as it was
+            self.conversation.reset()
+            self._notify(None)
         if self.answer_mode == "replay":
             self.last_request = payload
             resp = self._run_offline(payload, stream, getattr(args, "owns_cell", False))
@@ -413,6 +427,7 @@ class AIMLMagics(Magics):
             raise
         if isinstance(opened, ChatResponse):
             opened.elapsed = time.monotonic() - started
+            self._note_transport(client, opened)
             renderer.finish(opened)
             return opened
         chat = opened
@@ -426,9 +441,17 @@ class AIMLMagics(Magics):
             chat.interrupted = True
             chat.close()
         resp = chat.response()
+        self._note_transport(client, resp)
         renderer.finish(resp)
         resp._stream_error = chat.error  # type: ignore[attr-defined]
         return resp
+
+    @staticmethod
+    def _note_transport(client: AIMLClient, resp: ChatResponse) -> None:
+        """Every answer that put the key on plain http:// says so in its footer (a warning
+        printed in the cell would be cleared with the live outputs)."""
+        if client.key_in_clear:
+            resp.warnings.append("the API key was sent over plain http:// (allow_insecure_http)")
 
     def _run_offline(
         self, payload: dict[str, Any], stream: bool, owns_cell: bool = False
@@ -465,7 +488,6 @@ class AIMLMagics(Magics):
         if resp.source == "live":  # a replayed answer cost nothing now
             self.session_tokens += resp.usage.total_tokens or 0
             self.session_credits += resp.credits_used or 0.0
-            self.conversation.add_usage(resp.usage.total_tokens, resp.credits_used)
         if remember and resp.text:
             # An empty answer is not recorded: some providers refuse an empty assistant message.
             self.conversation.record(prompt, resp.text, partial=not resp.complete)
@@ -502,7 +524,10 @@ class AIMLMagics(Magics):
     # -- line commands -------------------------------------------------------------------------
 
     def _line(self, line: str) -> Any:
-        words = shlex.split(line)
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%aiml {line}: {exc} (check the quotes).") from None
         command, rest = (words[0].lower(), words[1:]) if words else ("help", [])
         handler = getattr(self, f"_cmd_{command.replace('-', '_')}", None)
         if handler is None:
@@ -525,8 +550,13 @@ class AIMLMagics(Magics):
             if i + 1 >= len(rest):
                 raise UsageError("%aiml history --export FILE: name the file to write.")
             path = rest[i + 1]
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(self.conversation.to_json())
+            try:
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(self.conversation.to_json())
+            except OSError as exc:
+                raise AIMLError(
+                    f"Could not save the history to {path}: {exc.strerror or exc}.", kind="io"
+                ) from None
             print(f"Saved {len(self.conversation)} turns to {path}.")
             return None
         if "--json" in rest:
@@ -641,7 +671,7 @@ class AIMLMagics(Magics):
         print(f"Live: answers come from {base}.{hint}")
 
     def _display_markdown(self, markdown: str, plain: str) -> None:
-        if type(self.shell).__name__ == "TerminalInteractiveShell":
+        if is_terminal(self.shell):
             print(plain)
             return
         from IPython.display import display

@@ -59,7 +59,7 @@ def _num(value: float | None) -> str:
     return str(value) if isinstance(value, float) else f"{float(value):g}"
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
     """``repr`` of a refused value, clipped: a 1 MB flag value must not make a 1 MB message."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -80,22 +80,22 @@ def check_number(name: str, value: Any, model: str | None = None) -> int | float
     rng = range_for(name, model)
     for_model = f" for {model}" if rng is not RANGES[name] else ""
     if isinstance(value, bool):
-        raise ParameterError(f"{name} = {_shown(value)} is not a number: use {rng.describe()}.")
+        raise ParameterError(f"{name} = {shown_value(value)} is not a number: use {rng.describe()}.")
     if isinstance(value, str):
         try:
             text = value.strip()
             value = int(text) if text.lstrip("+-").isdigit() else float(text)
         except ValueError:
             raise ParameterError(
-                f"{name} = {_shown(value)} is not a number: use {rng.describe()}."
+                f"{name} = {shown_value(value)} is not a number: use {rng.describe()}."
             ) from None
     if not isinstance(value, (int, float)) or isinstance(value, complex):
-        raise ParameterError(f"{name} = {_shown(value)} is not a number: use {rng.describe()}.")
+        raise ParameterError(f"{name} = {shown_value(value)} is not a number: use {rng.describe()}.")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ParameterError(f"{name} = {_shown(value)} is out of range: use {rng.describe()}.")
+        raise ParameterError(f"{name} = {shown_value(value)} is out of range: use {rng.describe()}.")
     if rng.integer:
         if float(value) != int(value):
-            raise ParameterError(f"{name} = {_shown(value)} is not an integer: use {rng.describe()}.")
+            raise ParameterError(f"{name} = {shown_value(value)} is not an integer: use {rng.describe()}.")
         value = int(value)
     if (rng.low is not None and value < rng.low) or (rng.high is not None and value > rng.high):
         raise ParameterError(

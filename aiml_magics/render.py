@@ -18,6 +18,7 @@ however long the answer (the saved notebook keeps that one output). No network h
 
 from __future__ import annotations
 
+import html
 import re
 import sys
 import time
@@ -132,7 +133,7 @@ class LiveMarkdown:
         self._publish(
             {
                 "text/markdown": f"*💭 Reasoning… {self._reasoning_chars:,} chars* "
-                f"<sub>{_escape(glimpse)}</sub>",
+                f"<sub>{html.escape(glimpse, quote=False)}</sub>",
                 "text/plain": "",
             },
             self._status_id,
@@ -260,10 +261,6 @@ class LiveMarkdown:
         self._handles = []
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 class TerminalText:
     """Terminal IPython: print the answer as it arrives, reasoning dimmed, then the footer."""
 
@@ -306,12 +303,17 @@ class TerminalText:
         return f"\x1b[2m{text}\x1b[0m" if self._color else text
 
 
+def is_terminal(shell: Any) -> bool:
+    """Terminal IPython shows plain text only; every other frontend renders Markdown."""
+    return type(shell).__name__ == "TerminalInteractiveShell"
+
+
 def make_renderer(shell: Any, label: str = "", owns_cell: bool = False) -> Any:
     """Terminal IPython prints text; every other frontend gets live Markdown.
 
     Only a renderer that owns its cell (a whole ``%%aiml`` cell) may clear it at the end; one
     called from code shares the cell with other outputs, so it empties its own instead.
     """
-    if type(shell).__name__ == "TerminalInteractiveShell":
+    if is_terminal(shell):
         return TerminalText(label=label)
     return LiveMarkdown(label=label, clear=ipython_clear if owns_cell else None)

@@ -62,6 +62,7 @@ def _int(value: Any) -> int | None:
 
 
 def _float(value: Any) -> float | None:
+    """A number from loosely typed JSON (int, float or numeric string); None if it is not one."""
     try:
         return None if value is None or isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
@@ -98,7 +99,7 @@ class ChatResponse:
 
     @property
     def complete(self) -> bool:
-        return self.finish_reason not in (INTERRUPTED, CUT, None)
+        return self.finish_reason not in (INTERRUPTED, CUT)
 
     @property
     def requested_model(self) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import traitlets
 
-from .params import RANGES
+from .params import RANGES, shown_value
 
 # What each setting accepts, for the ones the request parameters' ranges do not describe.
 ACCEPTS = {
@@ -39,11 +39,6 @@ def accepts(name: str, kind: str, allow_none: bool) -> str:
     return f"{text}, or None for the model's default" if allow_none else text
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 class _Explained:
     """Mixin for a traitlets type: a wrong value is refused with what is accepted."""
 
@@ -51,7 +46,7 @@ class _Explained:
 
     def error(self, obj: Any, value: Any, error: Any = None, info: Any = None) -> Any:
         name = self.name or "setting"
-        shown = f"<a {type(value).__name__}>" if name in SECRET else _shown(value)
+        shown = f"<a {type(value).__name__}>" if name in SECRET else shown_value(value)
         raise traitlets.TraitError(
             f"{name} = {shown} is not accepted: use {accepts(name, self.kind, self.allow_none)}."
         )

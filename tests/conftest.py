@@ -26,6 +26,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
 )
 
+# Test traffic stays on loopback even on a machine with a proxy configured.
+for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    os.environ.pop(_var, None)
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
+
 # Recognisable, so any leak is easy to grep for; its tail is the only part that may ever show.
 TEST_KEY = "sk-aiml-TESTKEY-3f9c2a7e5b1d4c8f-LEAKCHECK"
 KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY", "AIML_API_BASE", "AIMLAPI_API_BASE")

@@ -186,3 +186,14 @@ def test_cassette_module_is_pure():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_loosely_typed_numbers_in_a_hand_edited_cassette_do_not_crash(tmp_path):
+    data = json.loads(shipped_cassette().read_text(encoding="utf-8"))
+    data["recordings"][0]["response"]["credits_used"] = "n/a"
+    data["recordings"][0]["response"]["usd_spent"] = "0.001"
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    resp = Cassette.load(path).find(payload()).to_response(payload())
+    assert resp.credits_used is None and resp.usd_spent == 0.001
+    assert resp.text.startswith("As an AI")

@@ -515,3 +515,44 @@ def test_terminal_ipython_prints_plain_text(api, tmp_path):
     assert out.index("inner thoughts") < out.index("Plain *answer* here.")
     assert "2,002 credits" in out
     assert TEST_KEY not in out + proc.stderr
+
+
+# -- edge cases found in review ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", ["", "--no-stream"])
+def test_answer_without_finish_reason_is_complete(shell, api, magics, flags):
+    api.queue(Reply(content="A full answer.", finish_reason=None))
+    run = run_cell(shell, f"%%aiml {flags}\nq")
+    assert run.error is None, run.shown
+    resp = shell.user_ns["aiml_response"]
+    assert resp.complete and resp.text == "A full answer."
+    assert "partial" not in run.final_markdown()
+    assert not magics.conversation.turns[-1].partial
+
+
+def test_new_flag_keeps_the_conversation_when_the_cell_is_refused_or_dry(shell, api, magics):
+    run_cell(shell, "%%aiml\nfirst")
+    assert isinstance(run_cell(shell, "%%aiml --new -t 5\nrefused").error, AIMLError)
+    assert run_cell(shell, "%%aiml --new --dry-run\nonly looking").error is None
+    assert len(magics.conversation) == 1
+    run_cell(shell, "%%aiml --new\nreally new")
+    assert [m["content"] for m in api.last_json["messages"]] == ["really new"]
+    assert len(magics.conversation) == 1
+
+
+def test_lowering_max_history_applies_to_the_next_request(shell, api, magics):
+    for i in range(3):
+        run_cell(shell, f"%%aiml\nq{i}")
+    shell.run_line_magic("config", "AIMLMagics.max_history = 1")
+    run_cell(shell, "%%aiml\nnext")
+    assert [m["content"] for m in api.last_json["messages"] if m["role"] == "user"] == ["q2", "next"]
+
+
+def test_odd_line_command_input_is_one_message(shell, api, tmp_path):
+    run = run_cell(shell, '%aiml models "gpt')
+    assert "closing quotation" in run.shown.lower() and "Traceback" not in run.stdout
+    run_cell(shell, "%%aiml\nsomething")
+    run = run_cell(shell, f"%aiml history --export {tmp_path / 'missing' / 'x.json'}")
+    assert isinstance(run.error, AIMLError) and "Could not save the history" in str(run.error)
+    assert "Traceback" not in run.stdout

@@ -197,9 +197,9 @@ def test_bytes_for_a_2000_token_answer_stay_within_5x():
 def test_live_updates_respect_rate():
     text = "word " * 400  # one long paragraph, chunks every 10 ms
     live, rec = feed(text, step=5, clock_step=0.01)
-    tail_updates = [c for c in rec.calls if c[1] != live._status_id]
     duration = 0.01 * (len(text) / 5)
-    assert len(tail_updates) <= duration * 10 + 1
+    # Every display message while streaming (the waiting note becomes the open block), <= 10/s.
+    assert 2 <= len(rec.calls) <= duration * 10 + 1
 
 
 def test_live_does_not_cut_inside_code_fence_or_before_indented_continuation():

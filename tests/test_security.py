@@ -26,7 +26,7 @@ from aiml_magics.client import AIMLClient, InsecureTransportWarning, is_loopback
 from aiml_magics.errors import AIMLError, ParameterError, http_error
 from aiml_magics.magics import SETTINGS, Secret
 from tests.conftest import TEST_KEY, run_cell
-from tests.fakeapi import Error, RawStream, Reply
+from tests.fakeapi import Error, FakeAIMLAPI, RawStream, Reply
 
 HIDDEN = TEST_KEY[:-4]  # everything a mask never shows
 
@@ -330,3 +330,51 @@ def test_aiml_key_is_masked_and_held_in_memory_only(bare_shell, api, monkeypatch
     ]
     for path in written:
         assert TEST_KEY.encode() not in path.read_bytes(), path
+
+
+def test_allowed_plain_http_says_so_in_every_footer(shell, api, monkeypatch):
+    """The once-per-host warning goes to stderr, which the final render may clear: the footer
+    of every such answer carries it too. Traffic stays on 127.0.0.1; only the verdict is forced."""
+    monkeypatch.setattr(client_module, "is_loopback", lambda url: False)
+    monkeypatch.setattr(client_module, "_warned_insecure", set())
+    shell.run_line_magic("config", "AIMLMagics.allow_insecure_http = True")
+    for _ in range(2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run = run_cell(shell, "%%aiml\nhello")
+        assert run.error is None, run.shown
+        assert "sent over plain http://" in run.final_markdown()
+
+
+@pytest.mark.parametrize("bad", [TEST_KEY[:10] + "\n" + TEST_KEY[10:], TEST_KEY + " x", TEST_KEY + "\u201d"])
+def test_malformed_key_is_refused_without_echo(bare_shell, api, bad, caplog, monkeypatch):
+    bare_shell.run_line_magic("config", f"AIMLMagics.base_url = {api.base_url!r}")
+    run = run_cell(bare_shell, f"%config AIMLMagics.api_key = {bad!r}")
+    assert "unexpected character at position" in caplog.text
+    monkeypatch.setenv("AIML_API_KEY", bad)  # the same key from the environment
+    run = run_cell(bare_shell, "%%aiml\nhello")
+    assert isinstance(run.error, AIMLError) and "unexpected character" in str(run.error)
+    for text in (run.shown, str(run.error), caplog.text):
+        assert TEST_KEY[:10] not in text and TEST_KEY[10:20] not in text
+    assert api.requests == []
+
+
+def test_proxy_from_the_environment_is_bypassed_for_loopback(shell, api, monkeypatch):
+    # A proxy that would refuse everything: the request only works if it goes straight to the fake.
+    monkeypatch.setenv("HTTP_PROXY", FakeAIMLAPI.closed_port())
+    monkeypatch.setenv("ALL_PROXY", FakeAIMLAPI.closed_port())
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    run = run_cell(shell, "%%aiml --no-stream\nstraight")
+    assert run.error is None, run.shown
+    assert api.last_json["messages"][-1]["content"] == "straight"
+    assert run_cell(shell, "%aiml models").error is None
+
+
+def test_history_views_and_export_mask_a_key_pasted_into_a_prompt(shell, api, tmp_path):
+    run_cell(shell, f"%%aiml\nmy key is {TEST_KEY}, keep it secret")
+    target = tmp_path / "h.json"
+    shown = run_cell(shell, f"%aiml history --export {target}").shown
+    shown += run_cell(shell, "%aiml history").shown + run_cell(shell, "%aiml history --json").shown
+    assert TEST_KEY not in shown and TEST_KEY not in target.read_text()
+    assert "****HECK" in target.read_text()
