@@ -369,6 +369,10 @@ class AIMLClient:
         started = time.monotonic()
         return ChatStream(self._post(payload, stream=True), payload, started)
 
+    def adopt_models(self, other: AIMLClient) -> None:
+        """Take over another client's cached models list (same service, new key or timeouts)."""
+        self._models, self._models_etag = other._models, other._models_etag
+
     def list_models(self, *, chat_only: bool = True, refresh: bool = False) -> list[dict[str, Any]]:
         """The service's models (no key needed); cached, revalidated with ETag on refresh."""
         if self._models is not None and not refresh:

@@ -28,6 +28,7 @@ LABEL_STYLE = {"description_width": "14em"}
 INDENT = "0 0 0 14.5em"  # lines up with the controls, past the labels
 WIDE = "38em"
 TOKENS_MAX = 2**31 - 1  # the trait has no upper bound; a widget needs one
+MAX_PANELS = 4  # live panels per session; showing another closes the oldest
 # One models fetch at a time: a second panel shown meanwhile waits and then reads the client's cache.
 _LIST_LOCK = threading.Lock()
 
@@ -427,6 +428,13 @@ def show_panel(magics: Any) -> AIMLPanel | None:
     from IPython.display import display
 
     panel = build_panel(magics)
+    # Re-running a panel cell leaves the old panel's widgets alive and listening; keep the few
+    # most recent ones (several may be on screen, in step) and close the rest.
+    shown = magics.__dict__.setdefault("_panels", [])
+    shown[:] = [p for p in shown if not p._detached]
+    shown.append(panel)
+    while len(shown) > MAX_PANELS:
+        shown.pop(0).close()
     display(panel)
     return panel
 

@@ -343,8 +343,7 @@ class AIMLMagics(Magics):
         base, _ = self.effective_base()
         ident = (key, base, self.timeout, self.max_retries, self.allow_insecure_http)
         if self._client is None or ident != self._client_key:
-            if self._client is not None:
-                self._client.close()
+            old = self._client
             self._client = AIMLClient(
                 key,
                 base,
@@ -353,6 +352,10 @@ class AIMLMagics(Magics):
                 allow_insecure_http=self.allow_insecure_http,
             )
             self._client_key = ident
+            if old is not None:
+                old.close()
+                if old.base_url == self._client.base_url:  # the models list: once per session
+                    self._client.adopt_models(old)
         return self._client
 
     # -- the magic -----------------------------------------------------------------------------

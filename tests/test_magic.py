@@ -556,3 +556,12 @@ def test_odd_line_command_input_is_one_message(shell, api, tmp_path):
     run = run_cell(shell, f"%aiml history --export {tmp_path / 'missing' / 'x.json'}")
     assert isinstance(run.error, AIMLError) and "Could not save the history" in str(run.error)
     assert "Traceback" not in run.stdout
+
+
+def test_models_list_is_fetched_once_across_setting_changes(shell, api):
+    assert run_cell(shell, "%aiml models").error is None
+    shell.run_line_magic("config", "AIMLMagics.timeout = 30.0")  # rebuilds the client
+    assert run_cell(shell, "%aiml models gpt").error is None
+    assert len([r for r in api.requests if r.path.endswith("/models")]) == 1
+    assert run_cell(shell, "%aiml models --refresh").error is None
+    assert len([r for r in api.requests if r.path.endswith("/models")]) == 2

@@ -442,3 +442,18 @@ def test_panel_in_a_real_kernel_and_saved_notebook(monkeypatch, api, tmp_path):
     saved = path.read_text(encoding="utf-8")
     assert "application/vnd.jupyter.widget-state+json" in saved  # widget values are saved too
     assert TEST_KEY not in saved and TEST_KEY[:-4] not in saved
+
+
+def test_reshown_panels_are_bounded(shell, api, magics):
+    """Re-running `%aiml panel` must not pile up listeners: the oldest beyond the limit close."""
+    from aiml_magics.controls import MAX_PANELS
+
+    before = len(magics.on_answer)
+    for _ in range(MAX_PANELS + 3):
+        assert run_cell(shell, "%aiml panel").error is None
+    panels = magics._panels
+    assert len(panels) == MAX_PANELS and len(magics.on_answer) == before + MAX_PANELS
+    run_cell(shell, "%%aiml\nhi")
+    assert all("1 turn" in p.status.value for p in panels)
+    for p in list(panels):
+        p.close()
