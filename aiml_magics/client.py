@@ -174,10 +174,9 @@ class AIMLClient:
         self.max_wait = max_wait  # total seconds one request may spend waiting between retries
         self.allow_insecure_http = allow_insecure_http
         self._key_checked = False
-        # A loopback base never goes through an HTTP(S)_PROXY from the environment: the proxy
-        # would see the key (in clear, over http) and the request would leave the machine.
-        self._proxies: dict[str, str | None] | None = (
-            {"http": None, "https": None, "all": None} if is_loopback(self.base_url) else None
+        # True when requests carry the key over plain http:// to a non-loopback host.
+        self.key_in_clear = (
+            urlsplit(self.base_url).scheme.lower() == "http" and not is_loopback(self.base_url)
         )
         self._session: requests.Session | None = None
         self._models_etag: str | None = None
@@ -207,6 +206,15 @@ class AIMLClient:
             )
             retry.wait_budget = self.max_wait
             session = requests.Session()
+            # The environment is read once here, not on every request (requests would look up
+            # proxies and ~/.netrc each time). A loopback service is reached directly: a proxy
+            # would see the key and take the request off the machine.
+            session.trust_env = False
+            if not is_loopback(self.base_url):
+                session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+                bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                if bundle:
+                    session.verify = bundle
             session.mount("http://", HTTPAdapter(max_retries=retry))
             session.mount("https://", HTTPAdapter(max_retries=retry))
             session.headers["User-Agent"] = f"aiml-magics/{__version__}"
@@ -219,11 +227,6 @@ class AIMLClient:
             self._session = None
 
     # -- requests ---------------------------------------------------------------------------
-
-    @property
-    def key_in_clear(self) -> bool:
-        """True when requests carry the key over plain http:// to a non-loopback host."""
-        return urlsplit(self.base_url).scheme.lower() == "http" and not is_loopback(self.base_url)
 
     def _check_transport(self, url: str, with_key: bool) -> None:
         """Plain http:// to anything but loopback carries the key in clear: refuse, or warn once."""
@@ -280,7 +283,6 @@ class AIMLClient:
                 auth=_as_sent,
                 stream=stream,
                 timeout=(self.connect_timeout, self.timeout),
-                proxies=self._proxies,
             )
         except KeyboardInterrupt as exc:
             # The frames below hold a half-open socket; free it now, not when the traceback goes.
@@ -386,7 +388,6 @@ class AIMLClient:
                 url,
                 headers=headers,
                 auth=_as_sent,
-                proxies=self._proxies,
                 timeout=(self.connect_timeout, min(self.timeout, 30)),
             )
         except requests.exceptions.RequestException as exc:

@@ -219,7 +219,7 @@ class AIMLMagics(Magics):
     def _remember_raw_cell(self, info: Any) -> None:
         self._raw_cell = getattr(info, "raw_cell", None)
 
-    def typed_body(self, cell: str) -> str:
+    def typed_body(self, cell: str, raw: str | None = None) -> str:
         """The cell body exactly as typed.
 
         IPython strips ``>>> `` and ``In [1]: `` prompts when the first body line has one (a pasted
@@ -227,7 +227,7 @@ class AIMLMagics(Magics):
         ``cell``, so the prompt sent is byte-exact.
         """
         typed = cell[:-1] if cell.endswith("\n") else cell
-        raw = self._own_raw_cell(cell)
+        raw = raw if raw is not None else self._own_raw_cell(cell)
         if raw is None:
             return typed
         raw_lines = raw.splitlines(keepends=True)
@@ -368,8 +368,9 @@ class AIMLMagics(Magics):
         args = parse_flags(line)
         # A whole %%aiml cell is ours: its live outputs can be cleared for the final rendering.
         # Called from code, other outputs share the cell, so live outputs are emptied instead.
-        args.owns_cell = self._own_raw_cell(cell) is not None
-        self.ask(self.typed_body(cell), args)
+        raw = self._own_raw_cell(cell)
+        args.owns_cell = raw is not None
+        self.ask(self.typed_body(cell, raw), args)
         return None
 
     def ask(self, prompt: str, args: Any) -> ChatResponse | None:

@@ -378,3 +378,15 @@ def test_history_views_and_export_mask_a_key_pasted_into_a_prompt(shell, api, tm
     shown += run_cell(shell, "%aiml history").shown + run_cell(shell, "%aiml history --json").shown
     assert TEST_KEY not in shown and TEST_KEY not in target.read_text()
     assert "****HECK" in target.read_text()
+
+
+def test_proxy_from_the_environment_is_kept_for_the_real_service(monkeypatch, no_network):
+    """Read once when the session is built (no connection made): corporate proxies still work."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    remote = AIMLClient(TEST_KEY, "https://api.aimlapi.com/v1").session
+    assert remote.proxies.get("https") == "http://proxy.example:3128"
+    local = AIMLClient(TEST_KEY, "http://127.0.0.1:9/v1").session
+    assert not local.proxies and local.trust_env is False
+    assert no_network == []
