@@ -29,7 +29,7 @@ from .errors import (
     service_message,
 )
 from .response import CUT, INTERRUPTED, ChatResponse, StreamAssembler
-from .sse import SSEParser
+from .sse import DONE, SSEParser
 
 if TYPE_CHECKING:
     import requests
@@ -518,7 +518,7 @@ class ChatStream:
                 if len(self._head) < 512:
                     self._head += block[: 512 - len(self._head)]
                 for event in feed(block):
-                    if event == "[DONE]":
+                    if event == DONE:
                         self.done = clean = True
                         return
                     try:
@@ -528,7 +528,7 @@ class ChatStream:
                         continue
                     yield add(delta)
             for event in parser.close():
-                if event == "[DONE]":
+                if event == DONE:
                     self.done = True
                     break
                 delta = self._decode(event)
