@@ -21,7 +21,7 @@ from traitlets import TraitError
 
 from .errors import AIMLError, redact
 from .models import FALLBACK_MODELS, alias_map, describe_model, model_ids, resolve_model
-from .params import check_model, range_for
+from .params import RANGES, check_model, range_for
 from .render import is_terminal
 
 LABEL_STYLE = {"description_width": "14em"}
@@ -145,30 +145,12 @@ class AIMLPanel(W.VBox):
             style=LABEL_STYLE,
             layout=W.Layout(width="24em"),
         )
-        self.temperature = W.FloatSlider(
-            value=1.0,
-            min=0.0,
-            max=2.0,
-            step=0.05,
-            readout_format=".2f",
-            continuous_update=False,
-            description="temperature",
-            tooltip="0 to 2 (0 to 1 for Claude and MiniMax models); lower is more deterministic.",
-            style=LABEL_STYLE,
-            layout=W.Layout(width=WIDE),
+        self.temperature = _slider(
+            "temperature",
+            0.05,
+            "0 to 2 (0 to 1 for Claude and MiniMax models); lower is more deterministic.",
         )
-        self.top_p = W.FloatSlider(
-            value=1.0,
-            min=0.01,
-            max=1.0,
-            step=0.01,
-            readout_format=".2f",
-            continuous_update=False,
-            description="top_p",
-            tooltip="Nucleus sampling, 0.01 to 1.",
-            style=LABEL_STYLE,
-            layout=W.Layout(width=WIDE),
-        )
+        self.top_p = _slider("top_p", 0.01, "Nucleus sampling, 0.01 to 1.")
         self._optionals = {
             "max_completion_tokens": _Optional(magics, "max_completion_tokens", self.max_completion_tokens),
             "temperature": _Optional(
@@ -437,6 +419,23 @@ def show_panel(magics: Any) -> AIMLPanel | None:
         shown.pop(0).close()
     display(panel)
     return panel
+
+
+def _slider(name: str, step: float, tooltip: str) -> W.FloatSlider:
+    """A slider over the parameter's own range (params.RANGES, what the service accepts)."""
+    rng = RANGES[name]
+    return W.FloatSlider(
+        value=min(1.0, rng.high),
+        min=rng.low,
+        max=rng.high,
+        step=step,
+        readout_format=".2f",
+        continuous_update=False,
+        description=name,
+        tooltip=tooltip,
+        style=LABEL_STYLE,
+        layout=W.Layout(width=WIDE),
+    )
 
 
 def _note(text: str, color: str, escape: bool = True) -> str:
