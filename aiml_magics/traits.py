@@ -52,22 +52,21 @@ class _Explained:
         )
 
 
-class Float(_Explained, traitlets.Float):
+class _Number(_Explained):
+    """traitlets takes True as 1: a number setting refuses booleans."""
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if isinstance(value, bool):
+            self.error(obj, value)
+        return super().validate(obj, value)  # type: ignore[misc]
+
+
+class Float(_Number, traitlets.Float):
     kind = "float"
 
-    def validate(self, obj: Any, value: Any) -> Any:
-        if isinstance(value, bool):
-            self.error(obj, value)
-        return super().validate(obj, value)
 
-
-class Int(_Explained, traitlets.Int):
+class Int(_Number, traitlets.Int):
     kind = "int"
-
-    def validate(self, obj: Any, value: Any) -> Any:
-        if isinstance(value, bool):
-            self.error(obj, value)
-        return super().validate(obj, value)
 
 
 class Bool(_Explained, traitlets.Bool):
