@@ -97,13 +97,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _as_sent(request: Any) -> Any:
-    """Explicit auth that leaves the request as built. Without one, requests reads ~/.netrc on
-    every request, and a matching (or ``default``) entry silently replaces our Bearer header with
-    Basic auth: a 401, and that netrc password sent to the service. Skipping it is also faster."""
-    return request
-
-
+@functools.cache
 def _retry_class() -> type:
     from urllib3.exceptions import MaxRetryError, ResponseError
     from urllib3.util.retry import Retry
@@ -206,9 +200,10 @@ class AIMLClient:
             )
             retry.wait_budget = self.max_wait
             session = requests.Session()
-            # The environment is read once here, not on every request (requests would look up
-            # proxies and ~/.netrc each time). A loopback service is reached directly: a proxy
-            # would see the key and take the request off the machine.
+            # The environment is read once here, not on every request: requests would look up
+            # proxies and ~/.netrc each time, and a netrc `default` entry would replace the Bearer
+            # key with Basic auth (and send that password). A loopback service is reached
+            # directly: a proxy would see the key and take the request off the machine.
             session.trust_env = False
             if not is_loopback(self.base_url):
                 session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
@@ -280,7 +275,6 @@ class AIMLClient:
                 url,
                 data=body,
                 headers=headers,
-                auth=_as_sent,
                 stream=stream,
                 timeout=(self.connect_timeout, self.timeout),
             )
@@ -387,7 +381,6 @@ class AIMLClient:
             resp = self.session.get(
                 url,
                 headers=headers,
-                auth=_as_sent,
                 timeout=(self.connect_timeout, min(self.timeout, 30)),
             )
         except requests.exceptions.RequestException as exc:
