@@ -19,18 +19,16 @@ however long the answer (the saved notebook keeps that one output). No network h
 from __future__ import annotations
 
 import html
-import re
 import sys
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from .response import ChatResponse
-from .view import final_bundle, footer
+from .view import FENCE_LINE, closes_fence, final_bundle, footer
 
 Publisher = Callable[[dict[str, str], str, bool], None]
 
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 EMPTY: dict[str, str] = {"text/plain": ""}
 
 
@@ -209,10 +207,8 @@ class LiveMarkdown:
             line = live[scan:end]
             scan = end + 1
             if fence is not None:
-                m = _FENCE.match(line)
-                if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
-                    if not line.strip()[len(m.group(1)) :].strip():
-                        fence = None
+                if closes_fence(line, fence):
+                    fence = None
                 elif scan - start > self.FENCE_SPLIT:
                     # A code block too long to re-send: seal what we have, reopen the fence below.
                     self._sealed.append(f"{live[start:scan]}{fence}\n")
@@ -227,7 +223,7 @@ class LiveMarkdown:
                 self._sealed.append(live[start:blank_at])  # a new block begins: the last is final
                 start = blank_at
             blank_at = None
-            m = _FENCE.match(line)
+            m = FENCE_LINE.match(line)
             if m:
                 fence, self._fence_line = m.group(1), line
         rest = live[scan : scan + 1]

@@ -12,23 +12,30 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .response import ChatResponse
 
-_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def closes_fence(line: str, marker: str) -> bool:
+    """True when ``line`` closes a code block opened with ``marker`` (same character, at least
+    as long, nothing after it)."""
+    m = FENCE_LINE.match(line)
+    if not m:
+        return False
+    fence = m.group(1)
+    return fence[0] == marker[0] and len(fence) >= len(marker) and not line.strip()[len(fence) :].strip()
 
 
 def open_fence(text: str) -> str | None:
     """The fence marker left open at the end of ``text`` (None if every fence is closed)."""
     marker: str | None = None
     for line in text.split("\n"):
-        m = _FENCE_LINE.match(line)
-        if not m:
+        if marker is not None:
+            if closes_fence(line, marker):
+                marker = None
             continue
-        fence = m.group(1)
-        if marker is None:
-            marker = fence
-        elif fence[0] == marker[0] and len(fence) >= len(marker) and not line.strip()[
-            len(fence) :
-        ].strip():
-            marker = None
+        m = FENCE_LINE.match(line)
+        if m:
+            marker = m.group(1)
     return marker
 
 
