@@ -11,6 +11,7 @@ import html
 import json
 import re
 from http import HTTPStatus
+from typing import Any
 
 # Keys live here only long enough to be scrubbed from messages; set by the client that holds one.
 _secrets: set[str] = set()
@@ -70,6 +71,14 @@ class AIMLError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def advise(self, advice: str) -> AIMLError:
+        """Add what to do (the notebook layer adds its commands here); returns self for ``raise``."""
+        advice = redact(advice).strip()
+        if advice and advice not in self.message:
+            self.message = f"{self.message.rstrip()} {advice}"
+            self.args = (self.message,)
+        return self
+
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[0;31mAIMLError\x1b[0m: {self.message}"]
 
@@ -81,12 +90,122 @@ class ParameterError(AIMLError, ValueError):
         super().__init__(message, kind="parameter")
 
 
+class ConfigError(AIMLError):
+    """A setting that cannot work (base URL, key text, plain http); nothing was sent."""
+
+    def __init__(self, message: str, *, kind: str = "config") -> None:
+        super().__init__(message, kind=kind)
+
+
+class MissingKeyError(ConfigError):
+    """No API key is set; nothing was sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="no_key")
+
+
+class APIStatusError(AIMLError):
+    """The service answered with an HTTP error status (``.status``)."""
+
+    default_status = 0
+
+    def __init__(
+        self, message: str, *, status: int | None = None, service_message: str | None = None
+    ) -> None:
+        super().__init__(
+            message, kind="http", status=status or self.default_status, service_message=service_message
+        )
+
+
+class BadRequestError(APIStatusError):
+    """400/422 (and other 4xx): the request was refused as invalid; sending it again won't help."""
+
+    default_status = 400
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key was refused."""
+
+    default_status = 401
+
+
+class CreditsError(APIStatusError):
+    """403: out of credits, or the key may not use this model."""
+
+    default_status = 403
+
+
+class NotFoundError(APIStatusError):
+    """404: wrong base URL or path, or an unknown model on some servers."""
+
+    default_status = 404
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests, still after the retries."""
+
+    default_status = 429
+
+
+class ServerError(APIStatusError):
+    """5xx: the service or the model failed, still after the retries."""
+
+    default_status = 500
+
+
+class ConnectError(AIMLError):
+    """No connection could be made; the request was never sent (nothing billed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="connection")
+
+
+class ResponseTimeout(AIMLError):
+    """The request was sent but no answer came within the read timeout (it may be billed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="timeout")
+
+
+class ProtocolError(AIMLError):
+    """Something answered, but not with a chat completion (a wrong base URL, a proxy page)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="protocol")
+
+
+class IncompleteAnswer(AIMLError):
+    """The answer stopped early (cut, error frame, limit); ``.response`` holds what arrived."""
+
+    def __init__(self, message: str, response: Any = None) -> None:
+        super().__init__(message, kind="stream")
+        self.response = response
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: CreditsError,
+    404: NotFoundError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The error class a caller catches for ``status``."""
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    return ServerError if status >= 500 else BadRequestError
+
+
 class StreamInterrupted(KeyboardInterrupt):
     """Ctrl-C during an answer: still an interrupt (Run All stops) but a one-line message."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, response: Any = None) -> None:
         super().__init__(message)
         self.message = message
+        self.response = response
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[0;31mKeyboardInterrupt\x1b[0m: {self.message}"]
@@ -175,4 +294,4 @@ def http_error(
     hint = _HINTS.get(status) or _HINTS[500 if status >= 500 else 400]
     hint = hint.format(url=url, retried=retried)
     text = f"The AI/ML API answered {status} {reason}: {msg.rstrip('.')}. {hint}"
-    return AIMLError(text, kind="http", status=status, service_message=msg)
+    return status_error_class(status)(text, status=status, service_message=msg)

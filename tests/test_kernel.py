@@ -61,7 +61,7 @@ def test_cell_streams_into_a_real_kernel(monkeypatch, api, tmp_path):
     printed = nb.cells[3].outputs[0].text
     assert printed.startswith("Follow-up answer.") and "2002.0" in printed
     error = nb.cells[4].outputs[-1]
-    assert error.output_type == "error" and error.ename == "AIMLError"
+    assert error.output_type == "error" and error.ename == "CreditsError"  # an AIMLError subclass
     assert len(error.traceback) == 1 and "403" in error.traceback[0]
     refused = nb.cells[5].outputs[-1]
     assert refused.ename == "ParameterError" and "top_p = 7" in refused.traceback[0]

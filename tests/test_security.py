@@ -184,7 +184,8 @@ def test_key_in_no_saved_notebook(monkeypatch, api, tmp_path):
     assert "after the errors" in saved and "****HECK" in saved  # it ran, and masked what it named
     assert "POST /v1/chat/completions" in saved  # debug logging was on in the kernel
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
-    assert [e.ename for e in errors] == ["AIMLError"] * 3
+    # Typed errors (all AIMLError subclasses): 401, 400, then the proxy's 502.
+    assert [e.ename for e in errors] == ["AuthenticationError", "BadRequestError", "ServerError"]
     assert all(len(e.traceback) == 1 for e in errors)  # one paragraph, even in Verbose mode
     assert len(api.chat_requests) == 5
 
