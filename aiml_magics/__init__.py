@@ -1,28 +1,94 @@
-"""Jupyter magics for the AI/ML API: ``%load_ext aiml_magics``, then ``%%aiml`` cells.
+"""Chat completions from the AI/ML API in notebooks (``%%aiml``) and in plain Python (``chat``).
 
-Loading the extension imports no HTTP, widget or Markdown library: those load on first use.
+``import aiml_magics`` and ``%load_ext aiml_magics`` import no HTTP, widget or Markdown library:
+the public names below load on first use (``aiml_magics.Session`` imports the core, never
+IPython), and the extension hook imports only the magic.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# Public name -> the module that defines it (imported when the name is first used).
+_LAZY = {
+    "Session": "session",
+    "chat": "session",
+    "default_session": "session",
+    "ChatResponse": "response",
+    "Usage": "response",
+    "History": "history",
+    "Exchange": "history",
+    "Settings": "settings",
+    "AIMLError": "errors",
+    "ParameterError": "errors",
+    "ConfigError": "errors",
+    "MissingKeyError": "errors",
+    "APIStatusError": "errors",
+    "BadRequestError": "errors",
+    "AuthenticationError": "errors",
+    "CreditsError": "errors",
+    "NotFoundError": "errors",
+    "RateLimitError": "errors",
+    "ServerError": "errors",
+    "ConnectError": "errors",
+    "ResponseTimeout": "errors",
+    "ProtocolError": "errors",
+    "IncompleteAnswer": "errors",
+    "StreamInterrupted": "errors",
+}
+
 __all__ = [
-    "__version__",
-    "instance",
-    "load_ipython_extension",
-    "panel",
+    "AIMLError", "APIStatusError", "AuthenticationError", "BadRequestError", "ChatResponse",
+    "ConfigError", "ConnectError", "CreditsError", "Exchange", "History", "IncompleteAnswer",
+    "MissingKeyError", "NotFoundError", "ParameterError", "ProtocolError", "RateLimitError",
+    "ResponseTimeout", "ServerError", "Session", "Settings", "StreamInterrupted", "Usage",
+    "__version__", "chat", "default_session", "instance", "load_ipython_extension", "panel",
     "unload_ipython_extension",
 ]
 
+if TYPE_CHECKING:
+    from .errors import (
+        AIMLError,
+        APIStatusError,
+        AuthenticationError,
+        BadRequestError,
+        ConfigError,
+        ConnectError,
+        CreditsError,
+        IncompleteAnswer,
+        MissingKeyError,
+        NotFoundError,
+        ParameterError,
+        ProtocolError,
+        RateLimitError,
+        ResponseTimeout,
+        ServerError,
+        StreamInterrupted,
+    )
+    from .history import Exchange, History
+    from .response import ChatResponse, Usage
+    from .session import Session, chat, default_session
+    from .settings import Settings
+
 _magics: Any = None
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aiml_magics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%aiml`` / ``%aiml`` (called by ``%load_ext aiml_magics``)."""
     global _magics
-    from .magics import AIMLMagics
+    from .magics import AIMLMagics  # the one deferred import: the notebook layer
 
     if _magics is not None and _magics.shell is ipython:
         return
@@ -41,9 +107,7 @@ def unload_ipython_extension(ipython: Any) -> None:
             ipython.events.unregister("pre_run_cell", _magics._remember_raw_cell)
         except (AttributeError, ValueError):
             pass
-        client = _magics._client
-        if client is not None:
-            client.close()
+        _magics.close()
         _magics = None
 
 

@@ -339,7 +339,7 @@ class AIMLPanel(W.VBox):
             "run <code>%aiml key</code> (masked prompt, kept in memory only), or set the "
             "<code>AIML_API_KEY</code> environment variable before starting Jupyter"
         )
-        if self.magics.effective_key()[0] is None and self.magics.answer_mode == "replay":
+        if self.magics.effective_key()[0] is None and self.magics.session.source.name == "replay":
             self.key_note.value = _note(
                 f"No API key: answers are replayed or echoed offline. To go live, {how}, "
                 "then <code>%aiml live</code>.",
@@ -352,8 +352,7 @@ class AIMLPanel(W.VBox):
             self.key_note.value = ""
 
     def _new_conversation(self, _: Any = None) -> None:
-        self.magics.conversation.reset()
-        self.magics._notify(None)  # every panel's status line, not just this one
+        self.magics.session.reset()  # tells every panel's status line, not just this one
 
     def _answered(self, resp: Any) -> None:
         self._update_status()

@@ -171,6 +171,10 @@ class History(Sequence[Exchange]):
             return dropped
 
     @property
+    def conversation(self) -> Conversation:
+        return Conversation(self)
+
+    @property
     def turns(self) -> list[Turn]:
         with self._lock:
             return [Turn(e.prompt, e.response.text, e.partial) for e in self._conversation()]
@@ -187,6 +191,9 @@ class History(Sequence[Exchange]):
     def export(self) -> list[dict[str, Any]]:
         """The conversation as OpenAI-style messages (a fresh copy)."""
         return self.messages("")[:-1]
+
+    def conversation_json(self) -> str:
+        return redact(json.dumps(self.export(), ensure_ascii=False, indent=2))
 
     # -- analysis and export -------------------------------------------------------------------
 
@@ -267,6 +274,39 @@ class History(Sequence[Exchange]):
                 f"Could not save the history to {target}: {exc.strerror or exc}.", kind="io"
             ) from None
         return target
+
+
+class Conversation:
+    """The conversation part of a history, as later requests see it: ``len`` counts turns."""
+
+    def __init__(self, history: History) -> None:
+        self._history = history
+
+    def __len__(self) -> int:
+        return len(self._history.turns)
+
+    @property
+    def turns(self) -> list[Turn]:
+        return self._history.turns
+
+    def messages(self, prompt: str, system: str | None = None) -> list[dict[str, Any]]:
+        return self._history.messages(prompt, system)
+
+    def to_json(self) -> str:
+        return self._history.conversation_json()
+
+    def to_markdown(self) -> str:
+        turns = self.turns
+        if not turns:
+            return "*The conversation is empty.*"
+        parts = []
+        for i, turn in enumerate(turns, 1):
+            mark = " *(partial)*" if turn.partial else ""
+            parts.append(f"**{i}. You**\n\n{turn.prompt}\n\n**Answer**{mark}\n\n{turn.answer}")
+        return redact("\n\n---\n\n".join(parts))
+
+    def __repr__(self) -> str:
+        return f"Conversation({len(self)} turns)"
 
 
 _COLUMNS = (

@@ -1,110 +1,88 @@
-"""The ``%%aiml`` cell magic and ``%aiml`` line commands: parse, wire, store. Thin on purpose.
+"""The ``%%aiml`` cell magic: parse the cell, call the session with a live view, push the result.
 
-Settings are traitlets on ``AIMLMagics`` (one source of truth: ``%config``, ``ipython_config.py``
-and the panel all move the same traits); per-cell flags override them for one cell only.
+``AIMLMagics`` *is* the notebook's settings (a ``Settings``: traits generated from the parameter
+table), so ``%config``, ``ipython_config.py``, the panel and ``chat()`` all read the same values;
+per-cell flags override them for one cell only. Everything else (the session, the commands, the
+renderers) is built on first use, which keeps ``%load_ext`` to registering the magic.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
-import keyword
-import shlex
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import TraitError, observe, validate
 
-from .client import (
-    BASE_VARS,
-    DEFAULT_BASE_URL,
-    KEY_VARS,
-    AIMLClient,
-    env_value,
-    normalize_base_url,
-)
-from .conversation import Conversation
-from .errors import (
-    AIMLError,
-    ParameterError,
-    StreamInterrupted,
-    check_key_text,
-    mask_key,
-    register_secret,
-)
-from .params import DEFAULT_MODEL, build_payload, check_model, check_number, check_prompt
-from .render import is_terminal, make_renderer
-from .response import ChatResponse, parse_json_answer
-from .traits import Bool, Float, Int, Unicode
+from .params import PARAMS, Param
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .session import Session
 
 RESPONSE_VAR = "aiml_response"
+HISTORY_VAR = "aiml_history"
 
-# Trait name -> how it is shown in `%aiml config`.
-SETTINGS = (
-    "model",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "system",
-    "stream",
-    "memory",
-    "max_history",
-    "timeout",
-    "max_retries",
-    "base_url",
-    "api_key",
-    "allow_insecure_http",
+# Flags of one cell that are not settings: (spellings, argparse options, help).
+CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
+    (("--json",), {"action": "store_true"}, "ask for a JSON object; the parsed value lands in .data"),
+    (("--new",), {"action": "store_true"}, "start a fresh conversation before this cell"),
+    (("--out", "-o"), {"metavar": "NAME"}, "also store the response in this variable"),
+    (("--dry-run",), {"action": "store_true"}, "show the request that would be sent; send nothing"),
 )
+METAVARS = {"str": "TEXT", "int": "N", "float": "X", "list": "TEXT"}
 
 
-class Secret(str):
-    """A str that never shows itself: repr/str/format give the masked form.
-
-    ``%config AIMLMagics`` prints every trait's current value; this keeps the key out of it.
-    """
-
-    def __repr__(self) -> str:
-        return repr(mask_key(self.reveal()))
-
-    def __str__(self) -> str:
-        return mask_key(self.reveal())
-
-    def __format__(self, spec: str) -> str:
-        return format(mask_key(self.reveal()), spec)
-
-    def reveal(self) -> str:
-        return str.__str__(self)
+def _flag_options(param: Param) -> dict[str, Any]:
+    if param.kind == "bool":
+        return {"action": "store_true", "dest": f"no_{param.name}"}
+    if param.kind == "list":
+        return {"action": "append", "dest": param.name, "metavar": METAVARS["list"]}
+    metavar = "ID" if param.name == "model" else METAVARS[param.kind]
+    return {"dest": param.name, "metavar": metavar}
 
 
-@magic_arguments()
-@argument("--model", "-m", help="model id for this cell (see %%aiml models)")
-@argument("--max-completion-tokens", "-n", help="upper bound on generated tokens (>= 1)")
-@argument("--max-tokens", help="legacy upper bound on generated tokens (>= 1)")
-@argument("--temperature", "-t", help="sampling temperature, 0 to 2 (0 to 1 for Claude)")
-@argument("--top-p", help="nucleus sampling, 0.01 to 1")
-@argument("--stop", action="append", help="stop sequence (repeatable, at most 4)")
-@argument("--frequency-penalty", help="-2 to 2")
-@argument("--presence-penalty", help="-2 to 2")
-@argument("--seed", help="integer >= 1 for more repeatable answers")
-@argument("--system", "-s", help="system prompt for this cell")
-@argument("--json", action="store_true", help="ask for a JSON object; parsed into .data")
-@argument("--no-stream", action="store_true", help="wait for the whole answer")
-@argument("--new", action="store_true", help="start a fresh conversation before this cell")
-@argument("--no-memory", action="store_true", help="send this cell alone and do not record it")
-@argument("--out", "-o", help="also store the response in this variable")
-@argument("--dry-run", action="store_true", help="show the request that would be sent; send nothing")
-def _cell_flags(line: str, cell: str) -> None:
-    """Send the cell body as the user message and stream the answer."""
+def _flag_help(param: Param) -> str:
+    text = param.help
+    if param.range is not None:
+        text += f" ({param.range.describe()})"
+    return text
 
 
-_cell_flags.parser.prog = "%%aiml"  # type: ignore[attr-defined]
+def flag_table() -> list[tuple[tuple[str, ...], dict[str, Any], str]]:
+    """Every cell flag: the table's (settings that have flags), then the cell-only ones."""
+    rows = [(p.flags, _flag_options(p), _flag_help(p)) for p in PARAMS if p.flags]
+    return [*rows, *CELL_ONLY]
 
 
-def parse_flags(line: str) -> Any:
+def cell_usage() -> str:
+    """The flags with their help, for ``%%aiml?`` and ``%aiml help`` (no argparse needed)."""
+    lines = ["%%aiml [flags]: send the cell body as the user message and stream the answer.",
+             "A flag overrides the setting for this cell only; values are checked before sending.",
+             "", "flags:"]
+    for spellings, options, text in flag_table():
+        meta = options.get("metavar")
+        names = ", ".join(f"{s} {meta}" if meta else s for s in spellings)
+        lines.append(f"  {names:<36} {text}")
+    return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        from IPython.core.error import UsageError
+
+        raise UsageError(f"%%aiml: {message}.\n\n{self.format_usage()}")
+
+
+@functools.cache
+def cell_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="%%aiml", add_help=False, allow_abbrev=False)
+    for spellings, options, text in flag_table():
+        parser.add_argument(*spellings, help=text, **options)
+    return parser
+
+
+def parse_flags(line: str) -> argparse.Namespace:
     """Parse the ``%%aiml`` line with POSIX quoting, so ``--system 'Be terse.'`` loses its quotes.
 
     A notebook repeats the same few flag lines: each is parsed once (argparse takes tens of
@@ -116,16 +94,20 @@ def parse_flags(line: str) -> Any:
 
 @functools.lru_cache(maxsize=128)
 def _parse_cached(line: str) -> argparse.Namespace:
+    import shlex
+
+    from IPython.core.error import UsageError
+
     try:
         argv = shlex.split(line)
     except ValueError as exc:
         raise UsageError(f"%%aiml {line}: {exc} (check the quotes).") from None
-    return _cell_flags.parser.parse_args(_glue_values(argv))  # type: ignore[attr-defined]
+    return cell_parser().parse_args(_glue_values(argv))
 
 
 def _glue_values(argv: list[str]) -> list[str]:
     """``-t -1e-5``: argparse takes a value like ``-1e-5`` for an option; glue it as ``-t=-1e-5``."""
-    parser = _cell_flags.parser  # type: ignore[attr-defined]
+    parser = cell_parser()
     takes_value = {s for a in parser._actions if a.nargs != 0 for s in a.option_strings}
     out: list[str] = []
     for word in argv:
@@ -144,77 +126,80 @@ def _is_number(text: str) -> bool:
     return True
 
 
-LINE_HELP = """\
-%%aiml [flags]        send the cell body to the model (flags: %aiml help)
-%aiml reset           forget the conversation
-%aiml history [--json | --export FILE]   show (or save) the conversation
-%aiml config          effective settings, where each came from (key masked)
-%aiml models [TEXT] [--refresh]          chat models, optionally filtered by TEXT
-%aiml key             enter the API key at a masked prompt (kept in memory only)
-%aiml panel           controls for model, max_completion_tokens, temperature, ... (ipywidgets)
-%aiml snippet         the last request as a runnable Python `requests` snippet
-%aiml replay [PATH]   answer from a cassette of recorded answers (default: the shipped quickstart);
-                      prompts with no recording get an offline echo; no key needed
-%aiml record PATH     live answers are also saved to the cassette PATH
-%aiml live            back to the service (the default)
-%aiml help            this help
-"""
-
-
 @magics_class
-class AIMLMagics(Magics):
+class AIMLMagics(Magics, Settings):
     """Chat with the AI/ML API from notebook cells."""
-
-    # Where answers come from: "live", "replay" (cassette, then offline echo) or "record".
-    answer_mode: str = "live"
-    cassette: Any = None
-
-    model = Unicode(DEFAULT_MODEL, help="Model id sent with every request.").tag(config=True)
-    max_completion_tokens = Int(
-        None, allow_none=True, help="Upper bound on generated tokens; None: model default."
-    ).tag(config=True)
-    temperature = Float(None, allow_none=True, help="0..2 (0..1 for Claude); None: unset.").tag(
-        config=True
-    )
-    top_p = Float(None, allow_none=True, help="0.01..1; None: unset.").tag(config=True)
-    system = Unicode(None, allow_none=True, help="System prompt sent first.").tag(config=True)
-    stream = Bool(True, help="Stream answers as they are generated.").tag(config=True)
-    memory = Bool(True, help="Later cells continue the conversation.").tag(config=True)
-    max_history = Int(20, allow_none=True, help="Turns kept in the conversation.").tag(
-        config=True
-    )
-    timeout = Float(120.0, help="Seconds to wait for data before giving up.").tag(config=True)
-    max_retries = Int(2, help="Retries on 429 and 5xx (with backoff, Retry-After).").tag(
-        config=True
-    )
-    base_url = Unicode(
-        None, allow_none=True, help=f"API base URL; default AIML_API_BASE or {DEFAULT_BASE_URL}."
-    ).tag(config=True)
-    api_key = Unicode(
-        None, allow_none=True, help="API key; default AIML_API_KEY. Prefer `%aiml key`."
-    ).tag(config=True)
-    allow_insecure_http = Bool(
-        False, help="Allow sending the key over plain http:// to a non-loopback host."
-    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.conversation = Conversation(self.max_history)
-        self.last_response: ChatResponse | None = None
-        self.last_request: dict[str, Any] | None = None
-        self._client: AIMLClient | None = None
-        self._client_key: tuple[Any, ...] | None = None
-        self._key_source: str | None = None
-        self.session_tokens = 0
-        self.session_credits = 0.0
-        # Called with each stored answer (or None when the conversation is reset): the panel's
-        # status line listens here. A failing listener is reported, never fails the cell.
-        self.on_answer: list[Any] = []
-        if self.api_key:
-            self._key_source = "%config"
+        self._session: Session | None = None
         self._raw_cell: str | None = None
+        self._panels: list[Any] = []
+        # How answers are shown: (shell, label, owns_cell) -> view. Benchmarks and tests swap it.
+        self.make_renderer: Any = None
         if shell is not None and hasattr(shell, "events"):
             shell.events.register("pre_run_cell", self._remember_raw_cell)
+
+    @property
+    def session(self) -> Session:
+        """The notebook's session (built on first use): these traits are its settings."""
+        if self._session is None:
+            from .session import Session
+
+            self._session = Session(settings=self)
+            if self.shell is not None:
+                self.shell.push({HISTORY_VAR: self._session.history})
+        return self._session
+
+    # -- what other parts of the notebook layer read ----------------------------------------------
+
+    @property
+    def conversation(self) -> Any:
+        return self.session.history.conversation
+
+    @property
+    def on_answer(self) -> list[Any]:
+        return self.session.on_answer
+
+    @property
+    def last_response(self) -> Any:
+        return self.session.last_response
+
+    @property
+    def last_request(self) -> dict[str, Any] | None:
+        return self.session.last_request
+
+    @property
+    def session_tokens(self) -> int:
+        return int(self.session.totals["tokens"])
+
+    @property
+    def session_credits(self) -> float:
+        return float(self.session.totals["credits"])
+
+    @property
+    def _client(self) -> Any:
+        return self._session._client if self._session is not None else None
+
+    def client(self) -> Any:
+        return self.session.client()
+
+    def effective_key(self) -> tuple[str | None, str]:
+        return self.session.effective_key()
+
+    def effective_base(self) -> tuple[str, str]:
+        return self.session.effective_base()
+
+    def settings_table(self) -> list[tuple[str, str, str]]:
+        from .commands import settings_table
+
+        return settings_table(self)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+    # -- the raw cell ----------------------------------------------------------------------------
 
     def _remember_raw_cell(self, info: Any) -> None:
         self._raw_cell = getattr(info, "raw_cell", None)
@@ -247,474 +232,58 @@ class AIMLMagics(Magics):
             return None
         return raw
 
-    # -- trait validation: refuse bad values where they are set --------------------------------
-
-    @validate("max_completion_tokens", "temperature", "top_p")
-    def _check_range(self, proposal: Any) -> Any:
-        try:
-            return check_number(proposal["trait"].name, proposal["value"])
-        except ParameterError as exc:
-            raise TraitError(str(exc)) from None
-
-    @validate("max_history")
-    def _check_history(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if value is not None and value < 0:
-            raise TraitError(f"max_history = {value} must be >= 0 (or None for no limit).")
-        return value
-
-    @validate("timeout")
-    def _check_timeout(self, proposal: Any) -> Any:
-        if not 0 < proposal["value"] <= 3600:  # also refuses nan and inf (sockets cannot wait that)
-            raise TraitError(
-                f"timeout = {proposal['value']} is out of range: use a number of seconds above 0, "
-                "at most 3600."
-            )
-        return proposal["value"]
-
-    @validate("model")
-    def _check_model(self, proposal: Any) -> Any:
-        try:
-            return check_model(proposal["value"])
-        except ParameterError as exc:
-            raise TraitError(str(exc)) from None
-
-    @validate("max_retries")
-    def _check_retries(self, proposal: Any) -> Any:
-        if not 0 <= proposal["value"] <= 10:
-            raise TraitError(f"max_retries = {proposal['value']} must be from 0 to 10.")
-        return proposal["value"]
-
-    @validate("base_url")
-    def _check_base(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if value:
-            try:
-                normalize_base_url(value)
-            except AIMLError as exc:
-                raise TraitError(str(exc)) from None
-        return value
-
-    @validate("api_key")
-    def _wrap_key(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if value is None or value == "":
-            return None
-        key = str.__str__(value).strip()
-        register_secret(key)
-        register_secret(str.__str__(value))
-        try:
-            check_key_text(key)
-        except AIMLError as exc:
-            raise TraitError(str(exc)) from None
-        return Secret(key)
-
-    @observe("api_key")
-    def _key_changed(self, change: Any) -> None:
-        self._key_source = "%config" if change["new"] else None
-
-    @observe("max_history")
-    def _history_changed(self, change: Any) -> None:
-        if hasattr(self, "conversation"):
-            self.conversation.bound(change["new"])
-
-    # -- effective settings --------------------------------------------------------------------
-
-    def effective_key(self) -> tuple[str | None, str]:
-        if self.api_key:
-            return str.__str__(self.api_key), self._key_source or "%config"
-        value, var = env_value(KEY_VARS)
-        if value:
-            register_secret(value)
-            return value, f"environment {var}"
-        return None, "not set"
-
-    def effective_base(self) -> tuple[str, str]:
-        if self.base_url:
-            return normalize_base_url(self.base_url), "%config"
-        value, var = env_value(BASE_VARS)
-        if value:
-            return normalize_base_url(value), f"environment {var}"
-        return DEFAULT_BASE_URL, "default"
-
-    def client(self) -> AIMLClient:
-        """The shared client, rebuilt only when key, base URL or transport settings change."""
-        key, _ = self.effective_key()
-        base, _ = self.effective_base()
-        ident = (key, base, self.timeout, self.max_retries, self.allow_insecure_http)
-        if self._client is None or ident != self._client_key:
-            old = self._client
-            self._client = AIMLClient(
-                key,
-                base,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                allow_insecure_http=self.allow_insecure_http,
-            )
-            self._client_key = ident
-            if old is not None:
-                old.close()
-                if old.base_url == self._client.base_url:  # the models list: once per session
-                    self._client.adopt_models(old)
-        return self._client
-
-    # -- the magic -----------------------------------------------------------------------------
+    # -- the magic ---------------------------------------------------------------------------------
 
     @line_cell_magic
     def aiml(self, line: str = "", cell: str | None = None) -> Any:
-        """%%aiml [flags] sends the cell to the model; %aiml COMMAND manages the session."""
         if cell is None:
-            return self._line(line)
+            from .commands import run_command
+
+            return run_command(self, line)
         args = parse_flags(line)
         # A whole %%aiml cell is ours: its live outputs can be cleared for the final rendering.
         # Called from code, other outputs share the cell, so live outputs are emptied instead.
         raw = self._own_raw_cell(cell)
-        args.owns_cell = raw is not None
-        self.ask(self.typed_body(cell, raw), args)
+        self.ask(self.typed_body(cell, raw), args, owns_cell=raw is not None)
         return None
 
-    def ask(self, prompt: str, args: Any) -> ChatResponse | None:
+    aiml.__doc__ = cell_usage() + "\n\n%aiml COMMAND manages the session: `%aiml help` lists them."
+
+    def ask(self, prompt: str, args: argparse.Namespace, owns_cell: bool = False) -> Any:
         """Validate, send, show, store. Every check runs before anything is sent."""
-        check_prompt(prompt)
-        if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
-            raise ParameterError(f"--out {args.out!r} is not a valid Python variable name.")
-        model = _pick(args.model, self.model)
-        params = {
-            "max_completion_tokens": _pick(args.max_completion_tokens, self.max_completion_tokens),
-            "max_tokens": args.max_tokens,
-            "temperature": _pick(args.temperature, self.temperature),
-            "top_p": _pick(args.top_p, self.top_p),
-            "frequency_penalty": args.frequency_penalty,
-            "presence_penalty": args.presence_penalty,
-            "seed": args.seed,
-            "stop": args.stop,
-        }
-        system = args.system if args.system is not None else self.system
-        stream = self.stream and not args.no_stream
-        remember = self.memory and not args.no_memory
-        if remember and not args.new:
-            messages = self.conversation.messages(prompt, system)
-        else:
-            messages = Conversation(0).messages(prompt, system)
-        payload = build_payload(model, messages, params, stream=stream, json_mode=args.json)
-        if args.dry_run:
-            self._show_dry_run(payload)
-            return None
-        if args.new:  # only now: a refused or dry-run cell leaves the conversation as it was
-            self.conversation.reset()
-            self._notify(None)
-        if self.answer_mode == "replay":
-            self.last_request = payload
-            resp = self._run_offline(payload, stream, getattr(args, "owns_cell", False))
-            return self._store(resp, prompt, remember, args)
-        client = self.client()
-        client._headers()  # no key: fail here, before any display or request
-        self.last_request = payload
-        resp = self._run(client, payload, stream, getattr(args, "owns_cell", False))
-        stored = self._store(resp, prompt, remember, args)
-        if self.answer_mode == "record" and self.cassette is not None:
-            self.cassette.record(payload, stored, self.effective_base()[0])
-        return stored
+        from .advice import advised
+        from .commands import check_out_name, show_dry_run
 
-    def _run(
-        self, client: AIMLClient, payload: dict[str, Any], stream: bool, owns_cell: bool = False
-    ) -> ChatResponse:
-        renderer = make_renderer(self.shell, label=payload["model"], owns_cell=owns_cell)
-        started = time.monotonic()
-        try:
-            opened = client.stream(payload) if stream else client.complete(payload)
-        except KeyboardInterrupt:
-            renderer.abandon()
-            raise StreamInterrupted("stopped before any answer arrived.") from None
-        except BaseException:
-            renderer.abandon()
-            raise
-        if isinstance(opened, ChatResponse):
-            opened.elapsed = time.monotonic() - started
-            self._note_transport(client, opened)
-            renderer.finish(opened)
-            return opened
-        chat = opened
-        try:
-            for content, reasoning in chat:
-                if reasoning:
-                    renderer.reasoning(reasoning)
-                if content:
-                    renderer.content(content)
-        except KeyboardInterrupt:
-            chat.interrupted = True
-            chat.close()
-        resp = chat.response()
-        self._note_transport(client, resp)
-        renderer.finish(resp)
-        resp._stream_error = chat.error  # type: ignore[attr-defined]
-        return resp
-
-    @staticmethod
-    def _note_transport(client: AIMLClient, resp: ChatResponse) -> None:
-        """Every answer that put the key on plain http:// says so in its footer (a warning
-        printed in the cell would be cleared with the live outputs)."""
-        if client.key_in_clear:
-            resp.warnings.append("the API key was sent over plain http:// (allow_insecure_http)")
-
-    def _run_offline(
-        self, payload: dict[str, Any], stream: bool, owns_cell: bool = False
-    ) -> ChatResponse:
-        """Replay mode: the recorded answer, else the offline echo, through the live renderer."""
-        from .cassette import offline_echo, pieces
-
-        started = time.monotonic()
-        recording = self.cassette.find(payload) if self.cassette is not None else None
-        resp = recording.to_response(payload) if recording else offline_echo(payload)
-        label = f"{payload['model']} ({resp.source})"
-        renderer = make_renderer(self.shell, label=label, owns_cell=owns_cell)
-        if stream:
-            for piece in pieces(resp.reasoning):
-                renderer.reasoning(piece)
-            for piece in pieces(resp.text):
-                renderer.content(piece)
-        resp.elapsed = time.monotonic() - started
-        renderer.finish(resp)
-        return resp
-
-    def _store(
-        self, resp: ChatResponse, prompt: str, remember: bool, args: Any
-    ) -> ChatResponse:
-        if args.json and resp.text:
-            resp.data, warning = parse_json_answer(resp.text)
-            if warning:
-                resp.warnings.append(warning)
-        self.last_response = resp
-        values = {RESPONSE_VAR: resp}
-        if args.out:
-            values[args.out] = resp
-        self.shell.push(values)
-        if resp.source == "live":  # a replayed answer cost nothing now
-            self.session_tokens += resp.usage.total_tokens or 0
-            self.session_credits += resp.credits_used or 0.0
-        if remember and resp.text:
-            # An empty answer is not recorded: some providers refuse an empty assistant message.
-            self.conversation.record(prompt, resp.text, partial=not resp.complete)
-        self._notify(resp)
-        error = getattr(resp, "_stream_error", None)
-        if resp.finish_reason == "interrupted":
-            raise StreamInterrupted(
-                f"stopped after {len(resp.text):,} characters; the partial answer is kept in "
-                f"{RESPONSE_VAR} and the conversation."
-            )
-        if error is not None:
-            raise error
-        if not resp.complete:
-            raise AIMLError(
-                f"The answer stopped early: the stream ended without a finish after "
-                f"{len(resp.text):,} characters. What arrived is kept in {RESPONSE_VAR} and the "
-                "conversation; run the cell again for a full answer.",
-                kind="stream",
-            )
-        return resp
-
-    def _show_dry_run(self, payload: dict[str, Any]) -> None:
-        base, _ = self.effective_base()
-        key, _ = self.effective_key()
-        text = (
-            f"POST {base}/chat/completions\n"
-            f"Authorization: Bearer {mask_key(key)}\n"
-            "Content-Type: application/json\n\n"
-            f"{json.dumps(payload, ensure_ascii=False, indent=2)}"
-        )
-        self._display_markdown(f"**Dry run: nothing was sent.**\n\n```http\n{text}\n```", text)
-        self.last_request = payload
-
-    # -- line commands -------------------------------------------------------------------------
-
-    def _line(self, line: str) -> Any:
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:
-            raise UsageError(f"%aiml {line}: {exc} (check the quotes).") from None
-        command, rest = (words[0].lower(), words[1:]) if words else ("help", [])
-        handler = getattr(self, f"_cmd_{command.replace('-', '_')}", None)
-        if handler is None:
-            raise UsageError(f"%aiml {command}: unknown command.\n\n{LINE_HELP}")
-        return handler(rest)
-
-    def _cmd_help(self, rest: list[str]) -> None:
-        flags = _cell_flags.parser.format_help().replace("::\n\n", "")  # type: ignore[attr-defined]
-        print(LINE_HELP + "\n" + flags)
-
-    def _cmd_reset(self, rest: list[str]) -> None:
-        turns = len(self.conversation)
-        self.conversation.reset()
-        self._notify(None)
-        print(f"Conversation cleared ({turns} turn{'s' if turns != 1 else ''} forgotten).")
-
-    def _cmd_history(self, rest: list[str]) -> Any:
-        if "--export" in rest:
-            i = rest.index("--export")
-            if i + 1 >= len(rest):
-                raise UsageError("%aiml history --export FILE: name the file to write.")
-            path = rest[i + 1]
+        session = self.session
+        with advised():
+            if args.out is not None:
+                check_out_name(args.out)
+            options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
+            options["stream"] = False if args.no_stream else None
+            options["memory"] = False if args.no_memory else None
+            payload = session.prepare(prompt, new=args.new, json=args.json, **options)
+            if args.dry_run:
+                show_dry_run(self, payload)
+                return None
+            if args.new:  # only now: a refused or dry-run cell leaves the conversation as it was
+                session.reset()
+            before = session.last_response
             try:
-                with open(path, "w", encoding="utf-8") as fh:
-                    fh.write(self.conversation.to_json())
-            except OSError as exc:
-                raise AIMLError(
-                    f"Could not save the history to {path}: {exc.strerror or exc}.", kind="io"
-                ) from None
-            print(f"Saved {len(self.conversation)} turns to {path}.")
-            return None
-        if "--json" in rest:
-            print(self.conversation.to_json())
-            return None
-        self._display_markdown(self.conversation.to_markdown(), self.conversation.to_text())
-        return None
+                return session.send(
+                    payload, prompt, remember=self.memory and not args.no_memory,
+                    view=self._view(owns_cell),
+                )
+            finally:
+                resp = session.last_response
+                if resp is not before and self.shell is not None:
+                    values = {RESPONSE_VAR: resp}
+                    if args.out:
+                        values[args.out] = resp
+                    self.shell.push(values)
 
-    def settings_table(self) -> list[tuple[str, str, str]]:
-        """(name, shown value, where it came from) for every setting; the key masked."""
-        rows = []
-        for name in SETTINGS:
-            if name == "api_key":
-                key, source = self.effective_key()
-                rows.append((name, mask_key(key), source))
-            elif name == "base_url":
-                base, source = self.effective_base()
-                rows.append((name, base, source))
-            else:
-                value = getattr(self, name)
-                default = self.traits()[name].default_value
-                source = "default" if value == default else "set (%config or panel)"
-                rows.append((name, "unset (model default)" if value is None else repr(value), source))
-        return rows
-
-    def _cmd_config(self, rest: list[str]) -> None:
-        rows = self.settings_table()
-        md = "| setting | value | from |\n|---|---|---|\n" + "\n".join(
-            f"| `{n}` | `{v}` | {s} |" for n, v, s in rows
-        )
-        width = max(len(n) for n, _, _ in rows)
-        plain = "\n".join(f"{n:<{width}}  {v}  ({s})" for n, v, s in rows)
-        self._display_markdown(md, plain)
-
-    def _cmd_models(self, rest: list[str]) -> None:
-        refresh = "--refresh" in rest
-        needle = " ".join(w for w in rest if w != "--refresh").lower()
-        models = self.client().list_models(refresh=refresh)
-        hits = [m for m in models if not needle or needle in _model_text(m)]
-        rows = [_model_row(m) for m in hits]
-        md = f"**{len(hits)} chat models**" + (f" matching `{needle}`" if needle else "") + "\n\n"
-        md += "| id | name | developer | context |\n|---|---|---|---|\n"
-        md += "\n".join(f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} |" for r in rows)
-        plain = "\n".join(f"{r[0]:<45} {r[1]} ({r[2]}, {r[3]})" for r in rows)
-        self._display_markdown(md, plain or "no chat models match")
-
-    def _cmd_key(self, rest: list[str]) -> None:
-        import getpass
-
-        value = getpass.getpass("AI/ML API key (input hidden): ").strip()
-        if not value:
-            print("No key entered; nothing changed.")
-            return
-        self.api_key = value
-        self._key_source = "%aiml key"
-        print(f"Key set for this session only ({mask_key(value)}); it is not saved anywhere.")
-
-    def _cmd_panel(self, rest: list[str]) -> None:
-        from .controls import show_panel
-
-        show_panel(self)
-
-    def _notify(self, resp: ChatResponse | None) -> None:
-        for callback in list(self.on_answer):
-            try:
-                callback(resp)
-            except Exception as exc:  # a broken listener must not fail the user's cell
-                import logging
-
-                logging.getLogger(__name__).warning("aiml_magics: on_answer callback failed: %s", exc)
-
-    def _cmd_snippet(self, rest: list[str]) -> None:
-        if self.last_request is None:
-            raise UsageError("No request yet: run an %%aiml cell (or --dry-run) first.")
-        base, _ = self.effective_base()
-        code = request_snippet(self.last_request, base)
-        self._display_markdown(f"```python\n{code}\n```", code)
-
-    def _cmd_replay(self, rest: list[str]) -> None:
-        from .cassette import Cassette, shipped_cassette
-
-        if len(rest) > 1:
-            raise UsageError("%aiml replay [PATH]: at most one cassette file.")
-        cassette = Cassette.load(rest[0] if rest else shipped_cassette())
-        self.cassette, self.answer_mode = cassette, "replay"
-        n = len(cassette)
-        print(
-            f"Replay: answers come from {cassette.path.name} ({n} recording{'s' if n != 1 else ''}); "
-            "each is labelled 'replayed'. A prompt with no recording gets an offline echo, which is "
-            "not a model. Nothing is sent and no key is needed. `%aiml live` goes back to the service."
-        )
-        for recording in cassette.recordings[:3]:
-            print(f"  - {recording.provenance}")
-
-    def _cmd_record(self, rest: list[str]) -> None:
-        from .cassette import Cassette
-
-        if len(rest) != 1:
-            raise UsageError("%aiml record PATH: name the cassette file to save answers to.")
-        cassette = Cassette.open_or_create(rest[0])
-        self.cassette, self.answer_mode = cassette, "record"
-        print(
-            f"Recording: live answers are also saved to {cassette.path} ({len(cassette)} so far; "
-            "never the key). `%aiml live` stops recording."
-        )
-
-    def _cmd_live(self, rest: list[str]) -> None:
-        self.cassette, self.answer_mode = None, "live"
-        base, _ = self.effective_base()
-        key, _ = self.effective_key()
-        hint = "" if key else " No key is set yet: set AIML_API_KEY or run `%aiml key`."
-        print(f"Live: answers come from {base}.{hint}")
-
-    def _display_markdown(self, markdown: str, plain: str) -> None:
-        if is_terminal(self.shell):
-            print(plain)
-            return
-        from IPython.display import display
-
-        display({"text/markdown": markdown, "text/plain": plain}, raw=True)
-
-
-def request_snippet(payload: dict[str, Any], base: str) -> str:
-    """Plain-Python equivalent of a request; the key is read from the environment."""
-    body = {k: v for k, v in payload.items() if k != "stream"}
-    return (
-        "import os\nimport requests\n\n"
-        f"resp = requests.post(\n    {base + '/chat/completions'!r},\n"
-        '    headers={"Authorization": f"Bearer {os.environ[\'AIML_API_KEY\']}"},\n'
-        f"    json={json.dumps(body, ensure_ascii=False, indent=4).replace(chr(10), chr(10) + '    ')},\n"
-        "    timeout=120,\n)\nresp.raise_for_status()\n"
-        'print(resp.json()["choices"][0]["message"]["content"])'
-    )
-
-
-def _pick(flag: Any, setting: Any) -> Any:
-    """A flag given on the cell wins over the setting, even when it is 0."""
-    return setting if flag is None else flag
-
-
-def _model_text(model: dict[str, Any]) -> str:
-    info = model.get("info") if isinstance(model.get("info"), dict) else {}
-    aliases = model.get("aliases") or []
-    return " ".join(
-        str(x) for x in [model.get("id"), info.get("name"), info.get("developer"), *aliases]
-    ).lower()
-
-
-def _model_row(model: dict[str, Any]) -> tuple[str, str, str, str]:
-    info = model.get("info") if isinstance(model.get("info"), dict) else {}
-    ctx = info.get("contextLength")
-    return (
-        str(model.get("id")),
-        str(info.get("name") or ""),
-        str(info.get("developer") or ""),
-        f"{ctx:,}" if isinstance(ctx, int) else "",
-    )
+    def _view(self, owns_cell: bool) -> Any:
+        make = self.make_renderer
+        if make is None:
+            from .render import make_renderer as make
+        shell = self.shell
+        return lambda label: make(shell, label=label, owns_cell=owns_cell)

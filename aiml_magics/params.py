@@ -33,15 +33,80 @@ class Range:
         return f"{kind} from {_num(self.low)} to {_num(self.high)}"
 
 
-RANGES: dict[str, Range] = {
-    "max_completion_tokens": Range(1, None, integer=True),
-    "max_tokens": Range(1, None),
-    "temperature": Range(0, 2),
-    "top_p": Range(0.01, 1),
-    "frequency_penalty": Range(-2, 2),
-    "presence_penalty": Range(-2, 2),
-    "seed": Range(1, None, integer=True),
-}
+class Param:
+    """One setting or request parameter, declared once.
+
+    ``kind`` is its type ("str", "int", "float", "bool", "list"); ``flags`` its cell-flag
+    spellings (an empty tuple: a setting only; ``--no-x`` turns a default-True switch off for a
+    cell); ``request`` marks what goes into the request body; ``panel`` what the control panel
+    shows. The traits, the cell flags, validation, the payload, ``%aiml config``, the help and
+    the panel all read this table.
+    """
+
+    __slots__ = ("name", "kind", "default", "help", "flags", "range", "request", "panel", "none")
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        default: Any = None,
+        help: str = "",
+        *,
+        flags: tuple[str, ...] = (),
+        range: Range | None = None,
+        request: bool = False,
+        panel: bool = False,
+        none: bool = True,
+    ) -> None:
+        self.name, self.kind, self.default, self.help = name, kind, default, help
+        self.flags, self.range, self.request, self.panel = flags, range, request, panel
+        self.none = none  # None is accepted (unset: the model's default applies)
+
+    def __repr__(self) -> str:
+        return f"Param({self.name!r}, {self.kind!r})"
+
+
+PARAMS: tuple[Param, ...] = (
+    # -- request parameters (sent when set; None: the model's own default) ---------------------
+    Param("model", "str", DEFAULT_MODEL, "model id (`%aiml models` lists them)",
+          flags=("--model", "-m"), request=True, panel=True, none=False),
+    Param("max_completion_tokens", "int", None,
+          "upper bound on generated tokens, reasoning included",
+          flags=("--max-completion-tokens", "-n"), range=Range(1, None, integer=True),
+          request=True, panel=True),
+    Param("max_tokens", "float", None, "legacy upper bound on generated tokens",
+          flags=("--max-tokens",), range=Range(1, None), request=True),
+    Param("temperature", "float", None, "sampling temperature (0 to 1 for Claude and MiniMax)",
+          flags=("--temperature", "-t"), range=Range(0, 2), request=True, panel=True),
+    Param("top_p", "float", None, "nucleus sampling", flags=("--top-p",), range=Range(0.01, 1),
+          request=True, panel=True),
+    Param("stop", "list", None, f"stop sequence (repeatable, at most {MAX_STOP})",
+          flags=("--stop",), request=True),
+    Param("frequency_penalty", "float", None, "penalise frequent tokens",
+          flags=("--frequency-penalty",), range=Range(-2, 2), request=True),
+    Param("presence_penalty", "float", None, "penalise tokens already present",
+          flags=("--presence-penalty",), range=Range(-2, 2), request=True),
+    Param("seed", "int", None, "for more repeatable answers", flags=("--seed",),
+          range=Range(1, None, integer=True), request=True),
+    # -- session settings ------------------------------------------------------------------------
+    Param("system", "str", None, "system prompt sent first", flags=("--system", "-s"), panel=True),
+    Param("stream", "bool", True, "stream answers as they are generated", flags=("--no-stream",),
+          panel=True, none=False),
+    Param("memory", "bool", True, "later cells continue the conversation (--no-memory: this "
+          "cell is sent alone and not remembered)", flags=("--no-memory",), panel=True, none=False),
+    Param("max_history", "int", 20, "turns kept in the conversation (None: no limit)"),
+    Param("timeout", "float", 120.0, "seconds to wait for data before giving up", none=False),
+    Param("max_retries", "int", 2, "retries on 429 and 5xx, with backoff and Retry-After",
+          none=False),
+    Param("base_url", "str", None, "API base URL; default AIML_API_BASE or "
+          "https://api.aimlapi.com/v1"),
+    Param("api_key", "str", None, "API key; default AIML_API_KEY (prefer `%aiml key`)"),
+    Param("allow_insecure_http", "bool", False,
+          "allow sending the key over plain http:// to a non-loopback host", none=False),
+)
+BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
+REQUEST_PARAMS: tuple[Param, ...] = tuple(p for p in PARAMS if p.request and p.name != "model")
+RANGES: dict[str, Range] = {p.name: p.range for p in PARAMS if p.range is not None}
 
 # Claude and MiniMax models take temperature 0..1 only; the service answers 400 above that.
 _NARROW_TEMPERATURE = ("claude", "minimax")

@@ -35,7 +35,8 @@ def accepts(name: str, kind: str, allow_none: bool) -> str:
     if name in RANGES:
         text = RANGES[name].describe()
     else:
-        text = {"bool": "True or False", "int": "an integer", "float": "a number"}.get(kind, "a string")
+        text = {"bool": "True or False", "int": "an integer", "float": "a number",
+                "list": "a string or a list of strings"}.get(kind, "a string")
     return f"{text}, or None for the model's default" if allow_none else text
 
 
@@ -75,3 +76,17 @@ class Bool(_Explained, traitlets.Bool):
 
 class Unicode(_Explained, traitlets.Unicode):
     kind = "str"
+
+
+class List(_Explained, traitlets.List):  # type: ignore[type-arg]
+    """A list of strings (stop sequences); a single string counts as one."""
+
+    kind = "list"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(traitlets.Unicode(), **kwargs)
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        return super().validate(obj, value)

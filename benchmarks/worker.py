@@ -56,9 +56,11 @@ class RendererTimer:
         self.spent = 0.0
 
     def __enter__(self) -> RendererTimer:
-        import aiml_magics.magics as magics_module
+        import aiml_magics
+        from aiml_magics.render import make_renderer
 
-        self._module, self._real = magics_module, magics_module.make_renderer
+        self._magics = aiml_magics.instance()
+        self._real = make_renderer
         timer = self
 
         class Timed:
@@ -83,11 +85,11 @@ class RendererTimer:
             timer.spent += time.perf_counter() - t
             return renderer
 
-        magics_module.make_renderer = make
+        self._magics.make_renderer = make  # the magic's injection point for views
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._module.make_renderer = self._real
+        self._magics.make_renderer = None
 
 
 # -- (2) request overhead ---------------------------------------------------------------------------
@@ -242,20 +244,20 @@ def _same_structure(final_md: str, answer: str) -> bool:
 def streaming(shell: Any, recorder: Recorder, port: int, quick: bool) -> dict[str, Any]:
     import naive
 
-    import aiml_magics.magics as magics_module
+    import aiml_magics
 
     tokens = corpus.answer_tokens(300 if quick else 2000)
     control(port, "POST", "/bench/scenario", {"tokens": tokens, "rate": 100})
     runs = 1 if quick else 3
     ours, base = [], []
-    real = magics_module.make_renderer
+    magics = aiml_magics.instance()
     for _ in range(runs):
         ours.append(stream_run(shell, recorder, port, tokens))
-        magics_module.make_renderer = naive.make_naive_renderer
+        magics.make_renderer = naive.make_naive_renderer
         try:
             base.append(stream_run(shell, recorder, port, tokens))
         finally:
-            magics_module.make_renderer = real
+            magics.make_renderer = None
     return {"tokens": len(tokens), "rate": 100, "ours": _collect(ours), "naive": _collect(base)}
 
 

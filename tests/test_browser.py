@@ -265,6 +265,6 @@ def test_moving_the_slider_changes_the_next_request(lab: Session):
     sent = lab.api.last_json
     assert sent["temperature"] == pytest.approx(shown, abs=0.005)
     assert sent["messages"][-1] == {"role": "user", "content": "And in one line?"}
-    assert len(sent["messages"]) == 5  # two earlier turns: the replayed answer and the echo
+    assert len(sent["messages"]) == 3  # the replayed answer is context; the offline echo never is
     assert "replayed" not in footer.inner_text() and "offline echo" not in footer.inner_text()
     assert asked.locator('.jp-OutputArea:has-text("echo: And in one line?")').is_visible()

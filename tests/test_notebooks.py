@@ -15,11 +15,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from aiml_magics.magics import AIMLMagics
 from tests.conftest import KEY_VARS, ROOT, TEST_KEY
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-PANEL = hasattr(AIMLMagics, "_cmd_panel")  # the panel lands from its own branch
 WIDGET = "application/vnd.jupyter.widget-view+json"
 KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{12,}|[0-9a-f]{32})\b")
 
@@ -81,10 +79,6 @@ def stdout(c) -> str:
     return "".join(o.text for o in c.outputs if o.output_type == "stream" and o.name == "stdout")
 
 
-def expected_failures(nb) -> list[str]:
-    return [] if PANEL else [c.source for c in code_cells(nb) if c.source.strip() == "%aiml panel"]
-
-
 # -- the saved files ------------------------------------------------------------------------------
 
 
@@ -115,7 +109,7 @@ def test_notebooks_are_the_expected_two():
 
 def test_quickstart_offline(monkeypatch, api, tmp_path):
     nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=None)
-    assert failures(nb) == expected_failures(nb)
+    assert failures(nb) == []
     assert api.chat_requests == []
     assert "Replay: answers come from quickstart.json" in stdout(cell(nb, "import os\n\nif"))
     md = final_markdown(cell(nb, "%%aiml\nHi! What do you think about mankind?"))
@@ -134,16 +128,15 @@ def test_quickstart_offline(monkeypatch, api, tmp_path):
     snippet = cell(nb, "%aiml snippet").outputs[0].data["text/markdown"]
     assert "requests.post(" in snippet and '"temperature": 0.2' in snippet
     assert "sent nothing" in stdout(cell(nb, "import os\n\nimport requests"))
-    if PANEL:
-        (view,) = [o.data[WIDGET] for o in cell(nb, "%aiml panel").outputs if WIDGET in o.get("data", {})]
-        state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
-        assert view["model_id"] in state
-        sliders = {
-            m["state"]["description"]: m["state"]["value"]
-            for m in state.values()
-            if m["model_name"] == "FloatSliderModel"
-        }
-        assert sliders["temperature"] == 0.2  # the %config cell after the panel moved its slider
+    (view,) = [o.data[WIDGET] for o in cell(nb, "%aiml panel").outputs if WIDGET in o.get("data", {})]
+    state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+    assert view["model_id"] in state
+    sliders = {
+        m["state"]["description"]: m["state"]["value"]
+        for m in state.values()
+        if m["model_name"] == "FloatSliderModel"
+    }
+    assert sliders["temperature"] == 0.2  # the %config cell after the panel moved its slider
 
 
 def test_data_exploration_offline(monkeypatch, api, tmp_path):
@@ -166,7 +159,7 @@ def test_data_exploration_offline(monkeypatch, api, tmp_path):
 
 def test_quickstart_live_against_the_fake_service(monkeypatch, api, tmp_path):
     nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=TEST_KEY)
-    assert failures(nb) == expected_failures(nb)
+    assert failures(nb) == []
     assert "Live: answers come from" in stdout(cell(nb, "import os\n\nif"))
     first, follow_up, plain = [r.json for r in api.chat_requests]
     assert first["messages"] == [{"role": "user", "content": "Hi! What do you think about mankind?"}]

@@ -24,7 +24,8 @@ import aiml_magics
 from aiml_magics import client as client_module
 from aiml_magics.client import AIMLClient, InsecureTransportWarning, is_loopback
 from aiml_magics.errors import AIMLError, ParameterError, http_error
-from aiml_magics.magics import SETTINGS, Secret
+from aiml_magics.params import BY_NAME as SETTINGS
+from aiml_magics.settings import Secret
 from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import Error, FakeAIMLAPI, RawStream, Reply
 
@@ -313,7 +314,7 @@ def test_aiml_key_is_masked_and_held_in_memory_only(bare_shell, api, monkeypatch
     assert_clean(run.shown)
     assert run_cell(bare_shell, "%%aiml\nhi").error is None
     assert api.chat_requests[-1].headers["authorization"] == f"Bearer {TEST_KEY}"
-    assert aiml_magics.instance()._key_source == "%aiml key"
+    assert aiml_magics.instance().session.key_source == "%aiml key"
     # Memory only: not in the environment (inherited by subprocesses), the namespace, the
     # session's input history, the shell's config, or any file written meanwhile.
     assert dict(os.environ) == env_before

@@ -1,0 +1,329 @@
+"""``%aiml`` line commands: one strict parser each, a router, and the displays they share.
+
+An unknown option is refused with the command's usage line, never silently taken for something
+else (``%aiml reset --all`` must not forget the conversation by accident).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import keyword
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from .errors import AIMLError, ParameterError, mask_key
+from .params import PARAMS
+from .render import is_terminal
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ``UsageError`` (one paragraph) instead of exiting the kernel."""
+
+    def error(self, message: str) -> Any:
+        if message.startswith("the following arguments are required"):
+            missing = [a for a in self._actions if a.required and not a.option_strings]
+            if missing:
+                message = f"name {missing[0].help}"
+        raise UsageError(f"{self.prog}: {message}.\n{self.format_usage().strip()}")
+
+
+Handler = Callable[[Any, argparse.Namespace], Any]
+COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Handler, str]] = {}
+
+
+def command(name: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``%aiml NAME``; the decorated function adds its arguments to a fresh parser."""
+
+    def register(build: Callable[..., Any]) -> Callable[..., Any]:
+        def parser() -> argparse.ArgumentParser:
+            p = _Parser(prog=f"%aiml {name}", add_help=False, allow_abbrev=False, description=summary)
+            build.arguments(p)  # type: ignore[attr-defined]
+            return p
+
+        COMMANDS[name] = (parser, build, summary)
+        return build
+
+    return register
+
+
+def arguments(setup: Callable[[argparse.ArgumentParser], None]) -> Callable[..., Any]:
+    def attach(func: Callable[..., Any]) -> Callable[..., Any]:
+        func.arguments = setup  # type: ignore[attr-defined]
+        return func
+
+    return attach
+
+
+def _none(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run_command(magics: Any, line: str) -> Any:
+    """Route ``%aiml COMMAND ...`` to its handler after strict parsing."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%aiml {line}: {exc} (check the quotes).") from None
+    name, rest = (words[0].lower(), words[1:]) if words else ("help", [])
+    if name not in COMMANDS:
+        raise UsageError(f"%aiml {name}: unknown command.\n\n{line_help()}")
+    parser, handler, _ = COMMANDS[name]
+    return handler(magics, parser().parse_args(rest))
+
+
+def line_help() -> str:
+    rows = []
+    for parser, _, summary in COMMANDS.values():
+        usage = parser().format_usage().strip().removeprefix("usage: ")
+        rows.append(f"{usage:<44} {summary}")
+    return "\n".join(rows)
+
+
+def display_markdown(magics: Any, markdown: str, plain: str) -> None:
+    if is_terminal(magics.shell):
+        print(plain)
+        return
+    from IPython.display import display
+
+    display({"text/markdown": markdown, "text/plain": plain}, raw=True)
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+@command("help", "this help, and the %%aiml flags")
+@arguments(_none)
+def _help(magics: Any, args: argparse.Namespace) -> None:
+    from .magics import cell_usage
+
+    print(line_help() + "\n\n" + cell_usage())
+
+
+@command("reset", "forget the conversation (the history keeps every exchange)")
+@arguments(_none)
+def _reset(magics: Any, args: argparse.Namespace) -> None:
+    turns = magics.session.reset()
+    print(f"Conversation cleared ({turns} turn{'s' if turns != 1 else ''} forgotten).")
+
+
+def _history_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true", help="the conversation as JSON messages")
+    group.add_argument("--export", metavar="FILE", help="save the conversation to FILE (JSON)")
+
+
+@command("history", "show the exchanges, or save the conversation")
+@arguments(_history_args)
+def _history(magics: Any, args: argparse.Namespace) -> None:
+    history = magics.session.history
+    if args.export:
+        text = history.conversation_json()
+        try:
+            with open(args.export, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise AIMLError(
+                f"Could not save the history to {args.export}: {exc.strerror or exc}.", kind="io"
+            ) from None
+        n = len(history.turns)
+        print(f"Saved {n} turn{'s' if n != 1 else ''} to {args.export}.")
+    elif args.json:
+        print(history.conversation_json())
+    else:
+        display_markdown(magics, history.to_markdown(), history.to_text())
+
+
+def settings_table(magics: Any) -> list[tuple[str, str, str]]:
+    """(name, shown value, where it came from) for every setting; the key masked."""
+    session = magics.session
+    rows = []
+    for p in PARAMS:
+        if p.name == "api_key":
+            key, source = session.effective_key()
+            rows.append((p.name, mask_key(key), source))
+        elif p.name == "base_url":
+            base, source = session.effective_base()
+            rows.append((p.name, base, source))
+        else:
+            value = getattr(magics, p.name)
+            source = "default" if value == p.default else "set (%config or panel)"
+            rows.append((p.name, "unset (model default)" if value is None else repr(value), source))
+    rows.append(("source", session.source.name, "%aiml live / replay / record"))
+    return rows
+
+
+@command("config", "effective settings, where each came from (key masked)")
+@arguments(_none)
+def _config(magics: Any, args: argparse.Namespace) -> None:
+    rows = settings_table(magics)
+    md = "| setting | value | from |\n|---|---|---|\n" + "\n".join(
+        f"| `{n}` | `{v}` | {s} |" for n, v, s in rows
+    )
+    width = max(len(n) for n, _, _ in rows)
+    plain = "\n".join(f"{n:<{width}}  {v}  ({s})" for n, v, s in rows)
+    display_markdown(magics, md, plain)
+
+
+def _models_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("text", nargs="*", metavar="TEXT", help="only models whose id or name has TEXT")
+    p.add_argument("--refresh", action="store_true", help="reload the list from the service")
+
+
+@command("models", "chat models, optionally filtered by TEXT")
+@arguments(_models_args)
+def _models(magics: Any, args: argparse.Namespace) -> None:
+    needle = " ".join(args.text).lower()
+    models = magics.client().list_models(refresh=args.refresh)
+    hits = [m for m in models if not needle or needle in _model_text(m)]
+    rows = [_model_row(m) for m in hits]
+    md = f"**{len(hits)} chat models**" + (f" matching `{needle}`" if needle else "") + "\n\n"
+    md += "| id | name | developer | context |\n|---|---|---|---|\n"
+    md += "\n".join(f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} |" for r in rows)
+    plain = "\n".join(f"{r[0]:<45} {r[1]} ({r[2]}, {r[3]})" for r in rows)
+    display_markdown(magics, md, plain or "no chat models match")
+
+
+@command("key", "enter the API key at a masked prompt (kept in memory only)")
+@arguments(_none)
+def _key(magics: Any, args: argparse.Namespace) -> None:
+    import getpass
+
+    value = getpass.getpass("AI/ML API key (input hidden): ").strip()
+    if not value:
+        print("No key entered; nothing changed.")
+        return
+    magics.api_key = value
+    magics.session.key_source = "%aiml key"
+    print(f"Key set for this session only ({mask_key(value)}); it is not saved anywhere.")
+
+
+@command("panel", "controls for model, max_completion_tokens, temperature, ... (ipywidgets)")
+@arguments(_none)
+def _panel(magics: Any, args: argparse.Namespace) -> None:
+    from .controls import show_panel
+
+    show_panel(magics)
+
+
+@command("snippet", "the last request as a runnable Python `requests` snippet")
+@arguments(_none)
+def _snippet(magics: Any, args: argparse.Namespace) -> None:
+    request = magics.session.last_request
+    if request is None:
+        raise UsageError("No request yet: run an %%aiml cell (or --dry-run) first.")
+    base, _ = magics.session.effective_base()
+    code = request_snippet(request, base)
+    display_markdown(magics, f"```python\n{code}\n```", code)
+
+
+def _replay_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", metavar="PATH", help="a cassette file (default: the shipped one)")
+
+
+@command("replay", "answer from a cassette (no key needed); unrecorded prompts get an offline echo")
+@arguments(_replay_args)
+def _replay(magics: Any, args: argparse.Namespace) -> None:
+    from .cassette import Cassette, shipped_cassette
+    from .sources import ReplaySource
+
+    cassette = Cassette.load(args.path or shipped_cassette())
+    magics.session.source = ReplaySource(cassette)
+    n = len(cassette)
+    print(
+        f"Replay: answers come from {cassette.path.name} ({n} recording{'s' if n != 1 else ''}); "
+        "each is labelled 'replayed'. A prompt with no recording gets an offline echo, which is "
+        "not a model. Nothing is sent and no key is needed. `%aiml live` goes back to the service."
+    )
+    for recording in cassette.recordings[:3]:
+        print(f"  - {recording.provenance}")
+
+
+def _record_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", metavar="PATH", help="the cassette file to save answers to")
+
+
+@command("record", "live answers are also saved to the cassette PATH")
+@arguments(_record_args)
+def _record(magics: Any, args: argparse.Namespace) -> None:
+    from .cassette import Cassette
+    from .sources import RecordingSource
+
+    cassette = Cassette.open_or_create(args.path)
+    magics.session.source = RecordingSource(cassette)
+    print(
+        f"Recording: live answers are also saved to {cassette.path} ({len(cassette)} so far; "
+        "never the key). `%aiml live` stops recording."
+    )
+
+
+@command("live", "answers come from the service (the default)")
+@arguments(_none)
+def _live(magics: Any, args: argparse.Namespace) -> None:
+    from .sources import LiveSource
+
+    session = magics.session
+    session.source = LiveSource()
+    base, _ = session.effective_base()
+    key, _ = session.effective_key()
+    hint = "" if key else " No key is set yet: set AIML_API_KEY or run `%aiml key`."
+    print(f"Live: answers come from {base}.{hint}")
+
+
+# -- shared by the cell magic --------------------------------------------------------------------
+
+
+def check_out_name(name: str) -> None:
+    """``--out NAME`` must be a plain variable name."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ParameterError(f"--out {name!r} is not a valid Python variable name.")
+
+
+def show_dry_run(magics: Any, payload: dict[str, Any]) -> None:
+    session = magics.session
+    base, _ = session.effective_base()
+    key, _ = session.effective_key()
+    text = (
+        f"POST {base}/chat/completions\n"
+        f"Authorization: Bearer {mask_key(key)}\n"
+        "Content-Type: application/json\n\n"
+        f"{json.dumps(payload, ensure_ascii=False, indent=2)}"
+    )
+    display_markdown(magics, f"**Dry run: nothing was sent.**\n\n```http\n{text}\n```", text)
+    session.last_request = payload
+
+
+def request_snippet(payload: dict[str, Any], base: str) -> str:
+    """Plain-Python equivalent of a request; the key is read from the environment."""
+    body = {k: v for k, v in payload.items() if k != "stream"}
+    return (
+        "import os\nimport requests\n\n"
+        f"resp = requests.post(\n    {base + '/chat/completions'!r},\n"
+        '    headers={"Authorization": f"Bearer {os.environ[\'AIML_API_KEY\']}"},\n'
+        f"    json={json.dumps(body, ensure_ascii=False, indent=4).replace(chr(10), chr(10) + '    ')},\n"
+        "    timeout=120,\n)\nresp.raise_for_status()\n"
+        'print(resp.json()["choices"][0]["message"]["content"])'
+    )
+
+
+def _model_text(model: dict[str, Any]) -> str:
+    info = model.get("info") if isinstance(model.get("info"), dict) else {}
+    aliases = model.get("aliases") or []
+    return " ".join(
+        str(x) for x in [model.get("id"), info.get("name"), info.get("developer"), *aliases]
+    ).lower()
+
+
+def _model_row(model: dict[str, Any]) -> tuple[str, str, str, str]:
+    info = model.get("info") if isinstance(model.get("info"), dict) else {}
+    ctx = info.get("contextLength")
+    return (
+        str(model.get("id")),
+        str(info.get("name") or ""),
+        str(info.get("developer") or ""),
+        f"{ctx:,}" if isinstance(ctx, int) else "",
+    )
+

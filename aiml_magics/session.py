@@ -1,0 +1,344 @@
+"""``Session``: settings, a source of answers, and the history of exchanges. Plain Python.
+
+The notebook's ``%%aiml`` cells and a script's ``chat()`` are the same call: validate everything
+before anything is sent, ask the source, keep the exchange, then raise if the answer did not end
+normally (what arrived is kept first). The notebook layer only parses cells and adds advice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .errors import (
+    AIMLError,
+    IncompleteAnswer,
+    ParameterError,
+    StreamInterrupted,
+    mask_key,
+    register_secret,
+)
+from .history import Exchange, History
+from .params import BY_NAME, REQUEST_PARAMS, build_payload, check_prompt
+from .response import ChatResponse, parse_json_answer
+from .settings import Settings
+from .sources import CallbackView, LiveSource, NoView, Source, View, ViewFactory
+
+DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
+BASE_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
+KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
+# Options of one request that are not settings (the settings' names are taken as overrides).
+CALL_OPTIONS = ("new", "json")
+
+
+def env_value(names: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """The first set variable among ``names``: (value, variable name)."""
+    import os
+
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value, name
+    return None, None
+
+
+class Session:
+    """One conversation with the service: settings, the transport, the answer source, history.
+
+    ``Session(api_key=None, base_url=None, **settings)``: the key and base URL default to
+    ``AIML_API_KEY`` / ``AIML_API_BASE``; every other setting (model, temperature, timeout, ...)
+    is checked when it is set. ``settings`` may be given instead as a ``Settings`` object, which
+    is how the notebook shares its ``%config`` traits with the session.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        source: Source | None = None,
+        **values: Any,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        unknown = sorted(set(values) - set(BY_NAME))
+        if unknown:
+            raise ParameterError(
+                f"Unknown setting {unknown[0]!r}: use one of {', '.join(sorted(BY_NAME))}."
+            )
+        from traitlets import TraitError
+
+        try:
+            for name, value in values.items():
+                setattr(self.settings, name, value)
+            if base_url is not None:
+                self.settings.base_url = base_url
+            if api_key is not None:
+                self.settings.api_key = api_key
+        except TraitError as exc:
+            raise ParameterError(str(exc)) from None
+        self.key_source: str | None = (
+            "argument" if api_key else "%config" if self.settings.api_key else None
+        )
+        self.source: Source = source if source is not None else LiveSource()
+        self.history = History(self.settings.max_history)
+        self.settings.observe(self._settings_changed, ["max_history", "api_key"])
+        self.last_request: dict[str, Any] | None = None
+        self.last_response: ChatResponse | None = None
+        # Called with each stored answer (None when the conversation is reset): the panel's
+        # status line listens here. A failing listener is reported, never fails the request.
+        self.on_answer: list[Callable[[ChatResponse | None], Any]] = []
+        self._client: Any = None
+        self._client_ident: tuple[Any, ...] | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        key, _ = self.effective_key()
+        base, _ = self.effective_base()
+        return (
+            f"Session(model={self.settings.model!r}, base_url={base!r}, key={mask_key(key)!r}, "
+            f"source={self.source.name!r}, exchanges={len(self.history)})"
+        )
+
+    def _settings_changed(self, change: Any) -> None:
+        if change["name"] == "max_history":
+            self.history.bound(change["new"])
+        elif change["name"] == "api_key":
+            self.key_source = "%config" if change["new"] else None
+
+    # -- where to, with what key -----------------------------------------------------------------
+
+    def effective_key(self) -> tuple[str | None, str]:
+        """The key that will be sent and where it came from (the setting, else the environment)."""
+        key = self.settings.api_key
+        if key:
+            return str.__str__(key), self.key_source or "%config"
+        value, var = env_value(KEY_VARS)
+        if value:
+            register_secret(value)
+            return value, f"environment {var}"
+        return None, "not set"
+
+    def effective_base(self) -> tuple[str, str]:
+        from .client import normalize_base_url
+
+        if self.settings.base_url:
+            return normalize_base_url(self.settings.base_url), "%config"
+        value, var = env_value(BASE_VARS)
+        if value:
+            return normalize_base_url(value), f"environment {var}"
+        return DEFAULT_BASE_URL, "default"
+
+    def client(self) -> Any:
+        """The shared client, rebuilt only when key, base URL or transport settings change."""
+        from .client import AIMLClient
+
+        s = self.settings
+        key, _ = self.effective_key()
+        base, _ = self.effective_base()
+        ident = (key, base, s.timeout, s.max_retries, s.allow_insecure_http)
+        with self._lock:
+            if self._client is None or ident != self._client_ident:
+                old = self._client
+                self._client = AIMLClient(
+                    key,
+                    base,
+                    timeout=s.timeout,
+                    max_retries=s.max_retries,
+                    allow_insecure_http=s.allow_insecure_http,
+                )
+                self._client_ident = ident
+                if old is not None:
+                    old.close()
+                    if old.base_url == self._client.base_url:  # the models list: once per session
+                        self._client.adopt_models(old)
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- one request -----------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        prompt: str,
+        *,
+        new: bool = False,
+        json: bool = False,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """The request body ``chat`` would send, checked; nothing is sent.
+
+        ``options`` override the settings for this request only: any request parameter (model,
+        temperature, ...), and ``system``, ``stream``, ``memory``. None means "use the setting".
+        """
+        check_prompt(prompt)
+        s = self.settings
+        unknown = sorted(set(options) - set(BY_NAME))
+        if unknown:
+            raise ParameterError(
+                f"Unknown parameter {unknown[0]!r}: use one of "
+                f"{', '.join(p.name for p in REQUEST_PARAMS)}, model, system, stream or memory."
+            )
+
+        def pick(name: str) -> Any:
+            value = options.get(name)
+            return getattr(s, name) if value is None else value
+
+        params = {p.name: pick(p.name) for p in REQUEST_PARAMS}
+        remember = bool(pick("memory"))
+        if remember and not new:
+            messages = self.history.messages(prompt, pick("system"))
+        else:
+            messages = History(0).messages(prompt, pick("system"))
+        return build_payload(
+            pick("model"), messages, params, stream=bool(pick("stream")), json_mode=json
+        )
+
+    def chat(
+        self,
+        prompt: str,
+        *,
+        display: bool = False,
+        on_delta: Callable[[str], Any] | None = None,
+        on_reasoning: Callable[[str], Any] | None = None,
+        view: ViewFactory | None = None,
+        new: bool = False,
+        json: bool = False,
+        **options: Any,
+    ) -> ChatResponse:
+        """Send ``prompt`` (with the conversation so far) and return the answer.
+
+        Nothing is shown unless asked: ``display=True`` renders it in the notebook (or terminal),
+        ``on_delta`` is called with each piece of answer text as it streams. An answer that did not
+        end normally raises (``IncompleteAnswer``, or ``StreamInterrupted`` for Ctrl-C) after it
+        is kept in the history and ``last_response``.
+        """
+        payload = self.prepare(prompt, new=new, json=json, **options)
+        memory = options.get("memory")
+        remember = self.settings.memory if memory is None else bool(memory)
+        if new:  # only now: a refused request leaves the conversation as it was
+            self.reset()
+        return self.send(payload, prompt, remember=remember, view=self._view(display, on_delta,
+                                                                              on_reasoning, view))
+
+    def send(
+        self, payload: dict[str, Any], prompt: str, *, remember: bool = True, view: ViewFactory | None = None
+    ) -> ChatResponse:
+        """Send a prepared body through the source, keep the exchange, raise if it did not end well."""
+        self.last_request = payload
+        started = time.time()
+        resp = self.source.answer(self.client, payload, bool(payload.get("stream")), view or _no_view)
+        self._keep(resp, prompt, remember, started)
+        if resp.complete and getattr(resp, "_stream_error", None) is None:
+            self.source.keep(payload, resp, self.effective_base()[0])
+        return resp
+
+    def _keep(self, resp: ChatResponse, prompt: str, remember: bool, started: float) -> None:
+        request = resp.request or self.last_request or {}
+        if (request.get("response_format") or {}).get("type") == "json_object" and resp.text:
+            resp.data, warning = parse_json_answer(resp.text)
+            if warning:
+                resp.warnings.append(warning)
+        self.last_response = resp
+        self.history.add(
+            Exchange(request, resp, prompt, started=started, seconds=resp.elapsed, remember=remember)
+        )
+        self._notify(resp)
+        error = getattr(resp, "_stream_error", None)
+        if resp.finish_reason == "interrupted":
+            raise StreamInterrupted(
+                f"stopped after {len(resp.text):,} characters; the partial answer is kept in "
+                "the history.",
+                response=resp,
+            )
+        if error is not None:
+            if isinstance(error, IncompleteAnswer) and error.response is None:
+                error.response = resp
+            raise error
+        if not resp.complete:
+            raise IncompleteAnswer(
+                f"The answer stopped early: the stream ended without a finish after "
+                f"{len(resp.text):,} characters. What arrived is kept in the history; ask again "
+                "for a full answer.",
+                response=resp,
+            )
+
+    def _view(
+        self,
+        display: bool,
+        on_delta: Callable[[str], Any] | None,
+        on_reasoning: Callable[[str], Any] | None,
+        view: ViewFactory | None,
+    ) -> ViewFactory:
+        if view is not None:
+            return view
+        if display:
+            from .render import make_renderer
+
+            return lambda label: make_renderer(_current_shell(), label=label)
+        if on_delta is not None or on_reasoning is not None:
+            return lambda label: CallbackView(on_delta, on_reasoning)
+        return _no_view
+
+    # -- the conversation ------------------------------------------------------------------------
+
+    def reset(self) -> int:
+        """Forget the conversation (the history keeps every exchange); returns the turns dropped."""
+        dropped = self.history.reset()
+        self._notify(None)
+        return dropped
+
+    def _notify(self, resp: ChatResponse | None) -> None:
+        for callback in list(self.on_answer):
+            try:
+                callback(resp)
+            except Exception as exc:  # a broken listener must not fail the request
+                import logging
+
+                logging.getLogger(__name__).warning("aiml_magics: on_answer callback failed: %s", exc)
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        return self.history.totals()
+
+
+def _no_view(label: str) -> View:
+    return NoView()
+
+
+def _current_shell() -> Any:
+    from IPython import get_ipython
+
+    return get_ipython()
+
+
+_default: Session | None = None
+_default_lock = threading.Lock()
+
+
+def default_session() -> Session:
+    """The notebook's session when the extension is loaded (so ``%config`` and the panel apply),
+    else one session for this process, configured from the environment."""
+    from . import _magics
+
+    if _magics is not None:
+        return _magics.session  # type: ignore[no-any-return]
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Session()
+        return _default
+
+
+def chat(prompt: str, **options: Any) -> ChatResponse:
+    """``default_session().chat(prompt, **options)``: one call from a script or a cell."""
+    return default_session().chat(prompt, **options)
+
+
+__all__ = ["AIMLError", "Session", "chat", "default_session"]

@@ -1,0 +1,143 @@
+"""The settings as traits, generated from the parameter table: one set of values for everything.
+
+``Settings`` is plain traitlets (no IPython): a script's ``Session(temperature=0.2)`` and the
+notebook's ``%config AIMLMagics.temperature = 0.2`` go through the same traits and the same
+checks, because ``AIMLMagics`` *is* a ``Settings`` (the notebook session reads its traits). A bad
+value is refused where it is set, with what is accepted, so it can never stick and fail every
+later request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from traitlets import TraitError, validate
+from traitlets.config import Configurable
+
+from . import traits
+from .params import BY_NAME, PARAMS, RANGES, Param
+
+TRAIT_TYPES = {
+    "str": traits.Unicode,
+    "int": traits.Int,
+    "float": traits.Float,
+    "bool": traits.Bool,
+    "list": traits.List,
+}
+
+
+def make_trait(param: Param) -> Any:
+    """The trait for one table entry (``config=True``: settable from ``%config`` and files)."""
+    kind = TRAIT_TYPES[param.kind]
+    help_text = param.help[:1].upper() + param.help[1:] + "."
+    return kind(default_value=param.default, allow_none=param.none, help=help_text).tag(config=True)
+
+
+class Secret(str):
+    """A str that never shows itself: repr/str/format give the masked form.
+
+    ``%config AIMLMagics`` prints every trait's current value; this keeps the key out of it.
+    """
+
+    def __repr__(self) -> str:
+        from .errors import mask_key
+
+        return repr(mask_key(self.reveal()))
+
+    def __str__(self) -> str:
+        from .errors import mask_key
+
+        return mask_key(self.reveal())
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+def _refuse(check: Any, *args: Any) -> Any:
+    """Run a core check; its one-paragraph refusal becomes the TraitError traitlets expects."""
+    from .errors import AIMLError
+
+    try:
+        return check(*args)
+    except AIMLError as exc:
+        raise TraitError(str(exc)) from None
+
+
+def _bounded(name: str, value: Any, low: float, high: float, accepts: str) -> Any:
+    if value is not None and not low <= value <= high:  # also refuses nan
+        raise TraitError(f"{name} = {value!r} is out of range: use {accepts}.")
+    return value
+
+
+class Settings(Configurable):
+    """Every setting of a session, with the request parameters' defaults (None: not sent)."""
+
+    locals().update({p.name: make_trait(p) for p in PARAMS})
+
+    @validate(*RANGES)
+    def _check_range(self, proposal: Any) -> Any:
+        from .params import check_number
+
+        return _refuse(check_number, proposal["trait"].name, proposal["value"])
+
+    @validate("stop")
+    def _check_stop(self, proposal: Any) -> Any:
+        from .params import check_stop
+
+        return _refuse(check_stop, proposal["value"])
+
+    @validate("model")
+    def _check_model(self, proposal: Any) -> Any:
+        from .params import check_model
+
+        return _refuse(check_model, proposal["value"])
+
+    @validate("max_history")
+    def _check_history(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and value < 0:
+            raise TraitError(f"max_history = {value} must be >= 0 (or None for no limit).")
+        return value
+
+    @validate("timeout")
+    def _check_timeout(self, proposal: Any) -> Any:
+        # Refuses 0, nan and inf too: a socket cannot wait that.
+        value = proposal["value"]
+        if not 0 < value <= 3600:
+            raise TraitError(
+                f"timeout = {value} is out of range: use a number of seconds above 0, at most 3600."
+            )
+        return value
+
+    @validate("max_retries")
+    def _check_retries(self, proposal: Any) -> Any:
+        return _bounded("max_retries", proposal["value"], 0, 10, "an integer from 0 to 10")
+
+    @validate("base_url")
+    def _check_base(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value:
+            from .client import normalize_base_url
+
+            _refuse(normalize_base_url, value)
+        return value
+
+    @validate("api_key")
+    def _wrap_key(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is None or value == "":
+            return None
+        from .errors import check_key_text, register_secret
+
+        key = str.__str__(value).strip()
+        register_secret(key)
+        register_secret(str.__str__(value))
+        _refuse(check_key_text, key)
+        return Secret(key)
+
+    def values(self, names: Any = None) -> dict[str, Any]:
+        """Current values by name (the key stays a masked ``Secret``)."""
+        return {n: getattr(self, n) for n in (names or BY_NAME)}

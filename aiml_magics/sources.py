@@ -1,0 +1,183 @@
+"""Where answers come from, behind one interface: the service, a cassette, or both.
+
+A source turns a validated request body into a ``ChatResponse``, feeding a view (anything with
+``reasoning``, ``content``, ``finish`` and ``abandon``) as the answer arrives. The session holds
+one source; ``%aiml replay`` / ``record`` / ``live`` swap it. Tests and benchmarks inject their
+own instead of patching module globals. No IPython here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import StreamInterrupted
+from .response import ChatResponse
+
+if TYPE_CHECKING:
+    from .cassette import Cassette
+    from .client import AIMLClient
+
+
+class View(Protocol):
+    """What a source shows an answer on (the notebook's live Markdown, a terminal, nothing)."""
+
+    def reasoning(self, delta: str) -> None: ...
+    def content(self, delta: str) -> None: ...
+    def finish(self, resp: ChatResponse) -> None: ...
+    def abandon(self) -> None: ...
+
+
+ViewFactory = Callable[[str], View]
+
+
+class NoView:
+    """Shows nothing: a script's ``chat()`` without ``display`` or a callback."""
+
+    def reasoning(self, delta: str) -> None:
+        pass
+
+    def content(self, delta: str) -> None:
+        pass
+
+    def finish(self, resp: ChatResponse) -> None:
+        pass
+
+    def abandon(self) -> None:
+        pass
+
+
+class CallbackView(NoView):
+    """Calls ``on_delta(text)`` with each piece of answer text (and ``on_reasoning`` if given)."""
+
+    def __init__(
+        self,
+        on_delta: Callable[[str], Any] | None,
+        on_reasoning: Callable[[str], Any] | None = None,
+    ) -> None:
+        self._on_delta, self._on_reasoning = on_delta, on_reasoning
+
+    def reasoning(self, delta: str) -> None:
+        if self._on_reasoning is not None:
+            self._on_reasoning(delta)
+
+    def content(self, delta: str) -> None:
+        if self._on_delta is not None:
+            self._on_delta(delta)
+
+
+class Source(Protocol):
+    name: str
+    needs_key: bool
+
+    def answer(
+        self, client: Callable[[], AIMLClient], payload: dict[str, Any], stream: bool, view: ViewFactory
+    ) -> ChatResponse: ...
+
+    def keep(self, payload: dict[str, Any], resp: ChatResponse, origin: str) -> None: ...
+
+
+class LiveSource:
+    """The service, through the session's client (built on first use)."""
+
+    name = "live"
+    needs_key = True
+
+    def answer(
+        self, client: Callable[[], AIMLClient], payload: dict[str, Any], stream: bool, view: ViewFactory
+    ) -> ChatResponse:
+        http = client()
+        http._headers()  # no key: fail here, before any display or request
+        shown = view(payload["model"])
+        started = time.monotonic()
+        try:
+            opened = http.stream(payload) if stream else http.complete(payload)
+        except KeyboardInterrupt:
+            shown.abandon()
+            raise StreamInterrupted("stopped before any answer arrived.") from None
+        except BaseException:
+            shown.abandon()
+            raise
+        if isinstance(opened, ChatResponse):
+            opened.elapsed = time.monotonic() - started
+            _note_transport(http, opened)
+            shown.finish(opened)
+            return opened
+        chat = opened
+        try:
+            for content, reasoning in chat:
+                if reasoning:
+                    shown.reasoning(reasoning)
+                if content:
+                    shown.content(content)
+        except KeyboardInterrupt:
+            chat.interrupted = True
+            chat.close()
+        resp = chat.response()
+        _note_transport(http, resp)
+        shown.finish(resp)
+        resp._stream_error = chat.error  # type: ignore[attr-defined]
+        return resp
+
+    def keep(self, payload: dict[str, Any], resp: ChatResponse, origin: str) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "LiveSource()"
+
+
+def _note_transport(client: AIMLClient, resp: ChatResponse) -> None:
+    """Every answer that put the key on plain http:// says so in its footer."""
+    if client.key_in_clear:
+        resp.warnings.append("the API key was sent over plain http:// (allow_insecure_http)")
+
+
+class RecordingSource(LiveSource):
+    """The service, with every complete answer also saved to a cassette (never the key)."""
+
+    name = "record"
+
+    def __init__(self, cassette: Cassette) -> None:
+        self.cassette = cassette
+
+    def keep(self, payload: dict[str, Any], resp: ChatResponse, origin: str) -> None:
+        self.cassette.record(payload, resp, origin)
+
+    def __repr__(self) -> str:
+        return f"RecordingSource({str(self.cassette.path)!r})"
+
+
+class ReplaySource:
+    """Recorded answers; a request with no recording gets the offline echo. Sends nothing."""
+
+    name = "replay"
+    needs_key = False
+
+    def __init__(self, cassette: Cassette | None) -> None:
+        self.cassette = cassette
+
+    def answer(
+        self, client: Callable[[], AIMLClient], payload: dict[str, Any], stream: bool, view: ViewFactory
+    ) -> ChatResponse:
+        from .cassette import offline_echo, pieces
+
+        started = time.monotonic()
+        recording = self.cassette.find(payload) if self.cassette is not None else None
+        resp = recording.to_response(payload) if recording else offline_echo(payload)
+        shown = view(f"{payload['model']} ({resp.source})")
+        if stream:
+            for piece in pieces(resp.reasoning):
+                shown.reasoning(piece)
+            for piece in pieces(resp.text):
+                shown.content(piece)
+        resp.elapsed = time.monotonic() - started
+        shown.finish(resp)
+        return resp
+
+    def keep(self, payload: dict[str, Any], resp: ChatResponse, origin: str) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        name = str(self.cassette.path) if self.cassette is not None else None
+        return f"ReplaySource({name!r})"
