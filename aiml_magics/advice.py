@@ -13,23 +13,28 @@ from . import errors as E
 
 KEPT = "What arrived is kept in `aiml_response` and the conversation."
 
+KEY_HOW = ("`%aiml key` (masked prompt), the AIML_API_KEY environment variable set before "
+           "starting Jupyter, or `%config AIMLMagics.api_key`")
+
 ADVICE: tuple[tuple[type[BaseException], str], ...] = (
-    (E.MissingKeyError, "Run `%aiml key` (masked prompt), set the AIML_API_KEY environment variable "
-     "before starting Jupyter, or `%config AIMLMagics.api_key`. Avoid `%env`, which prints the key "
-     "into the notebook."),
-    (E.AuthenticationError, "Set a valid key with `%aiml key`, the AIML_API_KEY environment "
-     "variable, or `%config AIMLMagics.api_key`."),
+    (E.MissingKeyError, f"Set one with {KEY_HOW}. Avoid `%env`, which prints the key into the "
+     "notebook."),
+    (E.BadKeyError, "Enter it again with `%aiml key`."),
+    (E.AuthenticationError, f"Set a valid key with {KEY_HOW}."),
     (E.BadRequestError, "`%aiml config` shows what is set, `%aiml models` lists model ids."),
     (E.NotFoundError, "Check `%config AIMLMagics.base_url` and the model id (`%aiml models`)."),
     (E.ResponseTimeout, "Try again, pick another model, or raise `%config AIMLMagics.timeout`."),
     (E.ProtocolError, "Check the base URL (`%aiml config`); if it is right, try again."),
     (E.IncompleteAnswer, KEPT + " Run the cell again for a full answer."),
 )
+INSECURE = ("Use https://, or if you really mean it, "
+            "`%config AIMLMagics.allow_insecure_http = True`.")
 
 
 def notebook_advice(exc: BaseException) -> str:
-    if "%aiml" in str(exc) or "AIMLMagics" in str(exc):  # it already says what to run
-        return ""
+    """The hint a notebook user needs for ``exc`` ("" keeps the core's own)."""
+    if isinstance(exc, E.ConfigError) and exc.kind == "insecure":
+        return INSECURE
     for kind, text in ADVICE:
         if isinstance(exc, kind):
             return text

@@ -22,6 +22,12 @@ from urllib.parse import urlsplit
 from . import __version__
 from .errors import (
     AIMLError,
+    ConfigError,
+    ConnectError,
+    IncompleteAnswer,
+    MissingKeyError,
+    ProtocolError,
+    ResponseTimeout,
     StreamInterrupted,
     check_key_text,
     http_error,
@@ -57,10 +63,7 @@ def normalize_base_url(url: str) -> str:
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise AIMLError(
-            f"base_url = {url!r} is not an http(s) URL: use e.g. {DEFAULT_BASE_URL!r}.",
-            kind="config",
-        )
+        raise ConfigError(f"base_url = {url!r} is not an http(s) URL: use e.g. {DEFAULT_BASE_URL!r}.")
     if parts.path in ("", "/"):
         url += "/v1"
     return url
@@ -228,11 +231,11 @@ class AIMLClient:
         if not with_key or urlsplit(url).scheme.lower() != "http" or is_loopback(url):
             return
         if not self.allow_insecure_http:
-            raise AIMLError(
+            raise ConfigError(
                 f"Refusing to send the API key over plain http:// to {self.base_url}: anyone on "
-                "the network could read it. Use https://, or if you really mean it, "
-                "`%config AIMLMagics.allow_insecure_http = True`.",
+                "the network could read it.",
                 kind="insecure",
+                hint="Use https://, or if you really mean it, set allow_insecure_http = True.",
             )
         host = urlsplit(url).netloc.lower()
         if host not in _warned_insecure:
@@ -247,11 +250,9 @@ class AIMLClient:
 
     def _headers(self) -> dict[str, str]:
         if not self._key:
-            raise AIMLError(
-                "No API key is set. Run `%aiml key` (masked prompt), set the AIML_API_KEY "
-                "environment variable before starting Jupyter, or `%config AIMLMagics.api_key`. "
-                "Avoid `%env`, which prints the key into the notebook.",
-                kind="no_key",
+            raise MissingKeyError(
+                "No API key is set.",
+                hint="Set the AIML_API_KEY environment variable, or pass api_key= to Session.",
             )
         if not self._key_checked:  # once per client: the key cannot change under it
             check_key_text(self._key)
@@ -283,20 +284,18 @@ class AIMLClient:
             traceback.clear_frames(exc.__traceback__)
             raise
         except requests.exceptions.ConnectTimeout:
-            raise AIMLError(
-                f"Could not connect to {self.base_url} within {self.connect_timeout:g} s. "
-                "Check the network and the base URL.",
-                kind="connection",
+            raise ConnectError(
+                f"Could not connect to {self.base_url} within {self.connect_timeout:g} s.",
+                hint="Check the network and the base URL.",
             ) from None
         except requests.exceptions.ReadTimeout:
             raise self._read_timeout() from None
         except requests.exceptions.ConnectionError as exc:
             if _is_read_timeout(exc):  # a body that stalled after the headers
                 raise self._read_timeout() from None
-            raise AIMLError(
-                f"Could not connect to {self.base_url}: {_reason(exc)}. "
-                "Check the network and the base URL.",
-                kind="connection",
+            raise ConnectError(
+                f"Could not connect to {self.base_url}: {_reason(exc)}.",
+                hint="Check the network and the base URL.",
             ) from None
         except (requests.RequestException, ValueError) as exc:  # a malformed URL or header
             raise AIMLError(
@@ -324,11 +323,10 @@ class AIMLClient:
         return resp
 
     def _read_timeout(self) -> AIMLError:
-        return AIMLError(
+        return ResponseTimeout(
             f"{self.base_url} did not answer within {self.timeout:g} s: the model may be "
-            "overloaded. Try again, pick another model, or raise "
-            "`%config AIMLMagics.timeout`.",
-            kind="timeout",
+            "overloaded.",
+            hint="Try again, pick another model, or raise the timeout setting.",
         )
 
     def complete(self, payload: dict[str, Any]) -> ChatResponse:
@@ -342,10 +340,9 @@ class AIMLClient:
             body = None
         if not isinstance(body, dict):
             excerpt = service_message(resp.content[:4096], resp.headers.get("Content-Type", ""))
-            raise AIMLError(
-                f"The service answered {resp.status_code} but not with an answer: {excerpt}. "
-                "Check the base URL (`%aiml config`); if it is right, try again.",
-                kind="protocol",
+            raise ProtocolError(
+                f"The service answered {resp.status_code} but not with an answer: {excerpt}.",
+                hint="Check the base URL; if it is right, try again.",
             )
         result = ChatResponse.from_body(
             body,
@@ -384,9 +381,7 @@ class AIMLClient:
                 timeout=(self.connect_timeout, min(self.timeout, 30)),
             )
         except requests.exceptions.RequestException as exc:
-            raise AIMLError(
-                f"Could not list models at {url}: {_reason(exc)}.", kind="connection"
-            ) from None
+            raise ConnectError(f"Could not list models at {url}: {_reason(exc)}.") from None
         if resp.status_code == 304 and self._models is not None:
             return self._models
         if resp.status_code >= 400:
@@ -399,7 +394,7 @@ class AIMLClient:
         try:
             body = resp.json()
         except ValueError:
-            raise AIMLError(f"The models list at {url} is not JSON.", kind="protocol") from None
+            raise ProtocolError(f"The models list at {url} is not JSON.") from None
         items = body.get("data", body.get("models")) if isinstance(body, dict) else body
         items = [m for m in items or [] if isinstance(m, dict) and m.get("id")]
         if chat_only:
@@ -535,11 +530,10 @@ class ChatStream:
             raise
         except (requests.RequestException, Urllib3Error, OSError) as exc:
             got = self.assembler.content_chars
-            self.error = AIMLError(
-                f"The answer stopped early: {_stream_failure(exc)} after {got:,} characters. "
-                "What arrived is kept in aiml_response and the conversation; run the cell "
-                "again for a full answer.",
-                kind="stream",
+            self.error = IncompleteAnswer(
+                f"The answer stopped early: {_stream_failure(exc)} after {got:,} characters.",
+                hint="What arrived is kept (the error's .response, and the history); ask again for "
+                "a full answer.",
             )
         finally:
             self._finish(chunks, clean)
@@ -590,10 +584,9 @@ class ChatStream:
 
     def _not_an_answer(self, head: bytes, ctype: str) -> AIMLError:
         excerpt = service_message(head, ctype)
-        return AIMLError(
-            f"The service answered {self._resp.status_code} but not with an answer: {excerpt}. "
-            "Check the base URL (`%aiml config`); if it is right, try again.",
-            kind="protocol",
+        return ProtocolError(
+            f"The service answered {self._resp.status_code} but not with an answer: {excerpt}.",
+            hint="Check the base URL; if it is right, try again.",
         )
 
     def close(self) -> None:

@@ -43,15 +43,19 @@ def check_key_text(key: str) -> None:
     (and the header error would quote it). The refusal names the position, never the key."""
     bad = next((i for i, c in enumerate(key) if not 33 <= ord(c) <= 126), None)
     if bad is not None:
-        raise AIMLError(
+        raise BadKeyError(
             f"The API key has an unexpected character at position {bad + 1} (a space, line break "
-            "or non-ASCII character, often from copy-paste): enter it again with `%aiml key`.",
-            kind="config",
+            "or non-ASCII character, often from copy-paste).",
+            hint="Enter it again.",
         )
 
 
 class AIMLError(Exception):
-    """An error the user can act on: ``kind`` says what failed, ``status`` the HTTP status if any."""
+    """An error the user can act on: ``kind`` says what failed, ``status`` the HTTP status if any.
+
+    The text is the facts, then a ``hint`` (what to do, in plain-Python terms); the notebook layer
+    swaps the hint for one that names its commands (:meth:`advise`).
+    """
 
     def __init__(
         self,
@@ -60,22 +64,26 @@ class AIMLError(Exception):
         kind: str = "error",
         status: int | None = None,
         service_message: str | None = None,
+        hint: str | None = None,
     ) -> None:
-        message = redact(message)
-        super().__init__(message)
-        self.message = message
+        self.facts = redact(message)
+        self.hint = redact(hint) if hint else ""
+        super().__init__(self.message)
         self.kind = kind
         self.status = status
         self.service_message = redact(service_message) if service_message else None
 
+    @property
+    def message(self) -> str:
+        return f"{self.facts.rstrip()} {self.hint}" if self.hint else self.facts
+
     def __str__(self) -> str:
         return self.message
 
-    def advise(self, advice: str) -> AIMLError:
-        """Add what to do (the notebook layer adds its commands here); returns self for ``raise``."""
-        advice = redact(advice).strip()
-        if advice and advice not in self.message:
-            self.message = f"{self.message.rstrip()} {advice}"
+    def advise(self, hint: str) -> AIMLError:
+        """Replace the hint (the notebook layer names its commands here); returns self to raise."""
+        if hint:
+            self.hint = redact(hint).strip()
             self.args = (self.message,)
         return self
 
@@ -93,15 +101,22 @@ class ParameterError(AIMLError, ValueError):
 class ConfigError(AIMLError):
     """A setting that cannot work (base URL, key text, plain http); nothing was sent."""
 
-    def __init__(self, message: str, *, kind: str = "config") -> None:
-        super().__init__(message, kind=kind)
+    def __init__(self, message: str, *, kind: str = "config", hint: str | None = None) -> None:
+        super().__init__(message, kind=kind, hint=hint)
+
+
+class BadKeyError(ConfigError):
+    """The key cannot be sent as typed (a space, a line break, a non-ASCII character)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, kind="config", hint=hint)
 
 
 class MissingKeyError(ConfigError):
     """No API key is set; nothing was sent."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, kind="no_key")
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, kind="no_key", hint=hint)
 
 
 class APIStatusError(AIMLError):
@@ -110,10 +125,16 @@ class APIStatusError(AIMLError):
     default_status = 0
 
     def __init__(
-        self, message: str, *, status: int | None = None, service_message: str | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        service_message: str | None = None,
+        hint: str | None = None,
     ) -> None:
         super().__init__(
-            message, kind="http", status=status or self.default_status, service_message=service_message
+            message, kind="http", status=status or self.default_status,
+            service_message=service_message, hint=hint,
         )
 
 
@@ -156,29 +177,29 @@ class ServerError(APIStatusError):
 class ConnectError(AIMLError):
     """No connection could be made; the request was never sent (nothing billed)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, kind="connection")
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, kind="connection", hint=hint)
 
 
 class ResponseTimeout(AIMLError):
     """The request was sent but no answer came within the read timeout (it may be billed)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, kind="timeout")
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, kind="timeout", hint=hint)
 
 
 class ProtocolError(AIMLError):
     """Something answered, but not with a chat completion (a wrong base URL, a proxy page)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, kind="protocol")
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, kind="protocol", hint=hint)
 
 
 class IncompleteAnswer(AIMLError):
     """The answer stopped early (cut, error frame, limit); ``.response`` holds what arrived."""
 
-    def __init__(self, message: str, response: Any = None) -> None:
-        super().__init__(message, kind="stream")
+    def __init__(self, message: str, response: Any = None, hint: str | None = None) -> None:
+        super().__init__(message, kind="stream", hint=hint)
         self.response = response
 
 
@@ -248,16 +269,14 @@ def _clip(text: str, limit: int = 400) -> str:
 
 
 _HINTS = {
-    400: "The request was refused as invalid: check the parameter or model id named above "
-    "(`%aiml config` shows what is set, `%aiml models` lists model ids).",
-    401: "The API key was refused: set a valid one with `%aiml key`, the AIML_API_KEY "
-    "environment variable, or `%config AIMLMagics.api_key`.",
+    400: "The request was refused as invalid: check the parameter or model id named above.",
+    401: "The API key was refused: use a valid key (the AIML_API_KEY environment variable, or "
+    "`api_key=`).",
     403: "The account behind this key is out of credits (or may not use this model): top up the "
     "balance in the AI/ML API dashboard, or pick another model.",
-    404: "Nothing answers at {url}: check the base URL (`%config AIMLMagics.base_url`) and the "
-    "model id.",
-    413: "The request is too large: shorten the prompt or start a new conversation (`--new`).",
-    429: "Too many requests{retried}: wait a little before the next cell, or lower the rate.",
+    404: "Nothing answers at {url}: check the base URL and the model id.",
+    413: "The request is too large: shorten the prompt or start a new conversation.",
+    429: "Too many requests{retried}: wait a little before the next request, or lower the rate.",
     500: "The service or the model failed{retried}: try again shortly, or pick another model.",
 }
 

@@ -7,9 +7,9 @@ never sent: the model's own default applies.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from .errors import ParameterError
@@ -18,13 +18,16 @@ DEFAULT_MODEL = "baidu/ernie-5-0-thinking-preview"
 MAX_STOP = 4
 
 
-@dataclass(frozen=True)
 class Range:
-    """A numeric parameter's allowed values."""
+    """A numeric parameter's allowed values (a plain class: the table loads with ``%load_ext``)."""
 
-    low: float | None
-    high: float | None
-    integer: bool = False
+    __slots__ = ("low", "high", "integer")
+
+    def __init__(self, low: float | None, high: float | None, integer: bool = False) -> None:
+        self.low, self.high, self.integer = low, high, integer
+
+    def __repr__(self) -> str:
+        return f"Range({self.low!r}, {self.high!r}, integer={self.integer!r})"
 
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a number"
@@ -207,14 +210,16 @@ def check_prompt(prompt: str) -> str:
     return prompt
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+@functools.cache
+def _surrogate() -> re.Pattern[str]:
+    return re.compile("[\ud800-\udfff]")
 
 
 def check_text(messages: list[dict[str, Any]]) -> None:
     """Every message must be encodable as UTF-8: a lone surrogate (a broken emoji half) is not."""
     for message in messages:
         content = message.get("content")
-        bad = _SURROGATE.search(content) if isinstance(content, str) else None
+        bad = _surrogate().search(content) if isinstance(content, str) else None
         if bad:
             raise ParameterError(
                 f"The {message.get('role', 'user')} message has a broken character (a lone "
