@@ -33,7 +33,7 @@ GO_LIVE = "To get real answers: set `AIML_API_KEY` (or run `%aiml key`), then `%
 
 def shipped_cassette(name: str = "quickstart") -> Path:
     """A cassette that ships inside the package (``%aiml replay`` with no path uses quickstart)."""
-    return Path(str(resources.files("aiml_magics").joinpath("cassettes", f"{name}.json")))
+    return Path(str(resources.files("aiml_magics") / "cassettes" / f"{name}.json"))
 
 
 def request_key(payload: dict[str, Any]) -> dict[str, Any]:

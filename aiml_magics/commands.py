@@ -16,6 +16,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from .errors import AIMLError, ParameterError, mask_key
+from .models import info_of
 from .params import PARAMS
 from .render import is_terminal
 
@@ -310,7 +311,7 @@ def request_snippet(payload: dict[str, Any], base: str) -> str:
 
 
 def _model_text(model: dict[str, Any]) -> str:
-    info = model.get("info") if isinstance(model.get("info"), dict) else {}
+    info = info_of(model)
     aliases = model.get("aliases") or []
     return " ".join(
         str(x) for x in [model.get("id"), info.get("name"), info.get("developer"), *aliases]
@@ -318,7 +319,7 @@ def _model_text(model: dict[str, Any]) -> str:
 
 
 def _model_row(model: dict[str, Any]) -> tuple[str, str, str, str]:
-    info = model.get("info") if isinstance(model.get("info"), dict) else {}
+    info = info_of(model)
     ctx = info.get("contextLength")
     return (
         str(model.get("id")),

@@ -424,7 +424,7 @@ def _slider(name: str, step: float, tooltip: str) -> W.FloatSlider:
     """A slider over the parameter's own range (params.RANGES, what the service accepts)."""
     rng = RANGES[name]
     return W.FloatSlider(
-        value=min(1.0, rng.high),
+        value=min(1.0, rng.high or 1.0),
         min=rng.low,
         max=rng.high,
         step=step,

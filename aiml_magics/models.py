@@ -60,11 +60,17 @@ def resolve_model(text: str, aliases: dict[str, str]) -> str:
     return aliases.get(text, text)
 
 
+def info_of(model: dict[str, Any]) -> dict[str, Any]:
+    """A listed model's ``info`` block ({} when absent or not an object)."""
+    info = model.get("info")
+    return info if isinstance(info, dict) else {}
+
+
 def describe_model(model: dict[str, Any] | None) -> str:
     """One line about a listed model (name, developer, context), or '' when nothing is known."""
     if not model:
         return ""
-    info = model.get("info") if isinstance(model.get("info"), dict) else {}
+    info = info_of(model)
     parts = [str(info[k]) for k in ("name", "developer") if info.get(k)]
     ctx = info.get("contextLength")
     if isinstance(ctx, int) and not isinstance(ctx, bool):

@@ -328,7 +328,7 @@ def default_session() -> Session:
     from . import _magics
 
     if _magics is not None:
-        return _magics.session  # type: ignore[no-any-return]
+        return _magics.session
     global _default
     with _default_lock:
         if _default is None:

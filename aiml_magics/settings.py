@@ -9,7 +9,7 @@ later request.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets import TraitError, validate
 from traitlets.config import Configurable
@@ -76,6 +76,26 @@ class Settings(Configurable):
     """Every setting of a session, with the request parameters' defaults (None: not sent)."""
 
     locals().update({p.name: make_trait(p) for p in PARAMS})
+
+    if TYPE_CHECKING:  # what the generated traits hold, for type checkers
+        model: str
+        max_completion_tokens: int | None
+        max_tokens: float | None
+        temperature: float | None
+        top_p: float | None
+        stop: list[str] | None
+        frequency_penalty: float | None
+        presence_penalty: float | None
+        seed: int | None
+        system: str | None
+        stream: bool
+        memory: bool
+        max_history: int | None
+        timeout: float
+        max_retries: int
+        base_url: str | None
+        api_key: str | None
+        allow_insecure_http: bool
 
     @validate(*RANGES)
     def _check_range(self, proposal: Any) -> Any:

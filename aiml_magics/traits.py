@@ -9,7 +9,7 @@ never repeats the value.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
@@ -44,6 +44,9 @@ class _Explained:
     """Mixin for a traitlets type: a wrong value is refused with what is accepted."""
 
     kind = "str"
+    if TYPE_CHECKING:  # provided by the traitlets type this is mixed into
+        name: str | None
+        allow_none: bool
 
     def error(self, obj: Any, value: Any, error: Any = None, info: Any = None) -> Any:
         name = self.name or "setting"
@@ -78,7 +81,7 @@ class Unicode(_Explained, traitlets.Unicode):
     kind = "str"
 
 
-class List(_Explained, traitlets.List):  # type: ignore[type-arg]
+class List(_Explained, traitlets.List):
     """A list of strings (stop sequences); a single string counts as one."""
 
     kind = "list"
