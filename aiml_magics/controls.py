@@ -24,9 +24,12 @@ from .models import FALLBACK_MODELS, alias_map, describe_model, model_ids, resol
 from .params import RANGES, check_model, range_for
 from .render import is_terminal
 
-LABEL_STYLE = {"description_width": "14em"}
-INDENT = "0 0 0 14.5em"  # lines up with the controls, past the labels
-WIDE = "38em"
+LABEL_STYLE = {"description_width": "11.5em"}
+INDENT = "0 0 0 12em"  # lines up with the controls, past the labels
+WIDE = "36em"  # the widest a control grows; narrower windows shrink it
+MUTED = "#6b7280"  # a normal state (offline, replay): grey, not a warning
+WARN = "#92400e"  # something did not work, but cells still do
+ALARM = "#b91c1c"  # cells will fail until this is fixed
 TOKENS_MAX = 2**31 - 1  # the trait has no upper bound; a widget needs one
 MAX_PANELS = 4  # live panels per session; showing another closes the oldest
 # One models fetch at a time: a second panel shown meanwhile waits and then reads the client's cache.
@@ -34,11 +37,13 @@ _LIST_LOCK = threading.Lock()
 
 
 class _Optional:
-    """An optional numeric trait shown as a value control plus a "model default" checkbox.
+    """An optional numeric trait: a value control, a "model default" checkbox, a state tag.
 
-    Checked means the trait is None and nothing is sent; the control is disabled but keeps its
-    last value, so unchecking restores it. ``high`` narrows the control's maximum (temperature is
-    0..1 for some models) without ever clamping a value set elsewhere.
+    Moving the control (or typing a number) sets the value; ticking "model default" puts it back
+    to unset (None: nothing is sent and the model's own default applies). Unset shows at a
+    glance: the box is ticked, a slider hides its number and greys its handle, and the tag says
+    "not sent". ``high`` narrows the control's maximum (temperature is 0..1 for some models)
+    without ever clamping a value set elsewhere.
     """
 
     def __init__(
@@ -49,13 +54,15 @@ class _Optional:
         high: Callable[[], float | None] | None = None,
     ) -> None:
         self.magics, self.name, self.control, self.high = magics, name, control, high
+        control.layout.width = "100%"
         self.unset = W.Checkbox(
             description="model default",
             indent=False,
-            tooltip=f"Checked: {name} is not sent and the model's own default applies.",
-            layout=W.Layout(width="auto", margin="0 0 0 1em"),
+            tooltip=f"Ticked: {name} is not sent and the model's own default applies.",
+            layout=W.Layout(width="auto"),
         )
-        self.row = W.HBox([control, self.unset])
+        self.state = W.HTML(layout=W.Layout(width="auto"))
+        self.cells = [control, self.unset, self.state]
         self._busy = False
         self._show(getattr(magics, name))
         control.observe(self._control_changed, "value")
@@ -66,10 +73,14 @@ class _Optional:
         self._busy = True
         try:
             self.refit(value)
-            self.unset.value = value is None
-            self.control.disabled = value is None
-            if value is not None:
+            unset = value is None
+            self.unset.value = unset
+            if not unset:
                 self.control.value = value
+            if isinstance(self.control, W.FloatSlider):
+                self.control.readout = not unset
+                self.control.style.handle_color = "#9ca3af" if unset else None
+            self.state.value = _note("not sent", MUTED) if unset else ""
         finally:
             self._busy = False
 
@@ -89,7 +100,7 @@ class _Optional:
         self._show(change["new"])
 
     def _control_changed(self, change: dict[str, Any]) -> None:
-        if not self._busy and not self.unset.value:
+        if not self._busy:  # moving the control is enough: it sets the value
             setattr(self.magics, self.name, change["new"])
 
     def _unset_changed(self, change: dict[str, Any]) -> None:
@@ -124,16 +135,19 @@ class AIMLPanel(W.VBox):
             description="model",
             tooltip="Type to search; aliases are accepted; any id may be typed.",
             style=LABEL_STYLE,
-            layout=W.Layout(width=WIDE),
+            layout=W.Layout(flex="1 1 auto", width="auto", min_width="0", max_width=WIDE),
         )
         self.refresh_button = W.Button(
             description="",
             icon="refresh",
             tooltip="Reload the models list from the service",
-            layout=W.Layout(width="2.5em", padding="0", margin="0 0 0 0.4em"),
+            layout=W.Layout(width="2.5em", min_width="2.5em", padding="0", margin="0 0 0 0.4em"),
         )
-        self.model_info = W.Label()
-        self.models_note = W.HTML()
+        # Empty lines take no room (display none), so there is no gap under the model box.
+        self.model_info = W.Label(layout=W.Layout(display="none", margin="0"))
+        self.models_note = W.HTML(layout=W.Layout(display="none", margin="0"))
+        self.model_info.observe(_hide_when_empty, "value")
+        self.models_note.observe(_hide_when_empty, "value")
 
         # -- numbers -----------------------------------------------------------------------------
         self.max_completion_tokens = W.BoundedIntText(
@@ -143,7 +157,6 @@ class AIMLPanel(W.VBox):
             description="max_completion_tokens",
             tooltip="Upper bound on generated tokens, reasoning included (>= 1).",
             style=LABEL_STYLE,
-            layout=W.Layout(width="24em"),
         )
         self.temperature = _slider(
             "temperature",
@@ -169,7 +182,7 @@ class AIMLPanel(W.VBox):
             continuous_update=False,
             description="system prompt",
             style=LABEL_STYLE,
-            layout=W.Layout(width=WIDE, height="4.5em"),
+            layout=W.Layout(width="100%", max_width=WIDE, height="4.5em"),
         )
         self.stream = W.Checkbox(description="stream", indent=False, layout=W.Layout(width="7em"))
         self.memory = W.Checkbox(
@@ -187,7 +200,8 @@ class AIMLPanel(W.VBox):
             layout=W.Layout(width="auto"),
         )
         self.status = W.Label()
-        self.key_note = W.HTML()
+        self.key_note = W.HTML(layout=W.Layout(display="none", margin=INDENT))
+        self.key_note.observe(_hide_when_empty, "value")
 
         self.model_picker.observe(self._picker_changed, "value")
         magics.observe(self._model_changed, "model")
@@ -200,16 +214,28 @@ class AIMLPanel(W.VBox):
         self._detached = False
 
         title = W.HTML("<b>AI/ML API</b> &middot; settings for the next <code>%%aiml</code> cells")
+        # One grid for the three optional numbers: their "model default" boxes line up.
+        numbers = W.GridBox(
+            [cell for opt in self._optionals.values() for cell in opt.cells],
+            layout=W.Layout(
+                grid_template_columns=f"minmax(0, {WIDE}) max-content max-content",
+                grid_gap="0 0.8em",
+                align_items="center",
+                width="100%",
+            ),
+        )
+        kwargs.setdefault("layout", W.Layout(width="100%", max_width="52em", overflow="hidden"))
         super().__init__(
             [
                 title,
-                W.HBox([self.model_picker, self.refresh_button]),
+                W.HBox([self.model_picker, self.refresh_button], layout=W.Layout(width="100%")),
                 W.VBox([self.model_info, self.models_note], layout=W.Layout(margin=INDENT)),
-                self._optionals["max_completion_tokens"].row,
-                self._optionals["temperature"].row,
-                self._optionals["top_p"].row,
+                numbers,
                 self.system,
-                W.HBox([self.stream, self.memory, self.new_button], layout=W.Layout(margin=INDENT)),
+                W.HBox(
+                    [self.stream, self.memory, self.new_button],
+                    layout=W.Layout(margin=INDENT, flex_flow="row wrap"),
+                ),
                 W.Box([self.status], layout=W.Layout(margin=INDENT)),
                 self.key_note,
             ],
@@ -222,15 +248,25 @@ class AIMLPanel(W.VBox):
 
     # -- model list ------------------------------------------------------------------------------
 
-    def load_models(self, refresh: bool = False) -> threading.Thread:
+    def load_models(self, refresh: bool = False) -> threading.Thread | None:
         """Fetch the chat models in the background (a slow network must not freeze the kernel).
 
         The client caches the list, so only the first panel of a session (or a refresh) asks.
+        Replay mode sends nothing at all: the built-in list is offered, and says so.
         """
+        if self.magics.answer_mode == "replay":
+            self._loader = None
+            if not self._listed:
+                self.model_picker.options = FALLBACK_MODELS
+                self.models_note.value = _note(
+                    "Replay mode: built-in model list, nothing is sent.", MUTED
+                )
+            self._show_model_info()
+            return None
         client = self.magics.client()  # built here, in the kernel's thread
         self.refresh_button.disabled = True
         if not self._listed:
-            self.models_note.value = _note("Loading the models list…", "grey")
+            self.models_note.value = _note("Loading the models list…", MUTED)
         thread = threading.Thread(
             target=self._fetch, args=(client, refresh), name="aiml-models", daemon=True
         )
@@ -265,14 +301,15 @@ class AIMLPanel(W.VBox):
             elif not self._listed:
                 self.model_picker.options = FALLBACK_MODELS
                 self.models_note.value = _note(
-                    f"Could not load the service's models list ({problem.rstrip('.')}): offering "
-                    f"{len(FALLBACK_MODELS)} common chat models instead. Any model id may be typed; "
-                    "the ↻ button tries again.",
-                    "#b45309",
+                    f"Could not load the models list ({_short(problem)}): built-in list "
+                    "offered; ↻ tries again.",
+                    WARN,
+                    title=problem,
                 )
             else:  # a failed refresh keeps the list that worked
                 self.models_note.value = _note(
-                    f"Refresh failed ({problem.rstrip('.')}); the list shown is from earlier.", "#b45309"
+                    f"Refresh failed ({_short(problem)}); the list is from earlier.", WARN,
+                    title=problem,
                 )
             self._show_model_info()
         finally:
@@ -341,15 +378,20 @@ class AIMLPanel(W.VBox):
         )
         if self.magics.effective_key()[0] is None and self.magics.answer_mode == "replay":
             self.key_note.value = _note(
-                f"No API key: answers are replayed or echoed offline. To go live, {how}, "
-                "then <code>%aiml live</code>.",
-                "#92400e",
+                "No key: answers are replayed or echoed offline. To go live: "
+                "<code>%aiml key</code>, then <code>%aiml live</code>.",
+                MUTED,
                 escape=False,
             )
         elif self.magics.effective_key()[0] is None:
-            self.key_note.value = _note(f"No API key is set: {how}.", "#b91c1c", escape=False)
+            self.key_note.value = _note(f"No API key is set: {how}.", ALARM, escape=False)
         else:
             self.key_note.value = ""
+
+    def mode_changed(self) -> None:
+        """``%aiml replay`` / ``live`` / ``record``: the models list and the key note follow."""
+        self.load_models()
+        self._update_key_note()
 
     def _new_conversation(self, _: Any = None) -> None:
         self.magics.conversation.reset()
@@ -438,9 +480,23 @@ def _slider(name: str, step: float, tooltip: str) -> W.FloatSlider:
     )
 
 
-def _note(text: str, color: str, escape: bool = True) -> str:
+def _note(text: str, color: str, escape: bool = True, title: str = "") -> str:
     body = html.escape(text) if escape else text
-    return f'<span style="color:{color}; font-size:0.9em">{body}</span>'
+    hover = f' title="{html.escape(title)}"' if title else ""
+    return f'<span style="color:{color}; font-size:0.9em"{hover}>{body}</span>'
+
+
+def _short(problem: str, limit: int = 60) -> str:
+    """The gist of an error for a one-line note (the whole message is in the note's tooltip)."""
+    parts = problem.rstrip(".").split(": ")
+    text = parts[-1] if parts[0].startswith("Could not") else parts[0]
+    text = text.split(" answered ", 1)[-1]  # "The service at HOST answered 500 ...": the status
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _hide_when_empty(change: dict[str, Any]) -> None:
+    """An empty label or note takes no room."""
+    change["owner"].layout.display = "" if change["new"] else "none"
 
 
 def _descendants(box: W.Box) -> list[W.Widget]:

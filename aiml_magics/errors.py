@@ -11,6 +11,7 @@ import html
 import json
 import re
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 # Keys live here only long enough to be scrubbed from messages; set by the client that holds one.
 _secrets: set[str] = set()
@@ -143,12 +144,48 @@ _HINTS = {
 }
 
 
+#: Models the service retired, with the one that replaces each and when it was retired.
+RETIRED_MODELS = {"baidu/ernie-5-0-thinking-preview": ("baidu/ernie-5.0", "2026-06")}
+_REFUSED_WORDS = ("unknown", "not found", "deprecated", "retired", "invalid", "does not exist",
+                  "no longer", "not supported", "unsupported", "unavailable", "not available")
+
+
+def service_name(url: str) -> str:
+    """Who answered, for messages: the AI/ML API, or the host (and port) of another server
+    (a local LiteLLM is not "the AI/ML API"). Never the user:password part of a URL."""
+    try:
+        parts = urlsplit(url)
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return "The service"
+    if not host or host == "aimlapi.com" or host.endswith(".aimlapi.com"):
+        return "The AI/ML API"
+    shown = f"[{host}]" if ":" in host else host
+    return f"The service at {shown}:{port}" if port else f"The service at {shown}"
+
+
+def _retired_hint(status: int, message: str, model: str | None) -> str | None:
+    """The default model refused as unknown or retired: say so and name its successor."""
+    if status not in (400, 404) or model not in RETIRED_MODELS:
+        return None
+    low = message.lower()
+    if model.lower() not in low and not ("model" in low and any(w in low for w in _REFUSED_WORDS)):
+        return None
+    new, when = RETIRED_MODELS[model]
+    return (
+        f"`{model}` (the default model) was retired: the service moved it to its deprecated list "
+        f"in {when}. The current ERNIE 5 model is `{new}`: run "
+        f"`%config AIMLMagics.model = \"{new}\"`, or pick it in `%aiml panel`."
+    )
+
+
 def http_error(
     status: int,
     body: bytes | str,
     *,
     content_type: str = "",
     url: str = "",
+    model: str | None = None,
     retries: int = 0,
     waited: float | None = None,
     retry_after: float | None = None,
@@ -173,6 +210,6 @@ def http_error(
         notes.append(f"it asked to wait {retry_after:.0f} s before retrying{budget}")
     retried = f" ({'; '.join(notes)})" if notes else ""
     hint = _HINTS.get(status) or _HINTS[500 if status >= 500 else 400]
-    hint = hint.format(url=url, retried=retried)
-    text = f"The AI/ML API answered {status} {reason}: {msg.rstrip('.')}. {hint}"
+    hint = _retired_hint(status, msg, model) or hint.format(url=url, retried=retried)
+    text = f"{service_name(url)} answered {status} {reason}: {msg.rstrip('.')}. {hint}"
     return AIMLError(text, kind="http", status=status, service_message=msg)

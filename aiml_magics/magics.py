@@ -7,6 +7,7 @@ and the panel all move the same traits); per-cell flags override them for one ce
 from __future__ import annotations
 
 import argparse
+import builtins
 import functools
 import json
 import keyword
@@ -27,6 +28,7 @@ from .client import (
     env_value,
     normalize_base_url,
 )
+from .commands import LINE_HELP, parse_command
 from .conversation import Conversation
 from .errors import (
     AIMLError,
@@ -36,12 +38,26 @@ from .errors import (
     mask_key,
     register_secret,
 )
-from .params import DEFAULT_MODEL, build_payload, check_model, check_number, check_prompt
+from .params import (
+    DEFAULT_MODEL,
+    build_payload,
+    check_model,
+    check_number,
+    check_prompt,
+    trim_prompt,
+)
 from .render import is_terminal, make_renderer
 from .response import ChatResponse, parse_json_answer
 from .traits import Bool, Float, Int, Unicode
 
 RESPONSE_VAR = "aiml_response"
+# ChatResponse.source of the offline echo (cassette.ECHO; not imported: %load_ext stays light).
+ECHO_SOURCE = "offline echo"
+# Names IPython itself puts in the user namespace: `--out In` would break the session.
+IPYTHON_NAMES = frozenset(
+    {"In", "Out", "get_ipython", "exit", "quit", "display", "_ih", "_oh", "_dh", "_i", "_ii",
+     "_iii", "_", "__", "___"}
+)
 
 # Trait name -> how it is shown in `%aiml config`.
 SETTINGS = (
@@ -84,7 +100,7 @@ class Secret(str):
 @argument("--model", "-m", help="model id for this cell (see %%aiml models)")
 @argument("--max-completion-tokens", "-n", help="upper bound on generated tokens (>= 1)")
 @argument("--max-tokens", help="legacy upper bound on generated tokens (>= 1)")
-@argument("--temperature", "-t", help="sampling temperature, 0 to 2 (0 to 1 for Claude)")
+@argument("--temperature", "-t", help="sampling temperature, 0 to 2 (0 to 1 for Claude and MiniMax models)")
 @argument("--top-p", help="nucleus sampling, 0.01 to 1")
 @argument("--stop", action="append", help="stop sequence (repeatable, at most 4)")
 @argument("--frequency-penalty", help="-2 to 2")
@@ -101,7 +117,8 @@ def _cell_flags(line: str, cell: str) -> None:
     """Send the cell body as the user message and stream the answer."""
 
 
-_cell_flags.parser.prog = "%%aiml"  # type: ignore[attr-defined]
+# IPython's help formatter puts a "%" before the name: this shows as "%%aiml".
+_cell_flags.parser.prog = "%aiml"  # type: ignore[attr-defined]
 
 
 def parse_flags(line: str) -> Any:
@@ -144,23 +161,6 @@ def _is_number(text: str) -> bool:
     return True
 
 
-LINE_HELP = """\
-%%aiml [flags]        send the cell body to the model (flags: %aiml help)
-%aiml reset           forget the conversation
-%aiml history [--json | --export FILE]   show (or save) the conversation
-%aiml config          effective settings, where each came from (key masked)
-%aiml models [TEXT] [--refresh]          chat models, optionally filtered by TEXT
-%aiml key             enter the API key at a masked prompt (kept in memory only)
-%aiml panel           controls for model, max_completion_tokens, temperature, ... (ipywidgets)
-%aiml snippet         the last request as a runnable Python `requests` snippet
-%aiml replay [PATH]   answer from a cassette of recorded answers (default: the shipped quickstart);
-                      prompts with no recording get an offline echo; no key needed
-%aiml record PATH     live answers are also saved to the cassette PATH
-%aiml live            back to the service (the default)
-%aiml help            this help
-"""
-
-
 @magics_class
 class AIMLMagics(Magics):
     """Chat with the AI/ML API from notebook cells."""
@@ -173,7 +173,9 @@ class AIMLMagics(Magics):
     max_completion_tokens = Int(
         None, allow_none=True, help="Upper bound on generated tokens; None: model default."
     ).tag(config=True)
-    temperature = Float(None, allow_none=True, help="0..2 (0..1 for Claude); None: unset.").tag(
+    temperature = Float(
+        None, allow_none=True, help="0..2 (0..1 for Claude and MiniMax models); None: unset."
+    ).tag(
         config=True
     )
     top_p = Float(None, allow_none=True, help="0.01..1; None: unset.").tag(config=True)
@@ -375,9 +377,9 @@ class AIMLMagics(Magics):
 
     def ask(self, prompt: str, args: Any) -> ChatResponse | None:
         """Validate, send, show, store. Every check runs before anything is sent."""
-        check_prompt(prompt)
-        if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
-            raise ParameterError(f"--out {args.out!r} is not a valid Python variable name.")
+        prompt = check_prompt(trim_prompt(prompt))
+        if args.out is not None:
+            check_out_name(args.out)
         model = _pick(args.model, self.model)
         params = {
             "max_completion_tokens": _pick(args.max_completion_tokens, self.max_completion_tokens),
@@ -492,8 +494,10 @@ class AIMLMagics(Magics):
         if resp.source == "live":  # a replayed answer cost nothing now
             self.session_tokens += resp.usage.total_tokens or 0
             self.session_credits += resp.credits_used or 0.0
-        if remember and resp.text:
+        if remember and resp.text and resp.source != ECHO_SOURCE:
             # An empty answer is not recorded: some providers refuse an empty assistant message.
+            # The offline echo is no model's answer: sent later as context, a real model would
+            # read its boilerplate as something it said.
             self.conversation.record(prompt, resp.text, partial=not resp.complete)
         self._notify(resp)
         error = getattr(resp, "_stream_error", None)
@@ -528,32 +532,25 @@ class AIMLMagics(Magics):
     # -- line commands -------------------------------------------------------------------------
 
     def _line(self, line: str) -> Any:
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:
-            raise UsageError(f"%aiml {line}: {exc} (check the quotes).") from None
-        command, rest = (words[0].lower(), words[1:]) if words else ("help", [])
-        handler = getattr(self, f"_cmd_{command.replace('-', '_')}", None)
-        if handler is None:
-            raise UsageError(f"%aiml {command}: unknown command.\n\n{LINE_HELP}")
-        return handler(rest)
+        parsed = parse_command(line)
+        if parsed is None:  # `-h` printed the command's help
+            return None
+        command, opts = parsed
+        return getattr(self, f"_cmd_{command.replace('-', '_')}")(opts)
 
-    def _cmd_help(self, rest: list[str]) -> None:
+    def _cmd_help(self, opts: Any) -> None:
         flags = _cell_flags.parser.format_help().replace("::\n\n", "")  # type: ignore[attr-defined]
-        print(LINE_HELP + "\n" + flags)
+        print(LINE_HELP + "\nFlags of a %%aiml cell (they apply to that cell only):\n\n" + flags.strip())
 
-    def _cmd_reset(self, rest: list[str]) -> None:
+    def _cmd_reset(self, opts: Any) -> None:
         turns = len(self.conversation)
         self.conversation.reset()
         self._notify(None)
-        print(f"Conversation cleared ({turns} turn{'s' if turns != 1 else ''} forgotten).")
+        print(f"Conversation cleared ({_turns(turns)} forgotten).")
 
-    def _cmd_history(self, rest: list[str]) -> Any:
-        if "--export" in rest:
-            i = rest.index("--export")
-            if i + 1 >= len(rest):
-                raise UsageError("%aiml history --export FILE: name the file to write.")
-            path = rest[i + 1]
+    def _cmd_history(self, opts: Any) -> Any:
+        if opts.export is not None:
+            path = opts.export
             try:
                 with open(path, "w", encoding="utf-8") as fh:
                     fh.write(self.conversation.to_json())
@@ -561,9 +558,9 @@ class AIMLMagics(Magics):
                 raise AIMLError(
                     f"Could not save the history to {path}: {exc.strerror or exc}.", kind="io"
                 ) from None
-            print(f"Saved {len(self.conversation)} turns to {path}.")
+            print(f"Saved {_turns(len(self.conversation))} to {path}.")
             return None
-        if "--json" in rest:
+        if opts.json:
             print(self.conversation.to_json())
             return None
         self._display_markdown(self.conversation.to_markdown(), self.conversation.to_text())
@@ -586,7 +583,7 @@ class AIMLMagics(Magics):
                 rows.append((name, "unset (model default)" if value is None else repr(value), source))
         return rows
 
-    def _cmd_config(self, rest: list[str]) -> None:
+    def _cmd_config(self, opts: Any) -> None:
         rows = self.settings_table()
         md = "| setting | value | from |\n|---|---|---|\n" + "\n".join(
             f"| `{n}` | `{v}` | {s} |" for n, v, s in rows
@@ -595,19 +592,31 @@ class AIMLMagics(Magics):
         plain = "\n".join(f"{n:<{width}}  {v}  ({s})" for n, v, s in rows)
         self._display_markdown(md, plain)
 
-    def _cmd_models(self, rest: list[str]) -> None:
-        refresh = "--refresh" in rest
-        needle = " ".join(w for w in rest if w != "--refresh").lower()
-        models = self.client().list_models(refresh=refresh)
+    def _cmd_models(self, opts: Any) -> None:
+        needle = " ".join(opts.text).lower()
+        if self.answer_mode == "replay":  # replay sends nothing, not even GET /models
+            from .models import builtin_models
+
+            models = builtin_models()
+            note = (
+                "*Replay mode: the built-in list of common chat models (nothing was sent); "
+                "`%aiml live` lists the service's own.*\n\n"
+            )
+        else:
+            models = self.client().list_models(refresh=opts.refresh)
+            note = ""
         hits = [m for m in models if not needle or needle in _model_text(m)]
         rows = [_model_row(m) for m in hits]
-        md = f"**{len(hits)} chat models**" + (f" matching `{needle}`" if needle else "") + "\n\n"
-        md += "| id | name | developer | context |\n|---|---|---|---|\n"
+        md = note + f"**{len(hits)} chat models**" + (f" matching `{needle}`" if needle else "")
+        md += "\n\n| id | name | developer | context |\n|---|---|---|---|\n"
         md += "\n".join(f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} |" for r in rows)
         plain = "\n".join(f"{r[0]:<45} {r[1]} ({r[2]}, {r[3]})" for r in rows)
-        self._display_markdown(md, plain or "no chat models match")
+        plain = plain or "no chat models match"
+        if note:
+            plain = note.strip().strip("*").replace("`", "") + "\n" + plain
+        self._display_markdown(md, plain)
 
-    def _cmd_key(self, rest: list[str]) -> None:
+    def _cmd_key(self, opts: Any) -> None:
         import getpass
 
         value = getpass.getpass("AI/ML API key (input hidden): ").strip()
@@ -618,7 +627,7 @@ class AIMLMagics(Magics):
         self._key_source = "%aiml key"
         print(f"Key set for this session only ({mask_key(value)}); it is not saved anywhere.")
 
-    def _cmd_panel(self, rest: list[str]) -> None:
+    def _cmd_panel(self, opts: Any) -> None:
         from .controls import show_panel
 
         show_panel(self)
@@ -632,19 +641,17 @@ class AIMLMagics(Magics):
 
                 logging.getLogger(__name__).warning("aiml_magics: on_answer callback failed: %s", exc)
 
-    def _cmd_snippet(self, rest: list[str]) -> None:
+    def _cmd_snippet(self, opts: Any) -> None:
         if self.last_request is None:
             raise UsageError("No request yet: run an %%aiml cell (or --dry-run) first.")
         base, _ = self.effective_base()
-        code = request_snippet(self.last_request, base)
+        code = request_snippet(self.last_request, base, full=opts.full)
         self._display_markdown(f"```python\n{code}\n```", code)
 
-    def _cmd_replay(self, rest: list[str]) -> None:
+    def _cmd_replay(self, opts: Any) -> None:
         from .cassette import Cassette, shipped_cassette
 
-        if len(rest) > 1:
-            raise UsageError("%aiml replay [PATH]: at most one cassette file.")
-        cassette = Cassette.load(rest[0] if rest else shipped_cassette())
+        cassette = Cassette.load(opts.path if opts.path else shipped_cassette())
         self.cassette, self.answer_mode = cassette, "replay"
         n = len(cassette)
         print(
@@ -654,25 +661,32 @@ class AIMLMagics(Magics):
         )
         for recording in cassette.recordings[:3]:
             print(f"  - {recording.provenance}")
+        self._panels_follow_mode()
 
-    def _cmd_record(self, rest: list[str]) -> None:
+    def _cmd_record(self, opts: Any) -> None:
         from .cassette import Cassette
 
-        if len(rest) != 1:
-            raise UsageError("%aiml record PATH: name the cassette file to save answers to.")
-        cassette = Cassette.open_or_create(rest[0])
+        cassette = Cassette.open_or_create(opts.path)
         self.cassette, self.answer_mode = cassette, "record"
         print(
             f"Recording: live answers are also saved to {cassette.path} ({len(cassette)} so far; "
             "never the key). `%aiml live` stops recording."
         )
+        self._panels_follow_mode()
 
-    def _cmd_live(self, rest: list[str]) -> None:
+    def _cmd_live(self, opts: Any) -> None:
         self.cassette, self.answer_mode = None, "live"
         base, _ = self.effective_base()
         key, _ = self.effective_key()
         hint = "" if key else " No key is set yet: set AIML_API_KEY or run `%aiml key`."
         print(f"Live: answers come from {base}.{hint}")
+        self._panels_follow_mode()
+
+    def _panels_follow_mode(self) -> None:
+        """Panels on screen switch between the built-in models list (replay) and the service's."""
+        for panel in list(self.__dict__.get("_panels", [])):
+            if not panel._detached:
+                panel.mode_changed()
 
     def _display_markdown(self, markdown: str, plain: str) -> None:
         if is_terminal(self.shell):
@@ -683,17 +697,76 @@ class AIMLMagics(Magics):
         display({"text/markdown": markdown, "text/plain": plain}, raw=True)
 
 
-def request_snippet(payload: dict[str, Any], base: str) -> str:
-    """Plain-Python equivalent of a request; the key is read from the environment."""
+def request_snippet(payload: dict[str, Any], base: str, full: bool = False) -> str:
+    """Plain-Python equivalent of a request, runnable as printed; the key from the environment.
+
+    By default only the new message (and the system prompt) is sent, so the code stays short
+    enough to read; ``full`` sends the conversation as the magic did.
+    """
     body = {k: v for k, v in payload.items() if k != "stream"}
+    messages = list(payload.get("messages") or [])
+    note = ""
+    if not full and len(messages) > 1:
+        kept = [m for m in messages[:-1] if m.get("role") == "system"] + messages[-1:]
+        left = len(messages) - len(kept)
+        if left:
+            note = (
+                f"# {left} earlier message{'s' if left != 1 else ''} of the conversation left out; "
+                "`%aiml snippet --full` includes them.\n"
+            )
+        body["messages"] = kept
+    url = base + "/chat/completions"
     return (
-        "import os\nimport requests\n\n"
-        f"resp = requests.post(\n    {base + '/chat/completions'!r},\n"
-        '    headers={"Authorization": f"Bearer {os.environ[\'AIML_API_KEY\']}"},\n'
-        f"    json={json.dumps(body, ensure_ascii=False, indent=4).replace(chr(10), chr(10) + '    ')},\n"
+        "import os\n\nimport requests\n\n"
+        "# The key, found as aiml_magics finds it: AIML_API_KEY, then AIMLAPI_API_KEY.\n"
+        'key = os.environ.get("AIML_API_KEY") or os.environ.get("AIMLAPI_API_KEY")\n'
+        "if not key:\n"
+        '    raise SystemExit("Set AIML_API_KEY (or AIMLAPI_API_KEY) in the environment first.")\n'
+        f"{note}"
+        f"resp = requests.post(\n    {json.dumps(url)},\n"
+        '    headers={"Authorization": f"Bearer {key}"},\n'
+        f"    json={_literal(body, 4)},\n"
         "    timeout=120,\n)\nresp.raise_for_status()\n"
         'print(resp.json()["choices"][0]["message"]["content"])'
     )
+
+
+def _literal(value: Any, indent: int) -> str:
+    """``value`` as Python source laid out like JSON (JSON strings are valid Python literals;
+    true/false/null are not, so they are written as Python's)."""
+    pad = " " * (indent + 4)
+    if isinstance(value, dict) and value:
+        items = [f"{pad}{json.dumps(str(k), ensure_ascii=False)}: {_literal(v, indent + 4)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f",\n{' ' * indent}}}"
+    if isinstance(value, (list, tuple)) and value:
+        items = [f"{pad}{_literal(v, indent + 4)}" for v in value]
+        return "[\n" + ",\n".join(items) + f",\n{' ' * indent}]"
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def check_out_name(name: str) -> str:
+    """``--out NAME`` must be a variable name that shadows nothing Python or IPython relies on
+    (``--out get_ipython`` would break every later magic of the session)."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ParameterError(f"--out {name!r} is not a valid Python variable name.")
+    if name in IPYTHON_NAMES or hasattr(builtins, name) or _is_output_name(name):
+        raise ParameterError(
+            f"--out {name}: that name belongs to Python or IPython (`{name}`), and replacing it "
+            f"would break later cells. Pick another name, e.g. --out {name.strip('_') or 'answer'}_answer."
+        )
+    return name
+
+
+def _is_output_name(name: str) -> bool:
+    """IPython's numbered history names: _1, _i1, _ii, ..."""
+    return name.startswith("_") and (name[1:].isdigit() or (name[1:2] == "i" and name[2:].isdigit()))
+
+
+def _turns(n: int) -> str:
+    return f"{n} turn{'' if n == 1 else 's'}"
 
 
 def _pick(flag: Any, setting: Any) -> Any:
@@ -703,10 +776,9 @@ def _pick(flag: Any, setting: Any) -> Any:
 
 def _model_text(model: dict[str, Any]) -> str:
     info = model.get("info") if isinstance(model.get("info"), dict) else {}
-    aliases = model.get("aliases") or []
-    return " ".join(
-        str(x) for x in [model.get("id"), info.get("name"), info.get("developer"), *aliases]
-    ).lower()
+    aliases = model.get("aliases") if isinstance(model.get("aliases"), list) else []
+    fields = [model.get("id"), info.get("name"), info.get("developer"), model.get("owned_by")]
+    return " ".join(str(x) for x in [*fields, *aliases] if x).lower()
 
 
 def _model_row(model: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -715,6 +787,6 @@ def _model_row(model: dict[str, Any]) -> tuple[str, str, str, str]:
     return (
         str(model.get("id")),
         str(info.get("name") or ""),
-        str(info.get("developer") or ""),
+        str(info.get("developer") or model.get("owned_by") or ""),
         f"{ctx:,}" if isinstance(ctx, int) else "",
     )

@@ -133,6 +133,26 @@ def check_model(model: Any) -> str:
     return model
 
 
+_BLANK = " \t\r\f\v"
+
+
+def trim_prompt(text: str) -> str:
+    """The prompt as meant: leading blank lines and trailing whitespace are dropped.
+
+    Enter after the last line (and, in terminal IPython, always) would otherwise send
+    ``"...?\n"``, a different request from the one a cassette recorded. Everything between the
+    first non-blank line (its indentation included) and the last non-blank character is kept
+    byte-exact. Only ASCII whitespace counts as blank.
+    """
+    start = 0
+    while True:
+        end = text.find("\n", start)
+        if end < 0 or text[start:end].strip(_BLANK):
+            break
+        start = end + 1
+    return text[start:].rstrip(_BLANK + "\n")
+
+
 def check_prompt(prompt: str) -> str:
     """An empty cell is refused rather than sent (it costs credits and answers nothing)."""
     if not prompt or not prompt.strip():
