@@ -211,6 +211,7 @@ class AIMLPanel(W.VBox):
         self.refresh_button.on_click(lambda _: self.load_models(refresh=True))
         self.new_button.on_click(self._new_conversation)
         magics.on_answer.append(self._answered)
+        magics.on_mode.append(self.mode_changed)
         self._detached = False
 
         title = W.HTML("<b>AI/ML API</b> &middot; settings for the next <code>%%aiml</code> cells")
@@ -431,6 +432,8 @@ class AIMLPanel(W.VBox):
             magics.unobserve(callback, name)
         if self._answered in magics.on_answer:
             magics.on_answer.remove(self._answered)
+        if self.mode_changed in magics.on_mode:
+            magics.on_mode.remove(self.mode_changed)
         for widget in _descendants(self):
             widget.close()
         super().close()

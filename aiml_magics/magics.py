@@ -212,6 +212,8 @@ class AIMLMagics(Magics):
         # Called with each stored answer (or None when the conversation is reset): the panel's
         # status line listens here. A failing listener is reported, never fails the cell.
         self.on_answer: list[Any] = []
+        # Called with no argument after `%aiml replay`, `record` or `live` (the panels listen).
+        self.on_mode: list[Any] = []
         if self.api_key:
             self._key_source = "%config"
         self._raw_cell: str | None = None
@@ -434,6 +436,7 @@ class AIMLMagics(Magics):
         if isinstance(opened, ChatResponse):
             opened.elapsed = time.monotonic() - started
             self._note_transport(client, opened)
+            _read_json(opened)
             renderer.finish(opened)
             return opened
         chat = opened
@@ -448,6 +451,7 @@ class AIMLMagics(Magics):
             chat.close()
         resp = chat.response()
         self._note_transport(client, resp)
+        _read_json(resp)
         renderer.finish(resp)
         resp._stream_error = chat.error  # type: ignore[attr-defined]
         return resp
@@ -476,16 +480,13 @@ class AIMLMagics(Magics):
             for piece in pieces(resp.text):
                 renderer.content(piece)
         resp.elapsed = time.monotonic() - started
+        _read_json(resp)
         renderer.finish(resp)
         return resp
 
     def _store(
         self, resp: ChatResponse, prompt: str, remember: bool, args: Any
     ) -> ChatResponse:
-        if args.json and resp.text:
-            resp.data, warning = parse_json_answer(resp.text)
-            if warning:
-                resp.warnings.append(warning)
         self.last_response = resp
         values = {RESPONSE_VAR: resp}
         if args.out:
@@ -683,10 +684,14 @@ class AIMLMagics(Magics):
         self._panels_follow_mode()
 
     def _panels_follow_mode(self) -> None:
-        """Panels on screen switch between the built-in models list (replay) and the service's."""
-        for panel in list(self.__dict__.get("_panels", [])):
-            if not panel._detached:
-                panel.mode_changed()
+        """Panels switch between the built-in models list (replay) and the service's."""
+        for callback in list(self.on_mode):
+            try:
+                callback()
+            except Exception as exc:  # a broken listener must not fail the command
+                import logging
+
+                logging.getLogger(__name__).warning("aiml_magics: on_mode callback failed: %s", exc)
 
     def _display_markdown(self, markdown: str, plain: str) -> None:
         if is_terminal(self.shell):
@@ -767,6 +772,16 @@ def _is_output_name(name: str) -> bool:
 
 def _turns(n: int) -> str:
     return f"{n} turn{'' if n == 1 else 's'}"
+
+
+def _read_json(resp: ChatResponse) -> None:
+    """A ``--json`` answer is parsed into ``.data`` before it is shown, so a footer can say when
+    it is not valid JSON."""
+    fmt = (resp.request or {}).get("response_format")
+    if resp.text and isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+        resp.data, warning = parse_json_answer(resp.text)
+        if warning:
+            resp.warnings.append(warning)
 
 
 def _pick(flag: Any, setting: Any) -> Any:
