@@ -405,3 +405,12 @@ def test_help_reads_cleanly_and_agrees_with_the_readme(shell):
     assert "0 to 1 for Claude)" not in readme and "0..1 for Claude)" not in Path(
         ROOT / "aiml_magics" / "magics.py"
     ).read_text(encoding="utf-8")
+
+
+def test_the_quickstart_says_what_replay_does():
+    import nbformat
+
+    nb = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "Watch the answer stream in" not in text and "replayed, it appears at once" in text
+    assert "baidu/ernie-5.0" in text and "model default" in text
