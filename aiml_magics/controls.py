@@ -24,8 +24,8 @@ from .models import FALLBACK_MODELS, alias_map, describe_model, model_ids, resol
 from .params import RANGES, check_model, range_for
 from .render import is_terminal
 
-LABEL_STYLE = {"description_width": "11.5em"}
-INDENT = "0 0 0 12em"  # lines up with the controls, past the labels
+LABEL_STYLE = {"description_width": "13em"}  # room for "max_completion_tokens"
+INDENT = "0 0 0 13.5em"  # lines up with the controls, past the labels
 WIDE = "36em"  # the widest a control grows; narrower windows shrink it
 MUTED = "#6b7280"  # a normal state (offline, replay): grey, not a warning
 WARN = "#92400e"  # something did not work, but cells still do
@@ -54,15 +54,23 @@ class _Optional:
         high: Callable[[], float | None] | None = None,
     ) -> None:
         self.magics, self.name, self.control, self.high = magics, name, control, high
-        control.layout.width = "100%"
+        # Every row is laid out alike, so the "model default" boxes line up at the right; in a
+        # narrow window they move below their control instead of squeezing it or being cut off.
+        control.layout.flex = "1 1 24em"
+        control.layout.width = "auto"
+        control.layout.min_width = "0"
+        control.layout.max_width = WIDE
         self.unset = W.Checkbox(
             description="model default",
             indent=False,
             tooltip=f"Ticked: {name} is not sent and the model's own default applies.",
             layout=W.Layout(width="auto"),
         )
-        self.state = W.HTML(layout=W.Layout(width="auto"))
-        self.cells = [control, self.unset, self.state]
+        self.state = W.HTML(layout=W.Layout(width="4.5em"))
+        self.row = W.HBox(
+            [control, W.HBox([self.unset, self.state], layout=W.Layout(margin="0 0 0 auto"))],
+            layout=W.Layout(flex_flow="row wrap", align_items="center", width="100%"),
+        )
         self._busy = False
         self._show(getattr(magics, name))
         control.observe(self._control_changed, "value")
@@ -182,7 +190,7 @@ class AIMLPanel(W.VBox):
             continuous_update=False,
             description="system prompt",
             style=LABEL_STYLE,
-            layout=W.Layout(width="100%", max_width=WIDE, height="4.5em"),
+            layout=W.Layout(width="auto", min_width="0", max_width=WIDE, height="4.5em"),
         )
         self.stream = W.Checkbox(description="stream", indent=False, layout=W.Layout(width="7em"))
         self.memory = W.Checkbox(
@@ -199,8 +207,8 @@ class AIMLPanel(W.VBox):
             tooltip="Forget the conversation so far (the settings stay)",
             layout=W.Layout(width="auto"),
         )
-        self.status = W.Label()
-        self.key_note = W.HTML(layout=W.Layout(display="none", margin=INDENT))
+        self.status = W.HTML()  # wraps in a narrow window instead of being cut off
+        self.key_note = W.HTML(layout=W.Layout(display="none", margin="0 0 0 0.3em"))
         self.key_note.observe(_hide_when_empty, "value")
 
         self.model_picker.observe(self._picker_changed, "value")
@@ -215,22 +223,14 @@ class AIMLPanel(W.VBox):
         self._detached = False
 
         title = W.HTML("<b>AI/ML API</b> &middot; settings for the next <code>%%aiml</code> cells")
-        # One grid for the three optional numbers: their "model default" boxes line up.
-        numbers = W.GridBox(
-            [cell for opt in self._optionals.values() for cell in opt.cells],
-            layout=W.Layout(
-                grid_template_columns=f"minmax(0, {WIDE}) max-content max-content",
-                grid_gap="0 0.8em",
-                align_items="center",
-                width="100%",
-            ),
-        )
-        kwargs.setdefault("layout", W.Layout(width="100%", max_width="52em", overflow="hidden"))
+        numbers = W.VBox([opt.row for opt in self._optionals.values()], layout=W.Layout(width="100%"))
+        kwargs.setdefault("layout", W.Layout(width="100%", max_width="51em", overflow="hidden"))
         super().__init__(
             [
                 title,
                 W.HBox([self.model_picker, self.refresh_button], layout=W.Layout(width="100%")),
-                W.VBox([self.model_info, self.models_note], layout=W.Layout(margin=INDENT)),
+                # Notes start at the left edge: one line fits even in a narrow window.
+                W.VBox([self.model_info, self.models_note], layout=W.Layout(margin="0 0 0 0.3em")),
                 numbers,
                 self.system,
                 W.HBox(
@@ -260,7 +260,7 @@ class AIMLPanel(W.VBox):
             if not self._listed:
                 self.model_picker.options = FALLBACK_MODELS
                 self.models_note.value = _note(
-                    "Replay mode: built-in model list, nothing is sent.", MUTED
+                    "Replay: built-in model list, nothing is sent.", MUTED
                 )
             self._show_model_info()
             return None
@@ -379,8 +379,7 @@ class AIMLPanel(W.VBox):
         )
         if self.magics.effective_key()[0] is None and self.magics.answer_mode == "replay":
             self.key_note.value = _note(
-                "No key: answers are replayed or echoed offline. To go live: "
-                "<code>%aiml key</code>, then <code>%aiml live</code>.",
+                "No key: answers are offline. Go live: %aiml key, then %aiml live.",
                 MUTED,
                 escape=False,
             )

@@ -144,8 +144,8 @@ def test_replay_panel_uses_the_built_in_list_and_says_so_in_one_quiet_line(bare_
         assert api.requests == []
         assert panel.model_picker.options == FALLBACK_MODELS
         note = panel.models_note.value
-        assert "Replay mode: built-in model list, nothing is sent." in note and MUTED in note
-        assert MUTED in panel.key_note.value and "replayed or echoed offline" in panel.key_note.value
+        assert "Replay: built-in model list, nothing is sent." in note and MUTED in note
+        assert MUTED in panel.key_note.value and "No key: answers are offline" in panel.key_note.value
         assert panel.model_info.layout.display == "none"  # no empty line under the model box
         # Going live fetches the service's list (GET /models needs no key at the AI/ML API).
         run_cell(bare_shell, "%aiml live")

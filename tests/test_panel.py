@@ -361,7 +361,7 @@ def test_no_key_says_how_to_set_one(bare_shell, api):
         assert "gpt-4o" in panel.model_picker.options  # the models list needs no key
         run_cell(bare_shell, "%aiml replay")
         run_cell(bare_shell, "%%aiml\nanything")  # answered offline; the note follows the mode
-        assert "replayed or echoed offline" in panel.key_note.value
+        assert "No key: answers are offline" in panel.key_note.value
         assert "%aiml live" in panel.key_note.value and "%aiml key" in panel.key_note.value
         bare_shell.run_line_magic("config", f"AIMLMagics.api_key = {TEST_KEY!r}")
         assert panel.key_note.value == ""
