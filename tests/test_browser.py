@@ -41,6 +41,7 @@ FLAGS = [
 TOKEN = "aiml-browser-test-token"
 # Screenshots land in artifacts/ (ignored by git); AIML_UPDATE_SCREENSHOTS=1 refreshes the README's.
 IMG = ROOT / ("docs/img" if os.environ.get("AIML_UPDATE_SCREENSHOTS") == "1" else "artifacts/screenshots")
+SHOTS = ROOT / "artifacts" / "screenshots"  # the layout checks' own screenshots, never in the README
 # Quiet, deterministic JupyterLab: no news or update checks, start the notebook's kernel without
 # asking, keep every cell in the DOM.
 SETTINGS = {
@@ -300,8 +301,8 @@ def _panel_layout(lab: Session, width: int, name: str) -> dict[str, Any]:
     page.wait_for_timeout(500)  # the notebook relays out
     panel = lab.cell("%aiml panel").locator(".jp-OutputArea-output").first
     panel.scroll_into_view_if_needed()
-    IMG.mkdir(parents=True, exist_ok=True)
-    panel.screenshot(path=str(IMG / name))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    panel.screenshot(path=str(SHOTS / name))
     boxes = panel.locator(".widget-checkbox:has-text('model default')")
     lefts = [boxes.nth(i).bounding_box()["x"] for i in range(boxes.count())]
     notes = panel.locator(
@@ -403,8 +404,8 @@ def test_notebook7_shows_the_answer_the_fold_and_a_working_panel(notebook7: Sess
     details.locator("summary").click()
     assert thought.is_visible()  # opened: the reasoning, quoted apart from the answer
     assert out.locator("sub").inner_text().endswith("replayed")
-    IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMG / "notebook7-answer.png"))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "notebook7-answer.png"))
 
     panel = notebook7.cell("%aiml panel").locator(".jp-OutputArea")
     panel.scroll_into_view_if_needed()
@@ -419,7 +420,7 @@ def test_notebook7_shows_the_answer_the_fold_and_a_working_panel(notebook7: Sess
     moved = float(readout.inner_text())
     assert 0.3 < moved < 0.7, moved
     assert not panel.locator('.widget-checkbox:has-text("model default") input').nth(2).is_checked()
-    panel.screenshot(path=str(IMG / "notebook7-panel.png"))
+    panel.screenshot(path=str(SHOTS / "notebook7-panel.png"))
     before = len(notebook7.api.requests)
     asked = _run_new_cell(notebook7, "%%aiml\nWhich top_p was set?")
     echo = asked.locator(".jp-OutputArea")

@@ -414,3 +414,13 @@ def test_the_quickstart_says_what_replay_does():
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "Watch the answer stream in" not in text and "replayed, it appears at once" in text
     assert "baidu/ernie-5.0" in text and "model default" in text
+
+
+def test_the_readme_leads_with_use_and_links_the_benchmark_detail():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    heads = re.findall(r"^## (.+)$", readme, re.M)
+    assert heads[0] == "Quick start" and heads.index("Performance") > heads.index("Quick start")
+    perf = readme[readme.index("## Performance") : readme.index("## Reliability")]
+    assert perf.count("\n|---") == 1 and "(docs/performance.md)" in perf  # one summary table
+    detail = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert "Machine:" in detail and "## What the numbers showed, and what changed" in detail
