@@ -48,6 +48,7 @@ from .params import (
 )
 from .render import is_terminal, make_renderer
 from .response import ChatResponse, parse_json_answer
+from .snippet import request_snippet
 from .traits import Bool, Float, Int, Unicode
 
 RESPONSE_VAR = "aiml_response"
@@ -97,21 +98,24 @@ class Secret(str):
 
 
 @magic_arguments()
-@argument("--model", "-m", help="model id for this cell (see %%aiml models)")
-@argument("--max-completion-tokens", "-n", help="upper bound on generated tokens (>= 1)")
-@argument("--max-tokens", help="legacy upper bound on generated tokens (>= 1)")
-@argument("--temperature", "-t", help="sampling temperature, 0 to 2 (0 to 1 for Claude and MiniMax models)")
-@argument("--top-p", help="nucleus sampling, 0.01 to 1")
-@argument("--stop", action="append", help="stop sequence (repeatable, at most 4)")
-@argument("--frequency-penalty", help="-2 to 2")
-@argument("--presence-penalty", help="-2 to 2")
-@argument("--seed", help="integer >= 1 for more repeatable answers")
-@argument("--system", "-s", help="system prompt for this cell")
+@argument("--model", "-m", metavar="ID", help="model id for this cell (see %%aiml models)")
+@argument("--max-completion-tokens", "-n", metavar="N", help="upper bound on generated tokens (>= 1)")
+@argument("--max-tokens", metavar="N", help="legacy upper bound on generated tokens (>= 1)")
+@argument(
+    "--temperature", "-t", metavar="T",
+    help="sampling temperature, 0 to 2 (0 to 1 for Claude and MiniMax models)",
+)
+@argument("--top-p", metavar="P", help="nucleus sampling, 0.01 to 1")
+@argument("--stop", action="append", metavar="TEXT", help="stop sequence (repeatable, at most 4)")
+@argument("--frequency-penalty", metavar="X", help="-2 to 2")
+@argument("--presence-penalty", metavar="X", help="-2 to 2")
+@argument("--seed", metavar="N", help="integer >= 1 for more repeatable answers")
+@argument("--system", "-s", metavar="TEXT", help="system prompt for this cell")
 @argument("--json", action="store_true", help="ask for a JSON object; parsed into .data")
 @argument("--no-stream", action="store_true", help="wait for the whole answer")
 @argument("--new", action="store_true", help="start a fresh conversation before this cell")
 @argument("--no-memory", action="store_true", help="send this cell alone and do not record it")
-@argument("--out", "-o", help="also store the response in this variable")
+@argument("--out", "-o", metavar="NAME", help="also store the response in this variable")
 @argument("--dry-run", action="store_true", help="show the request that would be sent; send nothing")
 def _cell_flags(line: str, cell: str) -> None:
     """Send the cell body as the user message and stream the answer."""
@@ -700,56 +704,6 @@ class AIMLMagics(Magics):
         from IPython.display import display
 
         display({"text/markdown": markdown, "text/plain": plain}, raw=True)
-
-
-def request_snippet(payload: dict[str, Any], base: str, full: bool = False) -> str:
-    """Plain-Python equivalent of a request, runnable as printed; the key from the environment.
-
-    By default only the new message (and the system prompt) is sent, so the code stays short
-    enough to read; ``full`` sends the conversation as the magic did.
-    """
-    body = {k: v for k, v in payload.items() if k != "stream"}
-    messages = list(payload.get("messages") or [])
-    note = ""
-    if not full and len(messages) > 1:
-        kept = [m for m in messages[:-1] if m.get("role") == "system"] + messages[-1:]
-        left = len(messages) - len(kept)
-        if left:
-            note = (
-                f"# {left} earlier message{'s' if left != 1 else ''} of the conversation left out; "
-                "`%aiml snippet --full` includes them.\n"
-            )
-        body["messages"] = kept
-    url = base + "/chat/completions"
-    return (
-        "import os\n\nimport requests\n\n"
-        "# The key, found as aiml_magics finds it: AIML_API_KEY, then AIMLAPI_API_KEY.\n"
-        'key = os.environ.get("AIML_API_KEY") or os.environ.get("AIMLAPI_API_KEY")\n'
-        "if not key:\n"
-        '    raise SystemExit("Set AIML_API_KEY (or AIMLAPI_API_KEY) in the environment first.")\n'
-        f"{note}"
-        f"resp = requests.post(\n    {json.dumps(url)},\n"
-        '    headers={"Authorization": f"Bearer {key}"},\n'
-        f"    json={_literal(body, 4)},\n"
-        "    timeout=120,\n)\nresp.raise_for_status()\n"
-        'print(resp.json()["choices"][0]["message"]["content"])'
-    )
-
-
-def _literal(value: Any, indent: int) -> str:
-    """``value`` as Python source laid out like JSON (JSON strings are valid Python literals;
-    true/false/null are not, so they are written as Python's)."""
-    pad = " " * (indent + 4)
-    if isinstance(value, dict) and value:
-        items = [f"{pad}{json.dumps(str(k), ensure_ascii=False)}: {_literal(v, indent + 4)}"
-                 for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + f",\n{' ' * indent}}}"
-    if isinstance(value, (list, tuple)) and value:
-        items = [f"{pad}{_literal(v, indent + 4)}" for v in value]
-        return "[\n" + ",\n".join(items) + f",\n{' ' * indent}]"
-    if value is None or isinstance(value, bool):
-        return repr(value)
-    return json.dumps(value, ensure_ascii=False)
 
 
 def check_out_name(name: str) -> str:
