@@ -116,7 +116,7 @@ def test_notebooks_are_the_expected_two():
 def test_quickstart_offline(monkeypatch, api, tmp_path):
     nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=None)
     assert failures(nb) == expected_failures(nb)
-    assert api.chat_requests == []
+    assert api.requests == []  # not even GET /models: the panel uses the built-in list
     assert "Replay: answers come from quickstart.json" in stdout(cell(nb, "import os\n\nif"))
     md = final_markdown(cell(nb, "%%aiml\nHi! What do you think about mankind?"))
     assert md.index("<details>") < md.index("<summary>Reasoning") < md.index("</details>")
