@@ -21,8 +21,9 @@ ADVICE: tuple[tuple[type[BaseException], str], ...] = (
      "notebook."),
     (E.BadKeyError, "Enter it again with `%aiml key`."),
     (E.AuthenticationError, f"Set a valid key with {KEY_HOW}."),
-    (E.BadRequestError, "`%aiml config` shows what is set, `%aiml models` lists model ids."),
-    (E.NotFoundError, "Check `%config AIMLMagics.base_url` and the model id (`%aiml models`)."),
+    (E.BadRequestError, "(`%aiml config` shows what is set, `%aiml models` lists model ids.)"),
+    (E.NotFoundError, "(`%config AIMLMagics.base_url` sets the base URL; `%aiml models` lists "
+     "model ids.)"),
     (E.ResponseTimeout, "Try again, pick another model, or raise `%config AIMLMagics.timeout`."),
     (E.ProtocolError, "Check the base URL (`%aiml config`); if it is right, try again."),
     (E.IncompleteAnswer, KEPT + " Run the cell again for a full answer."),
@@ -35,6 +36,10 @@ def notebook_advice(exc: BaseException) -> str:
     """The hint a notebook user needs for ``exc`` ("" keeps the core's own)."""
     if isinstance(exc, E.ConfigError) and exc.kind == "insecure":
         return INSECURE
+    successor = getattr(exc, "successor", None)
+    if successor:
+        return (f"The current ERNIE 5 model is `{successor}`: run "
+                f"`%config AIMLMagics.model = \"{successor}\"`, or pick it in `%aiml panel`.")
     for kind, text in ADVICE:
         if isinstance(exc, kind):
             return text

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AIMLError, redact
+from .params import trim_prompt
 from .response import ChatResponse, Usage, _float
 
 FORMAT = "aiml-magics-cassette"
@@ -37,15 +38,29 @@ def shipped_cassette(name: str = "quickstart") -> Path:
 
 
 def request_key(payload: dict[str, Any]) -> dict[str, Any]:
-    """What identifies a request: model, messages and every other parameter except transport."""
+    """What identifies a request: model, messages and every other parameter except transport.
+
+    User messages are compared as the magic sends them (``params.trim_prompt``): a recording made
+    or hand-written with a trailing newline still matches the prompt typed without one.
+    """
     params = {
         k: v for k, v in payload.items() if k not in ("model", "messages", *TRANSPORT_KEYS)
     }
-    return {
-        "model": payload.get("model"),
-        "messages": copy.deepcopy(payload.get("messages") or []),
-        "parameters": copy.deepcopy(params),
-    }
+    return normalised(
+        {"model": payload.get("model"), "messages": payload.get("messages"), "parameters": params}
+    )
+
+
+def normalised(key: dict[str, Any]) -> dict[str, Any]:
+    """A fresh copy of a request key with every user message trimmed as the magic trims it."""
+    key = copy.deepcopy(key)
+    messages = key.get("messages")
+    key["messages"] = messages = messages if isinstance(messages, list) else []
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "user":
+            if isinstance(message.get("content"), str):
+                message["content"] = trim_prompt(message["content"])
+    return key
 
 
 @dataclass
@@ -57,8 +72,9 @@ class Recording:
     source: dict[str, Any] = field(default_factory=dict)
 
     def matches(self, payload: dict[str, Any]) -> bool:
-        # Plain equality: 1 == 1.0 and key order does not matter.
-        return self.request == request_key(payload)
+        # Plain equality: 1 == 1.0 and key order does not matter. The recording's own request is
+        # read by the same rule, so a hand-edited cassette with a trailing newline matches too.
+        return normalised(self.request) == request_key(payload)
 
     @property
     def provenance(self) -> str:

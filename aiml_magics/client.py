@@ -6,11 +6,14 @@ built, not when the package loads.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import functools
 import ipaddress
 import json
+import logging
 import os
+import threading
 import time
 import traceback
 import uuid
@@ -137,6 +140,39 @@ def _retry_class() -> type:
             return retry
 
     return BudgetRetry
+
+
+_requesting = threading.local()  # .on while this thread is inside one of our requests
+
+
+class _RetryNoise(logging.Filter):
+    """Drops urllib3's "Retrying (Retry(total=...))" warnings for our own requests.
+
+    With any logging handler configured they reach the cell as red ``WARNING:urllib3...`` lines
+    above the error, which already says how many retries were made. Other code's requests in the
+    same process keep their warnings.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        noise = isinstance(record.msg, str) and record.msg.startswith("Retrying")
+        return not (noise and getattr(_requesting, "on", False))
+
+
+@functools.cache
+def _install_retry_filter() -> None:
+    logging.getLogger("urllib3.connectionpool").addFilter(_RetryNoise())
+
+
+@contextlib.contextmanager
+def quiet_retries() -> Iterator[None]:
+    """Inside: urllib3's retry warnings for this thread's request are not logged."""
+    _install_retry_filter()
+    before = getattr(_requesting, "on", False)
+    _requesting.on = True
+    try:
+        yield
+    finally:
+        _requesting.on = before
 
 
 class InsecureTransportWarning(UserWarning):
@@ -272,13 +308,14 @@ class AIMLClient:
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         started = time.monotonic()
         try:
-            resp = self.session.post(
-                url,
-                data=body,
-                headers=headers,
-                stream=stream,
-                timeout=(self.connect_timeout, self.timeout),
-            )
+            with quiet_retries():
+                resp = self.session.post(
+                    url,
+                    data=body,
+                    headers=headers,
+                    stream=stream,
+                    timeout=(self.connect_timeout, self.timeout),
+                )
         except KeyboardInterrupt as exc:
             # The frames below hold a half-open socket; free it now, not when the traceback goes.
             traceback.clear_frames(exc.__traceback__)
@@ -315,6 +352,7 @@ class AIMLClient:
                 body_bytes,
                 content_type=resp.headers.get("Content-Type", ""),
                 url=url,
+                model=payload.get("model"),
                 retries=retries,
                 waited=time.monotonic() - started,
                 retry_after=asked if retries < self.max_retries and asked else None,
@@ -367,19 +405,28 @@ class AIMLClient:
         self._models, self._models_etag = other._models, other._models_etag
 
     def list_models(self, *, chat_only: bool = True, refresh: bool = False) -> list[dict[str, Any]]:
-        """The service's models (no key needed); cached, revalidated with ETag on refresh."""
+        """The service's models; cached, revalidated with ETag on refresh.
+
+        The AI/ML API needs no key here, but LiteLLM, vLLM with ``--api-key`` and OpenAI do: the
+        key goes along whenever it is set and may travel (never in clear to another host unless
+        allowed; then the list is asked for without it).
+        """
         if self._models is not None and not refresh:
             return self._models
         import requests
 
         url = f"{self.base_url}/models"
         headers = {"If-None-Match": self._models_etag} if self._models_etag else {}
+        if self._key and (self.allow_insecure_http or not self.key_in_clear):
+            headers["Authorization"] = self._headers()["Authorization"]
+            self._check_transport(url, True)  # allowed in clear: the once-per-host warning
         try:
-            resp = self.session.get(
-                url,
-                headers=headers,
-                timeout=(self.connect_timeout, min(self.timeout, 30)),
-            )
+            with quiet_retries():
+                resp = self.session.get(
+                    url,
+                    headers=headers,
+                    timeout=(self.connect_timeout, min(self.timeout, 30)),
+                )
         except requests.exceptions.RequestException as exc:
             raise ConnectError(f"Could not list models at {url}: {_reason(exc)}.") from None
         if resp.status_code == 304 and self._models is not None:
@@ -418,6 +465,10 @@ def note_empty(resp: ChatResponse) -> None:
 
 
 def is_chat_model(model: dict[str, Any]) -> bool:
+    """Chat models by their ``type``. Other OpenAI-compatible servers (LiteLLM, vLLM, OpenAI)
+    list ``{"id", "object", "owned_by"}`` only: with no type to go by, every item is kept."""
+    if "type" not in model:
+        return True
     kind = str(model.get("type", "")).lower()
     return kind in CHAT_TYPES or kind.endswith("chat-completions")
 

@@ -1,17 +1,19 @@
 """``%aiml`` line commands: one strict parser each, a router, and the displays they share.
 
 An unknown option is refused with the command's usage line, never silently taken for something
-else (``%aiml reset --all`` must not forget the conversation by accident).
+else (``%aiml reset --all`` must not forget the conversation by accident, ``%aiml history
+--exprot f`` must not print instead of saving). ``%aiml COMMAND -h`` prints one command's help.
 """
 
 from __future__ import annotations
 
 import argparse
+import builtins
 import json
 import keyword
 import shlex
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 
@@ -21,10 +23,19 @@ from .params import PARAMS
 from .render import is_terminal
 
 
+class _HelpShown(Exception):
+    """``-h`` printed the command's help: nothing else to do."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises ``UsageError`` (one paragraph) instead of exiting the kernel."""
 
-    def error(self, message: str) -> Any:
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if status:
+            raise UsageError(message or self.format_usage().strip())
+        raise _HelpShown
+
+    def error(self, message: str) -> NoReturn:
         if message.startswith("the following arguments are required"):
             missing = [a for a in self._actions if a.required and not a.option_strings]
             if missing:
@@ -41,7 +52,7 @@ def command(name: str, summary: str) -> Callable[[Callable[..., Any]], Callable[
 
     def register(build: Callable[..., Any]) -> Callable[..., Any]:
         def parser() -> argparse.ArgumentParser:
-            p = _Parser(prog=f"%aiml {name}", add_help=False, allow_abbrev=False, description=summary)
+            p = _Parser(prog=f"%aiml {name}", allow_abbrev=False, description=summary)
             build.arguments(p)  # type: ignore[attr-defined]
             return p
 
@@ -73,13 +84,17 @@ def run_command(magics: Any, line: str) -> Any:
     if name not in COMMANDS:
         raise UsageError(f"%aiml {name}: unknown command.\n\n{line_help()}")
     parser, handler, _ = COMMANDS[name]
-    return handler(magics, parser().parse_args(rest))
+    try:
+        args = parser().parse_args(rest)
+    except _HelpShown:
+        return None
+    return handler(magics, args)
 
 
 def line_help() -> str:
-    rows = []
+    rows = ["%%aiml [flags]".ljust(44) + " send the cell body to the model (the flags are below)"]
     for parser, _, summary in COMMANDS.values():
-        usage = parser().format_usage().strip().removeprefix("usage: ")
+        usage = parser().format_usage().strip().removeprefix("usage: ").replace(" [-h]", "")
         rows.append(f"{usage:<44} {summary}")
     return "\n".join(rows)
 
@@ -99,16 +114,17 @@ def display_markdown(magics: Any, markdown: str, plain: str) -> None:
 @command("help", "this help, and the %%aiml flags")
 @arguments(_none)
 def _help(magics: Any, args: argparse.Namespace) -> None:
-    from .magics import cell_usage
+    from .magics import cell_parser, cell_usage
 
-    print(line_help() + "\n\n" + cell_usage())
+    usage = cell_parser().format_usage().strip()
+    print(f"{line_help()}\n\nFlags of a %%aiml cell (they apply to that cell only):\n{usage}\n\n"
+          f"{cell_usage()}")
 
 
 @command("reset", "forget the conversation (the history keeps every exchange)")
 @arguments(_none)
 def _reset(magics: Any, args: argparse.Namespace) -> None:
-    turns = magics.session.reset()
-    print(f"Conversation cleared ({turns} turn{'s' if turns != 1 else ''} forgotten).")
+    print(f"Conversation cleared ({_turns(magics.session.reset())} forgotten).")
 
 
 def _history_args(p: argparse.ArgumentParser) -> None:
@@ -130,8 +146,7 @@ def _history(magics: Any, args: argparse.Namespace) -> None:
             raise AIMLError(
                 f"Could not save the history to {args.export}: {exc.strerror or exc}.", kind="io"
             ) from None
-        n = len(history.turns)
-        print(f"Saved {n} turn{'s' if n != 1 else ''} to {args.export}.")
+        print(f"Saved {_turns(len(history.turns))} to {args.export}.")
     elif args.json:
         print(history.conversation_json())
     else:
@@ -178,14 +193,26 @@ def _models_args(p: argparse.ArgumentParser) -> None:
 @arguments(_models_args)
 def _models(magics: Any, args: argparse.Namespace) -> None:
     needle = " ".join(args.text).lower()
-    models = magics.client().list_models(refresh=args.refresh)
+    if magics.answer_mode == "replay":  # replay sends nothing, not even GET /models
+        from .models import builtin_models
+
+        models = builtin_models()
+        note = (
+            "*Replay mode: the built-in list of common chat models (nothing was sent); "
+            "`%aiml live` lists the service's own.*\n\n"
+        )
+    else:
+        models = magics.client().list_models(refresh=args.refresh)
+        note = ""
     hits = [m for m in models if not needle or needle in _model_text(m)]
     rows = [_model_row(m) for m in hits]
-    md = f"**{len(hits)} chat models**" + (f" matching `{needle}`" if needle else "") + "\n\n"
-    md += "| id | name | developer | context |\n|---|---|---|---|\n"
+    md = note + f"**{len(hits)} chat models**" + (f" matching `{needle}`" if needle else "")
+    md += "\n\n| id | name | developer | context |\n|---|---|---|---|\n"
     md += "\n".join(f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} |" for r in rows)
-    plain = "\n".join(f"{r[0]:<45} {r[1]} ({r[2]}, {r[3]})" for r in rows)
-    display_markdown(magics, md, plain or "no chat models match")
+    plain = "\n".join(f"{r[0]:<45} {r[1]} ({r[2]}, {r[3]})" for r in rows) or "no chat models match"
+    if note:
+        plain = note.strip().strip("*").replace("`", "") + "\n" + plain
+    display_markdown(magics, md, plain)
 
 
 @command("key", "enter the API key at a masked prompt (kept in memory only)")
@@ -210,14 +237,23 @@ def _panel(magics: Any, args: argparse.Namespace) -> None:
     show_panel(magics)
 
 
-@command("snippet", "the last request as a runnable Python `requests` snippet")
-@arguments(_none)
+def _snippet_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--full", action="store_true", help="send the whole conversation, not only the new message"
+    )
+
+
+@command("snippet", "the last request as runnable Python `requests` code (--full: the whole "
+         "conversation)")
+@arguments(_snippet_args)
 def _snippet(magics: Any, args: argparse.Namespace) -> None:
+    from .snippet import request_snippet
+
     request = magics.session.last_request
     if request is None:
         raise UsageError("No request yet: run an %%aiml cell (or --dry-run) first.")
     base, _ = magics.session.effective_base()
-    code = request_snippet(request, base)
+    code = request_snippet(request, base, full=args.full)
     display_markdown(magics, f"```python\n{code}\n```", code)
 
 
@@ -241,6 +277,7 @@ def _replay(magics: Any, args: argparse.Namespace) -> None:
     )
     for recording in cassette.recordings[:3]:
         print(f"  - {recording.provenance}")
+    magics.mode_changed()
 
 
 def _record_args(p: argparse.ArgumentParser) -> None:
@@ -259,6 +296,7 @@ def _record(magics: Any, args: argparse.Namespace) -> None:
         f"Recording: live answers are also saved to {cassette.path} ({len(cassette)} so far; "
         "never the key). `%aiml live` stops recording."
     )
+    magics.mode_changed()
 
 
 @command("live", "answers come from the service (the default)")
@@ -272,15 +310,39 @@ def _live(magics: Any, args: argparse.Namespace) -> None:
     key, _ = session.effective_key()
     hint = "" if key else " No key is set yet: set AIML_API_KEY or run `%aiml key`."
     print(f"Live: answers come from {base}.{hint}")
+    magics.mode_changed()
 
 
 # -- shared by the cell magic --------------------------------------------------------------------
 
 
-def check_out_name(name: str) -> None:
-    """``--out NAME`` must be a plain variable name."""
+# Names IPython itself puts in the user namespace: `--out In` would break the session.
+IPYTHON_NAMES = frozenset(
+    {"In", "Out", "get_ipython", "exit", "quit", "display", "_ih", "_oh", "_dh", "_i", "_ii",
+     "_iii", "_", "__", "___"}
+)
+
+
+def check_out_name(name: str) -> str:
+    """``--out NAME`` must be a variable name that shadows nothing Python or IPython relies on
+    (``--out get_ipython`` would break every later magic of the session)."""
     if not name.isidentifier() or keyword.iskeyword(name):
         raise ParameterError(f"--out {name!r} is not a valid Python variable name.")
+    if name in IPYTHON_NAMES or hasattr(builtins, name) or _is_output_name(name):
+        raise ParameterError(
+            f"--out {name}: that name belongs to Python or IPython (`{name}`), and replacing it "
+            f"would break later cells. Pick another name, e.g. --out {name.strip('_') or 'answer'}_answer."
+        )
+    return name
+
+
+def _is_output_name(name: str) -> bool:
+    """IPython's numbered history names: _1, _i1, _ii, ..."""
+    return name.startswith("_") and (name[1:].isdigit() or (name[1:2] == "i" and name[2:].isdigit()))
+
+
+def _turns(n: int) -> str:
+    return f"{n} turn{'' if n == 1 else 's'}"
 
 
 def show_dry_run(magics: Any, payload: dict[str, Any]) -> None:
@@ -297,25 +359,12 @@ def show_dry_run(magics: Any, payload: dict[str, Any]) -> None:
     session.last_request = payload
 
 
-def request_snippet(payload: dict[str, Any], base: str) -> str:
-    """Plain-Python equivalent of a request; the key is read from the environment."""
-    body = {k: v for k, v in payload.items() if k != "stream"}
-    return (
-        "import os\nimport requests\n\n"
-        f"resp = requests.post(\n    {base + '/chat/completions'!r},\n"
-        '    headers={"Authorization": f"Bearer {os.environ[\'AIML_API_KEY\']}"},\n'
-        f"    json={json.dumps(body, ensure_ascii=False, indent=4).replace(chr(10), chr(10) + '    ')},\n"
-        "    timeout=120,\n)\nresp.raise_for_status()\n"
-        'print(resp.json()["choices"][0]["message"]["content"])'
-    )
-
-
 def _model_text(model: dict[str, Any]) -> str:
     info = info_of(model)
-    aliases = model.get("aliases") or []
-    return " ".join(
-        str(x) for x in [model.get("id"), info.get("name"), info.get("developer"), *aliases]
-    ).lower()
+    listed = model.get("aliases")
+    aliases: list[Any] = listed if isinstance(listed, list) else []
+    fields = [model.get("id"), info.get("name"), info.get("developer"), model.get("owned_by")]
+    return " ".join(str(x) for x in [*fields, *aliases] if x).lower()
 
 
 def _model_row(model: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -324,7 +373,7 @@ def _model_row(model: dict[str, Any]) -> tuple[str, str, str, str]:
     return (
         str(model.get("id")),
         str(info.get("name") or ""),
-        str(info.get("developer") or ""),
+        str(info.get("developer") or model.get("owned_by") or ""),
         f"{ctx:,}" if isinstance(ctx, int) else "",
     )
 

@@ -24,9 +24,12 @@ from .models import FALLBACK_MODELS, alias_map, describe_model, model_ids, resol
 from .params import RANGES, check_model, range_for
 from .render import is_terminal
 
-LABEL_STYLE = {"description_width": "14em"}
-INDENT = "0 0 0 14.5em"  # lines up with the controls, past the labels
-WIDE = "38em"
+LABEL_STYLE = {"description_width": "13em"}  # room for "max_completion_tokens"
+INDENT = "0 0 0 13.5em"  # lines up with the controls, past the labels
+WIDE = "36em"  # the widest a control grows; narrower windows shrink it
+MUTED = "#6b7280"  # a normal state (offline, replay): grey, not a warning
+WARN = "#92400e"  # something did not work, but cells still do
+ALARM = "#b91c1c"  # cells will fail until this is fixed
 TOKENS_MAX = 2**31 - 1  # the trait has no upper bound; a widget needs one
 MAX_PANELS = 4  # live panels per session; showing another closes the oldest
 # One models fetch at a time: a second panel shown meanwhile waits and then reads the client's cache.
@@ -34,11 +37,13 @@ _LIST_LOCK = threading.Lock()
 
 
 class _Optional:
-    """An optional numeric trait shown as a value control plus a "model default" checkbox.
+    """An optional numeric trait: a value control, a "model default" checkbox, a state tag.
 
-    Checked means the trait is None and nothing is sent; the control is disabled but keeps its
-    last value, so unchecking restores it. ``high`` narrows the control's maximum (temperature is
-    0..1 for some models) without ever clamping a value set elsewhere.
+    Moving the control (or typing a number) sets the value; ticking "model default" puts it back
+    to unset (None: nothing is sent and the model's own default applies). Unset shows at a
+    glance: the box is ticked, a slider hides its number and greys its handle, and the tag says
+    "not sent". ``high`` narrows the control's maximum (temperature is 0..1 for some models)
+    without ever clamping a value set elsewhere.
     """
 
     def __init__(
@@ -49,13 +54,23 @@ class _Optional:
         high: Callable[[], float | None] | None = None,
     ) -> None:
         self.magics, self.name, self.control, self.high = magics, name, control, high
+        # Every row is laid out alike, so the "model default" boxes line up at the right; in a
+        # narrow window they move below their control instead of squeezing it or being cut off.
+        control.layout.flex = "1 1 24em"
+        control.layout.width = "auto"
+        control.layout.min_width = "0"
+        control.layout.max_width = WIDE
         self.unset = W.Checkbox(
             description="model default",
             indent=False,
-            tooltip=f"Checked: {name} is not sent and the model's own default applies.",
-            layout=W.Layout(width="auto", margin="0 0 0 1em"),
+            tooltip=f"Ticked: {name} is not sent and the model's own default applies.",
+            layout=W.Layout(width="auto"),
         )
-        self.row = W.HBox([control, self.unset])
+        self.state = W.HTML(layout=W.Layout(width="4.5em"))
+        self.row = W.HBox(
+            [control, W.HBox([self.unset, self.state], layout=W.Layout(margin="0 0 0 auto"))],
+            layout=W.Layout(flex_flow="row wrap", align_items="center", width="100%"),
+        )
         self._busy = False
         self._show(getattr(magics, name))
         control.observe(self._control_changed, "value")
@@ -66,10 +81,14 @@ class _Optional:
         self._busy = True
         try:
             self.refit(value)
-            self.unset.value = value is None
-            self.control.disabled = value is None
-            if value is not None:
+            unset = value is None
+            self.unset.value = unset
+            if not unset:
                 self.control.value = value
+            if isinstance(self.control, W.FloatSlider):
+                self.control.readout = not unset
+                self.control.style.handle_color = "#9ca3af" if unset else None
+            self.state.value = _note("not sent", MUTED) if unset else ""
         finally:
             self._busy = False
 
@@ -89,7 +108,7 @@ class _Optional:
         self._show(change["new"])
 
     def _control_changed(self, change: dict[str, Any]) -> None:
-        if not self._busy and not self.unset.value:
+        if not self._busy:  # moving the control is enough: it sets the value
             setattr(self.magics, self.name, change["new"])
 
     def _unset_changed(self, change: dict[str, Any]) -> None:
@@ -124,16 +143,19 @@ class AIMLPanel(W.VBox):
             description="model",
             tooltip="Type to search; aliases are accepted; any id may be typed.",
             style=LABEL_STYLE,
-            layout=W.Layout(width=WIDE),
+            layout=W.Layout(flex="1 1 auto", width="auto", min_width="0", max_width=WIDE),
         )
         self.refresh_button = W.Button(
             description="",
             icon="refresh",
             tooltip="Reload the models list from the service",
-            layout=W.Layout(width="2.5em", padding="0", margin="0 0 0 0.4em"),
+            layout=W.Layout(width="2.5em", min_width="2.5em", padding="0", margin="0 0 0 0.4em"),
         )
-        self.model_info = W.Label()
-        self.models_note = W.HTML()
+        # Empty lines take no room (display none), so there is no gap under the model box.
+        self.model_info = W.Label(layout=W.Layout(display="none", margin="0"))
+        self.models_note = W.HTML(layout=W.Layout(display="none", margin="0"))
+        self.model_info.observe(_hide_when_empty, "value")
+        self.models_note.observe(_hide_when_empty, "value")
 
         # -- numbers -----------------------------------------------------------------------------
         self.max_completion_tokens = W.BoundedIntText(
@@ -143,7 +165,6 @@ class AIMLPanel(W.VBox):
             description="max_completion_tokens",
             tooltip="Upper bound on generated tokens, reasoning included (>= 1).",
             style=LABEL_STYLE,
-            layout=W.Layout(width="24em"),
         )
         self.temperature = _slider(
             "temperature",
@@ -169,7 +190,7 @@ class AIMLPanel(W.VBox):
             continuous_update=False,
             description="system prompt",
             style=LABEL_STYLE,
-            layout=W.Layout(width=WIDE, height="4.5em"),
+            layout=W.Layout(width="auto", min_width="0", max_width=WIDE, height="4.5em"),
         )
         self.stream = W.Checkbox(description="stream", indent=False, layout=W.Layout(width="7em"))
         self.memory = W.Checkbox(
@@ -186,8 +207,9 @@ class AIMLPanel(W.VBox):
             tooltip="Forget the conversation so far (the settings stay)",
             layout=W.Layout(width="auto"),
         )
-        self.status = W.Label()
-        self.key_note = W.HTML()
+        self.status = W.HTML()  # wraps in a narrow window instead of being cut off
+        self.key_note = W.HTML(layout=W.Layout(display="none", margin="0 0 0 0.3em"))
+        self.key_note.observe(_hide_when_empty, "value")
 
         self.model_picker.observe(self._picker_changed, "value")
         magics.observe(self._model_changed, "model")
@@ -197,19 +219,24 @@ class AIMLPanel(W.VBox):
         self.refresh_button.on_click(lambda _: self.load_models(refresh=True))
         self.new_button.on_click(self._new_conversation)
         magics.on_answer.append(self._answered)
+        magics.on_mode.append(self.mode_changed)
         self._detached = False
 
         title = W.HTML("<b>AI/ML API</b> &middot; settings for the next <code>%%aiml</code> cells")
+        numbers = W.VBox([opt.row for opt in self._optionals.values()], layout=W.Layout(width="100%"))
+        kwargs.setdefault("layout", W.Layout(width="100%", max_width="51em", overflow="hidden"))
         super().__init__(
             [
                 title,
-                W.HBox([self.model_picker, self.refresh_button]),
-                W.VBox([self.model_info, self.models_note], layout=W.Layout(margin=INDENT)),
-                self._optionals["max_completion_tokens"].row,
-                self._optionals["temperature"].row,
-                self._optionals["top_p"].row,
+                W.HBox([self.model_picker, self.refresh_button], layout=W.Layout(width="100%")),
+                # Notes start at the left edge: one line fits even in a narrow window.
+                W.VBox([self.model_info, self.models_note], layout=W.Layout(margin="0 0 0 0.3em")),
+                numbers,
                 self.system,
-                W.HBox([self.stream, self.memory, self.new_button], layout=W.Layout(margin=INDENT)),
+                W.HBox(
+                    [self.stream, self.memory, self.new_button],
+                    layout=W.Layout(margin=INDENT, flex_flow="row wrap"),
+                ),
                 W.Box([self.status], layout=W.Layout(margin=INDENT)),
                 self.key_note,
             ],
@@ -222,15 +249,25 @@ class AIMLPanel(W.VBox):
 
     # -- model list ------------------------------------------------------------------------------
 
-    def load_models(self, refresh: bool = False) -> threading.Thread:
+    def load_models(self, refresh: bool = False) -> threading.Thread | None:
         """Fetch the chat models in the background (a slow network must not freeze the kernel).
 
         The client caches the list, so only the first panel of a session (or a refresh) asks.
+        Replay mode sends nothing at all: the built-in list is offered, and says so.
         """
+        if self.magics.answer_mode == "replay":
+            self._loader = None
+            if not self._listed:
+                self.model_picker.options = FALLBACK_MODELS
+                self.models_note.value = _note(
+                    "Replay: built-in model list, nothing is sent.", MUTED
+                )
+            self._show_model_info()
+            return None
         client = self.magics.client()  # built here, in the kernel's thread
         self.refresh_button.disabled = True
         if not self._listed:
-            self.models_note.value = _note("Loading the models list…", "grey")
+            self.models_note.value = _note("Loading the models list…", MUTED)
         thread = threading.Thread(
             target=self._fetch, args=(client, refresh), name="aiml-models", daemon=True
         )
@@ -265,14 +302,15 @@ class AIMLPanel(W.VBox):
             elif not self._listed:
                 self.model_picker.options = FALLBACK_MODELS
                 self.models_note.value = _note(
-                    f"Could not load the service's models list ({problem.rstrip('.')}): offering "
-                    f"{len(FALLBACK_MODELS)} common chat models instead. Any model id may be typed; "
-                    "the ↻ button tries again.",
-                    "#b45309",
+                    f"Could not load the models list ({_short(problem)}): built-in list "
+                    "offered; ↻ tries again.",
+                    WARN,
+                    title=problem,
                 )
             else:  # a failed refresh keeps the list that worked
                 self.models_note.value = _note(
-                    f"Refresh failed ({problem.rstrip('.')}); the list shown is from earlier.", "#b45309"
+                    f"Refresh failed ({_short(problem)}); the list is from earlier.", WARN,
+                    title=problem,
                 )
             self._show_model_info()
         finally:
@@ -341,15 +379,19 @@ class AIMLPanel(W.VBox):
         )
         if self.magics.effective_key()[0] is None and self.magics.session.source.name == "replay":
             self.key_note.value = _note(
-                f"No API key: answers are replayed or echoed offline. To go live, {how}, "
-                "then <code>%aiml live</code>.",
-                "#92400e",
+                "No key: answers are offline. Go live: %aiml key, then %aiml live.",
+                MUTED,
                 escape=False,
             )
         elif self.magics.effective_key()[0] is None:
-            self.key_note.value = _note(f"No API key is set: {how}.", "#b91c1c", escape=False)
+            self.key_note.value = _note(f"No API key is set: {how}.", ALARM, escape=False)
         else:
             self.key_note.value = ""
+
+    def mode_changed(self) -> None:
+        """``%aiml replay`` / ``live`` / ``record``: the models list and the key note follow."""
+        self.load_models()
+        self._update_key_note()
 
     def _new_conversation(self, _: Any = None) -> None:
         self.magics.session.reset()  # tells every panel's status line, not just this one
@@ -388,6 +430,8 @@ class AIMLPanel(W.VBox):
             magics.unobserve(callback, name)
         if self._answered in magics.on_answer:
             magics.on_answer.remove(self._answered)
+        if self.mode_changed in magics.on_mode:
+            magics.on_mode.remove(self.mode_changed)
         for widget in _descendants(self):
             widget.close()
         super().close()
@@ -437,9 +481,23 @@ def _slider(name: str, step: float, tooltip: str) -> W.FloatSlider:
     )
 
 
-def _note(text: str, color: str, escape: bool = True) -> str:
+def _note(text: str, color: str, escape: bool = True, title: str = "") -> str:
     body = html.escape(text) if escape else text
-    return f'<span style="color:{color}; font-size:0.9em">{body}</span>'
+    hover = f' title="{html.escape(title)}"' if title else ""
+    return f'<span style="color:{color}; font-size:0.9em"{hover}>{body}</span>'
+
+
+def _short(problem: str, limit: int = 60) -> str:
+    """The gist of an error for a one-line note (the whole message is in the note's tooltip)."""
+    parts = problem.rstrip(".").split(": ")
+    text = parts[-1] if parts[0].startswith("Could not") else parts[0]
+    text = text.split(" answered ", 1)[-1]  # "The service at HOST answered 500 ...": the status
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _hide_when_empty(change: dict[str, Any]) -> None:
+    """An empty label or note takes no room."""
+    change["owner"].layout.display = "" if change["new"] else "none"
 
 
 def _descendants(box: W.Box) -> list[W.Widget]:

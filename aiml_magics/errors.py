@@ -12,6 +12,7 @@ import json
 import re
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 # Keys live here only long enough to be scrubbed from messages; set by the client that holds one.
 _secrets: set[str] = set()
@@ -123,6 +124,7 @@ class APIStatusError(AIMLError):
     """The service answered with an HTTP error status (``.status``)."""
 
     default_status = 0
+    successor: str | None = None  # the current model id, when the requested one was retired
 
     def __init__(
         self,
@@ -268,10 +270,11 @@ def _clip(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_HINTS = {
+# What a status means (facts, said in every setting); then what to do in plain Python, which the
+# notebook layer replaces with its own commands.
+_MEANING = {
     400: "The request was refused as invalid: check the parameter or model id named above.",
-    401: "The API key was refused: use a valid key (the AIML_API_KEY environment variable, or "
-    "`api_key=`).",
+    401: "The API key was refused.",
     403: "The account behind this key is out of credits (or may not use this model): top up the "
     "balance in the AI/ML API dashboard, or pick another model.",
     404: "Nothing answers at {url}: check the base URL and the model id.",
@@ -279,6 +282,37 @@ _HINTS = {
     429: "Too many requests{retried}: wait a little before the next request, or lower the rate.",
     500: "The service or the model failed{retried}: try again shortly, or pick another model.",
 }
+_HINTS = {401: "Use a valid key (the AIML_API_KEY environment variable, or api_key= for a Session)."}
+
+
+#: Models the service retired, with the one that replaces each and when it was retired.
+RETIRED_MODELS = {"baidu/ernie-5-0-thinking-preview": ("baidu/ernie-5.0", "2026-06")}
+_REFUSED_WORDS = ("unknown", "not found", "deprecated", "retired", "invalid", "does not exist",
+                  "no longer", "not supported", "unsupported", "unavailable", "not available")
+
+
+def service_name(url: str) -> str:
+    """Who answered, for messages: the AI/ML API, or the host (and port) of another server
+    (a local LiteLLM is not "the AI/ML API"). Never the user:password part of a URL."""
+    try:
+        parts = urlsplit(url)
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return "The service"
+    if not host or host == "aimlapi.com" or host.endswith(".aimlapi.com"):
+        return "The AI/ML API"
+    shown = f"[{host}]" if ":" in host else host
+    return f"The service at {shown}:{port}" if port else f"The service at {shown}"
+
+
+def _retired(status: int, message: str, model: str | None) -> tuple[str, str] | None:
+    """(successor, when) if the default model was refused as unknown or retired, else None."""
+    if status not in (400, 404) or model not in RETIRED_MODELS:
+        return None
+    low = message.lower()
+    if model.lower() not in low and not ("model" in low and any(w in low for w in _REFUSED_WORDS)):
+        return None
+    return RETIRED_MODELS[model]
 
 
 def http_error(
@@ -287,6 +321,7 @@ def http_error(
     *,
     content_type: str = "",
     url: str = "",
+    model: str | None = None,
     retries: int = 0,
     waited: float | None = None,
     retry_after: float | None = None,
@@ -310,7 +345,17 @@ def http_error(
         budget = f", more than the {wait_budget:g} s a cell waits in all" if wait_budget else ""
         notes.append(f"it asked to wait {retry_after:.0f} s before retrying{budget}")
     retried = f" ({'; '.join(notes)})" if notes else ""
-    hint = _HINTS.get(status) or _HINTS[500 if status >= 500 else 400]
-    hint = hint.format(url=url, retried=retried)
-    text = f"The AI/ML API answered {status} {reason}: {msg.rstrip('.')}. {hint}"
-    return status_error_class(status)(text, status=status, service_message=msg)
+    meaning = _MEANING.get(status) or _MEANING[500 if status >= 500 else 400]
+    text = f"{service_name(url)} answered {status} {reason}: {msg.rstrip('.')}."
+    hint = _HINTS.get(status)
+    retired = _retired(status, msg, model)
+    if retired is not None:
+        new, when = retired
+        text += (f" `{model}` (the default model) was retired: the service moved it to its "
+                 f"deprecated list in {when}.")
+        hint = f"The current ERNIE 5 model is `{new}`: use model={new!r}."
+    else:
+        text += " " + meaning.format(url=url, retried=retried)
+    error = status_error_class(status)(text, status=status, service_message=msg, hint=hint)
+    error.successor = retired[0] if retired else None
+    return error

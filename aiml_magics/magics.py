@@ -30,23 +30,23 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--out", "-o"), {"metavar": "NAME"}, "also store the response in this variable"),
     (("--dry-run",), {"action": "store_true"}, "show the request that would be sent; send nothing"),
 )
-METAVARS = {"str": "TEXT", "int": "N", "float": "X", "list": "TEXT"}
+METAVARS = {"model": "ID", "temperature": "T", "top_p": "P"}
+KIND_METAVARS = {"str": "TEXT", "int": "N", "float": "X", "list": "TEXT"}
 
 
 def _flag_options(param: Param) -> dict[str, Any]:
     if param.kind == "bool":
         return {"action": "store_true", "dest": f"no_{param.name}"}
+    metavar = METAVARS.get(param.name) or KIND_METAVARS[param.kind]
     if param.kind == "list":
-        return {"action": "append", "dest": param.name, "metavar": METAVARS["list"]}
-    metavar = "ID" if param.name == "model" else METAVARS[param.kind]
+        return {"action": "append", "dest": param.name, "metavar": metavar}
     return {"dest": param.name, "metavar": metavar}
 
 
 def _flag_help(param: Param) -> str:
-    text = param.help
-    if param.range is not None:
-        text += f" ({param.range.describe()})"
-    return text
+    from .params import range_words
+
+    return f"{param.help}, {range_words(param.name)}" if param.range is not None else param.help
 
 
 def flag_table() -> list[tuple[tuple[str, ...], dict[str, Any], str]]:
@@ -135,6 +135,8 @@ class AIMLMagics(Magics, Settings):
         self._session: Session | None = None
         self._raw_cell: str | None = None
         self._panels: list[Any] = []
+        # Called with no argument after `%aiml replay`, `record` or `live` (the panels listen).
+        self.on_mode: list[Any] = []
         # How answers are shown: (shell, label, owns_cell) -> view. Benchmarks and tests swap it.
         self.make_renderer: Any = None
         if shell is not None and hasattr(shell, "events"):
@@ -152,6 +154,21 @@ class AIMLMagics(Magics, Settings):
         return self._session
 
     # -- what other parts of the notebook layer read ----------------------------------------------
+
+    @property
+    def answer_mode(self) -> str:
+        """Where answers come from: "live", "replay" or "record"."""
+        return self.session.source.name
+
+    def mode_changed(self) -> None:
+        """Tell the panels that answers now come from elsewhere (a failing one is only logged)."""
+        for callback in list(self.on_mode):
+            try:
+                callback()
+            except Exception as exc:  # a broken listener must not fail the command
+                import logging
+
+                logging.getLogger(__name__).warning("aiml_magics: on_mode callback failed: %s", exc)
 
     @property
     def conversation(self) -> Any:
@@ -253,8 +270,10 @@ class AIMLMagics(Magics, Settings):
         """Validate, send, show, store. Every check runs before anything is sent."""
         from .advice import advised
         from .commands import check_out_name, show_dry_run
+        from .params import trim_prompt
 
         session = self.session
+        prompt = trim_prompt(prompt)
         with advised():
             if args.out is not None:
                 check_out_name(args.out)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Common chat models of the service (AIMLAPI.md, 2026-08), offered when ``GET /models`` fails.
+#: Common chat models of the service (AIMLAPI.md, 2026-08), offered when ``GET /models`` fails
+#: and in replay mode (which sends nothing). The default model comes second: it is what the shipped
+#: cassette answers with, though the service has moved it to its deprecated list.
 #: Not authoritative: the service adds and retires models often, and any typed id is accepted.
 FALLBACK_MODELS: tuple[str, ...] = (
     "baidu/ernie-5.0",
+    "baidu/ernie-5-0-thinking-preview",
     "gpt-4o",
     "gpt-4o-mini",
     "openai/gpt-5-mini-2025-08-07",
@@ -24,6 +27,11 @@ FALLBACK_MODELS: tuple[str, ...] = (
     "alibaba/qwen3-235b-a22b-thinking-2507",
     "moonshotai/kimi-k2",
 )
+
+
+def builtin_models() -> list[dict[str, Any]]:
+    """The built-in list in the shape ``GET /models`` items have (ids only)."""
+    return [{"id": ident} for ident in FALLBACK_MODELS]
 
 
 def model_ids(models: list[dict[str, Any]]) -> list[str]:

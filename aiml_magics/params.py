@@ -79,7 +79,7 @@ PARAMS: tuple[Param, ...] = (
           request=True, panel=True),
     Param("max_tokens", "float", None, "legacy upper bound on generated tokens",
           flags=("--max-tokens",), range=Range(1, None), request=True),
-    Param("temperature", "float", None, "sampling temperature (0 to 1 for Claude and MiniMax)",
+    Param("temperature", "float", None, "sampling temperature",
           flags=("--temperature", "-t"), range=Range(0, 2), request=True, panel=True),
     Param("top_p", "float", None, "nucleus sampling", flags=("--top-p",), range=Range(0.01, 1),
           request=True, panel=True),
@@ -131,6 +131,15 @@ def shown_value(value: Any) -> str:
     """``repr`` of a refused value, clipped: a 1 MB flag value must not make a 1 MB message."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def range_words(name: str) -> str:
+    """A parameter's range as the help says it: "0 to 2 (0 to 1 for Claude and MiniMax models)"."""
+    rng = RANGES[name]
+    words = f">= {_num(rng.low)}" if rng.high is None else f"{_num(rng.low)} to {_num(rng.high)}"
+    if name == "temperature":
+        words += " (0 to 1 for Claude and MiniMax models)"
+    return words
 
 
 def range_for(name: str, model: str | None = None) -> Range:
@@ -199,6 +208,26 @@ def check_model(model: Any) -> str:
     if any(c.isspace() for c in model):
         raise ParameterError(f"model = {model!r} contains spaces: model ids have none.")
     return model
+
+
+_BLANK = " \t\r\f\v"
+
+
+def trim_prompt(text: str) -> str:
+    """The prompt as meant: leading blank lines and trailing whitespace are dropped.
+
+    Enter after the last line (and, in terminal IPython, always) would otherwise send
+    ``"...?\n"``, a different request from the one a cassette recorded. Everything between the
+    first non-blank line (its indentation included) and the last non-blank character is kept
+    byte-exact. Only ASCII whitespace counts as blank.
+    """
+    start = 0
+    while True:
+        end = text.find("\n", start)
+        if end < 0 or text[start:end].strip(_BLANK):
+            break
+        start = end + 1
+    return text[start:].rstrip(_BLANK + "\n")
 
 
 def check_prompt(prompt: str) -> str:

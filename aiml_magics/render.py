@@ -19,6 +19,7 @@ however long the answer (the saved notebook keeps that one output). No network h
 from __future__ import annotations
 
 import html
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -258,45 +259,116 @@ class LiveMarkdown:
 
 
 class TerminalText:
-    """Terminal IPython: print the answer as it arrives, reasoning dimmed, then the footer."""
+    """Terminal IPython: the answer printed line by line as readable text, then the footer.
+
+    Markdown markers are turned into what they mean on a terminal (headings bold, bullets as •,
+    emphasis markers dropped, links as "text (url)"); code blocks are printed as they are. The
+    reasoning is not dumped before the answer: one line gives its size and how to read it.
+    """
 
     def __init__(self, out: TextIO | None = None, *, label: str = "") -> None:
         self._out = out or sys.stdout
         self._mode = ""
         self._color = getattr(self._out, "isatty", lambda: False)()
+        self._reasoning_chars = 0
+        self._progress_at = 0.0
+        self._pending = ""  # content after the last complete line
+        self._fence: str | None = None
 
     def _write(self, text: str) -> None:
         self._out.write(text)
         self._out.flush()
 
     def reasoning(self, delta: str) -> None:
-        if not delta:
+        if not delta or self._mode == "content":
             return
-        if self._mode != "reasoning":
-            self._write(self._dim("[reasoning]\n"))
-            self._mode = "reasoning"
-        self._write(self._dim(delta))
+        self._mode = "reasoning"
+        self._reasoning_chars += len(delta)
+        now = time.monotonic()
+        if self._color and now >= self._progress_at:  # a live count on a real terminal only
+            self._progress_at = now + 0.25
+            self._write(f"\r{self._dim(f'[reasoning… {self._reasoning_chars:,} chars]')}")
+
+    def _summary(self) -> None:
+        if self._reasoning_chars:
+            clear = "\r\x1b[2K" if self._color else ""
+            self._write(
+                clear + self._dim(
+                    f"[reasoning: {self._reasoning_chars:,} chars, not shown; "
+                    "print(aiml_response.reasoning) to read it]"
+                ) + "\n\n"
+            )
 
     def content(self, delta: str) -> None:
         if not delta:
             return
-        if self._mode == "reasoning":
-            self._write(self._dim("\n[/reasoning]\n\n"))
-        self._mode = "content"
-        self._write(delta)
+        if self._mode != "content":
+            self._summary()
+            self._mode = "content"
+        text = self._pending + delta
+        cut = text.rfind("\n")
+        if cut < 0:
+            self._pending = text
+            return
+        self._pending = text[cut + 1 :]
+        self._write("".join(self._line(line) + "\n" for line in text[:cut].split("\n")))
 
     def finish(self, resp: ChatResponse) -> None:
         if self._mode == "":
             if resp.reasoning:
                 self.reasoning(resp.reasoning)
             self.content(resp.text)
-        self._write("\n\n" + self._dim(f"— {footer(resp)}") + "\n")
+        elif self._mode == "reasoning":
+            self._summary()
+        if self._pending:
+            self._write(self._line(self._pending) + "\n")
+            self._pending = ""
+        self._write("\n" + self._dim(f"— {footer(resp)}") + "\n")
 
     def abandon(self) -> None:
         pass
 
+    def _line(self, line: str) -> str:
+        """One line of Markdown as terminal text."""
+        if self._fence is not None:
+            if closes_fence(line, self._fence):
+                self._fence = None
+                return self._dim(line)
+            return line
+        m = FENCE_LINE.match(line)
+        if m:
+            self._fence = m.group(1)
+            return self._dim(line)
+        heading = _HEADING.match(line)
+        if heading:
+            return self._bold(_inline(heading.group(2), self._bold))
+        if _RULE.match(line):
+            return self._dim("─" * 40)
+        bullet = _BULLET.match(line)
+        if bullet:
+            line = f"{bullet.group(1)}• {line[bullet.end():]}"
+        return _inline(line, self._bold)
+
     def _dim(self, text: str) -> str:
         return f"\x1b[2m{text}\x1b[0m" if self._color else text
+
+    def _bold(self, text: str) -> str:
+        return f"\x1b[1m{text}\x1b[0m" if self._color else text
+
+
+_HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+_RULE = re.compile(r"^ {0,3}([-*_])(\s*\1){2,}\s*$")
+_BULLET = re.compile(r"^(\s*)[*+-]\s+")
+_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"(?<![*\w])\*(?=\S)([^*]+?)(?<=\S)\*(?![*\w])")
+_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+def _inline(text: str, bold: Callable[[str], str]) -> str:
+    """Strong text bold, emphasis markers dropped, links as "text (url)"; code spans kept."""
+    text = _STRONG.sub(lambda m: bold(m.group(2)), text)
+    text = _EMPHASIS.sub(lambda m: m.group(1), text)
+    return _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", text)
 
 
 def is_terminal(shell: Any) -> bool:

@@ -233,7 +233,12 @@ class Session:
         """Send a prepared body through the source, keep the exchange, raise if it did not end well."""
         self.last_request = payload
         started = time.time()
-        resp = self.source.answer(self.client, payload, bool(payload.get("stream")), view or _no_view)
+        make = view or _no_view
+
+        def shown(label: str) -> View:
+            return _ReadFirst(make(label))
+
+        resp = self.source.answer(self.client, payload, bool(payload.get("stream")), shown)
         self._keep(resp, prompt, remember, started)
         if resp.complete and getattr(resp, "_stream_error", None) is None:
             self.source.keep(payload, resp, self.effective_base()[0])
@@ -241,10 +246,6 @@ class Session:
 
     def _keep(self, resp: ChatResponse, prompt: str, remember: bool, started: float) -> None:
         request = resp.request or self.last_request or {}
-        if (request.get("response_format") or {}).get("type") == "json_object" and resp.text:
-            resp.data, warning = parse_json_answer(resp.text)
-            if warning:
-                resp.warnings.append(warning)
         self.last_response = resp
         self.history.add(
             Exchange(request, resp, prompt, started=started, seconds=resp.elapsed, remember=remember)
@@ -310,6 +311,36 @@ class Session:
 
 def _no_view(label: str) -> View:
     return NoView()
+
+
+def read_json(resp: ChatResponse) -> None:
+    """A JSON-mode answer is parsed into ``.data`` before it is shown, so the final view can show
+    the value (and its footer can say when it is not valid JSON)."""
+    fmt = (resp.request or {}).get("response_format")
+    if resp.text and isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+        resp.data, warning = parse_json_answer(resp.text)
+        if warning:
+            resp.warnings.append(warning)
+
+
+class _ReadFirst:
+    """A view whose ``finish`` sees the answer with its ``.data`` already parsed."""
+
+    def __init__(self, inner: View) -> None:
+        self._inner = inner
+
+    def reasoning(self, delta: str) -> None:
+        self._inner.reasoning(delta)
+
+    def content(self, delta: str) -> None:
+        self._inner.content(delta)
+
+    def finish(self, resp: ChatResponse) -> None:
+        read_json(resp)
+        self._inner.finish(resp)
+
+    def abandon(self) -> None:
+        self._inner.abandon()
 
 
 def _current_shell() -> Any:

@@ -6,6 +6,7 @@ Pure string work shared by the live renderer, ``ChatResponse``'s rich repr and t
 from __future__ import annotations
 
 import html
+import json
 import re
 from typing import TYPE_CHECKING
 
@@ -75,14 +76,41 @@ def footer(resp: ChatResponse) -> str:
 
 
 def reasoning_block(reasoning: str) -> str:
-    """Reasoning folded away under a summary, never mixed into the answer."""
+    """Reasoning folded away under a summary, never mixed into the answer.
+
+    Opened, it reads as a quotation (indented, muted, a bar at its side in every Markdown
+    renderer) and a rule separates it from the answer below.
+    """
     label = f"Reasoning · {len(reasoning):,} chars"
-    return f"<details>\n<summary>{label}</summary>\n\n{close_fences(reasoning)}\n\n</details>\n\n"
+    quoted = _quote(close_fences(reasoning))
+    return f"<details>\n<summary>{label}</summary>\n\n{quoted}\n\n---\n\n</details>\n\n"
+
+
+def _quote(text: str) -> str:
+    """Markdown block quote of ``text``: every line behind ``>`` (fences included)."""
+    return "\n".join(f"> {line}" if line.strip() else ">" for line in text.split("\n"))
+
+
+def json_block(resp: ChatResponse) -> str | None:
+    """A ``--json`` answer as a JSON code block (as Markdown, its escapes would be eaten and the
+    JSON shown would be invalid); None for other answers."""
+    fmt = (resp.request or {}).get("response_format")
+    if not resp.text or not isinstance(fmt, dict):
+        return None
+    if fmt.get("type") not in ("json_object", "json_schema"):
+        return None
+    from .response import parse_json_answer
+
+    data, problem = parse_json_answer(resp.text)
+    text = resp.text.strip() if problem else json.dumps(data, ensure_ascii=False, indent=2)
+    runs = [len(m) for m in re.findall(r"`+", text)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}json\n{text}\n{fence}"
 
 
 def final_markdown(resp: ChatResponse) -> str:
     head = reasoning_block(resp.reasoning) if resp.reasoning else ""
-    body = close_fences(resp.text) if resp.text else "*(no answer text)*"
+    body = json_block(resp) or (close_fences(resp.text) if resp.text else "*(no answer text)*")
     return f"{head}{body}\n\n<sub>{html.escape(footer(resp))}</sub>\n"
 
 

@@ -597,6 +597,12 @@ class _Handler(BaseHTTPRequestHandler):
             status = int(api.models_fail)
             self._gateway_error(status, _ERROR_MESSAGES.get(status, _phrase(status)))
             return
+        if api.models_auth is not None:  # like LiteLLM (500), vLLM --api-key and OpenAI (401)
+            scheme, _, token = rec.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or token.strip() != api.key:
+                status = int(api.models_auth)
+                self._gateway_error(status, "Authentication Error, No api key passed in.")
+                return
         payload: Any = {"object": "list", "data": api.models} if api.models_envelope else api.models
         body = _dumps(payload)
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
@@ -888,6 +894,8 @@ class FakeAIMLAPI:
         )
         self.models_fail: int | None = None
         self.models_envelope = True  # False: GET /models answers a bare JSON list
+        # None: GET /models is open (the AI/ML API); a status: what it answers without the key.
+        self.models_auth: int | None = None
         self.default: BehaviourSource = Reply(echo=True)
         self._port = port
         self._lock = threading.Lock()
@@ -1006,6 +1014,7 @@ class FakeAIMLAPI:
             self._connections = 0
         self.default = Reply(echo=True)
         self.models_fail = None
+        self.models_auth = None
 
     # ---- called from handler threads ----
 

@@ -1,9 +1,12 @@
-"""The quickstart as a person sees it: JupyterLab on 127.0.0.1, headless Chromium, Run All Cells.
+"""The quickstart as a person sees it: JupyterLab and Notebook 7 on 127.0.0.1, headless Chromium.
 
-One JupyterLab, one page. The kernel has no key, so the notebook replays the docs' answer; its base
-URL is the loopback fake service, which also answers once the test switches to live mode to check that
-moving the temperature slider changes the next request. Every browser request that is not for this
-JupyterLab is aborted, so the page cannot reach any other address either.
+One Jupyter server (it serves JupyterLab at /lab and Notebook 7 at /notebooks), one browser, one
+page per front end, each running all cells of its own copy of the quickstart. The kernels have no
+key, so the notebook replays the docs' answer; their base URL is the loopback fake service, which
+also answers once the Lab test switches to live mode to check that moving the temperature slider
+changes the next request. Every browser request that is not for this server is aborted, so the
+pages cannot reach any other address either. Screenshots of the panel at 1200 and 900 px with the
+file browser open land in artifacts/screenshots/.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,6 +41,7 @@ FLAGS = [
 TOKEN = "aiml-browser-test-token"
 # Screenshots land in artifacts/ (ignored by git); AIML_UPDATE_SCREENSHOTS=1 refreshes the README's.
 IMG = ROOT / ("docs/img" if os.environ.get("AIML_UPDATE_SCREENSHOTS") == "1" else "artifacts/screenshots")
+SHOTS = ROOT / "artifacts" / "screenshots"  # the layout checks' own screenshots, never in the README
 # Quiet, deterministic JupyterLab: no news or update checks, start the notebook's kernel without
 # asking, keep every cell in the DOM.
 SETTINGS = {
@@ -124,40 +129,81 @@ class Session:
         return self.page.locator(f'.jp-CodeCell:has(.jp-InputArea:has-text("{text}"))').first
 
 
+class Server:
+    """The Jupyter server, the fake service behind its kernels, and the browser."""
+
+    def __init__(self, base: Path, api: FakeAIMLAPI, url: str, browser: Any) -> None:
+        self.base, self.api, self.url, self.browser = base, api, url, browser
+        self.outside: list[str] = []
+
+    def page(self, path: str, width: int = 1200) -> Any:
+        """A new page on ``path`` that can reach this server only."""
+        page = self.browser.new_page(viewport={"width": width, "height": 1000})
+
+        def only_this_server(route: Any) -> None:
+            url = route.request.url
+            if url.startswith(self.url + "/") or url.startswith("data:"):
+                route.continue_()
+            else:
+                self.outside.append(url)
+                route.abort()
+
+        page.route("**/*", only_this_server)
+        page.goto(f"{self.url}{path}?token={TOKEN}")
+        return page
+
+
+NOTEBOOKS = ("quickstart.ipynb", "quickstart-notebook7.ipynb")  # one copy (and kernel) per front end
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("lab")
     (base / "nb").mkdir()
-    shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", base / "nb" / "quickstart.ipynb")
+    for name in NOTEBOOKS:
+        shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", base / "nb" / name)
     with FakeAIMLAPI(key=TEST_KEY) as api, jupyterlab(base, api) as url:
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1200, "height": 1000})
-            outside: list[str] = []
-
-            def only_this_lab(route: Any) -> None:
-                if route.request.url.startswith(url + "/") or route.request.url.startswith("data:"):
-                    route.continue_()
-                else:
-                    outside.append(route.request.url)
-                    route.abort()
-
-            page.route("**/*", only_this_lab)
-            page.goto(f"{url}/lab/tree/quickstart.ipynb?token={TOKEN}")
-            status = page.locator('.jp-StatusBar-TextItem:has-text("Python 3 (ipykernel) | Idle")')
-            status.wait_for(timeout=60_000)
-            page.click('.lm-MenuBar-itemLabel:text-is("Run")')
-            page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
-            page.locator('.jp-OutputArea-output:has-text("this cell sent nothing")').wait_for(
-                timeout=60_000
-            )
+            running = Server(base, api, url, browser)
             try:
-                yield Session(page, api, url)
+                yield running
             finally:
                 browser.close()
-            assert outside == [], f"the page tried to reach other addresses: {outside}"
-    # Nothing the kernel did was saved with the key in it.
-    assert TEST_KEY not in (base / "nb" / "quickstart.ipynb").read_text(encoding="utf-8")
+            assert running.outside == [], f"a page tried to reach other addresses: {running.outside}"
+    # Nothing the kernels did was saved with the key in it.
+    for name in NOTEBOOKS:
+        assert TEST_KEY not in (base / "nb" / name).read_text(encoding="utf-8")
+
+
+def _run_all(page: Any) -> None:
+    """Run ▸ Run All Cells (the same menu in JupyterLab and Notebook 7), then wait for the end."""
+    page.click('.lm-MenuBar-itemLabel:text-is("Run")')
+    page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+    page.locator('.jp-OutputArea-output:has-text("this cell sent nothing")').wait_for(timeout=120_000)
+
+
+@pytest.fixture(scope="module")
+def lab(server: Server) -> Iterator[Session]:
+    page = server.page("/lab/tree/quickstart.ipynb")
+    status = page.locator('.jp-StatusBar-TextItem:has-text("Python 3 (ipykernel) | Idle")')
+    status.wait_for(timeout=60_000)
+    _run_all(page)
+    yield Session(page, server.api, server.url)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def notebook7(server: Server) -> Iterator[Session]:
+    pytest.importorskip("notebook", reason="the notebook package (Notebook 7) is not installed")
+    page = server.page("/notebooks/quickstart-notebook7.ipynb")
+    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+    # The kernel is named first, then connects: Run All is only safe once it is idle.
+    page.locator('.jp-Toolbar-kernelName:has-text("Python 3 (ipykernel)")').wait_for(timeout=60_000)
+    page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for(timeout=60_000)
+    _run_all(page)
+    yield Session(page, server.api, server.url)
+    page.close()
 
 
 def test_run_all_shows_no_errors_and_sends_nothing(lab: Session):
@@ -166,7 +212,7 @@ def test_run_all_shows_no_errors_and_sends_nothing(lab: Session):
         ".jp-OutputArea-output:has(.ansi-red-fg)"
     )
     assert errors.count() == 0, errors.all_inner_texts()
-    assert lab.api.chat_requests == []  # replay mode: the service was never asked
+    assert lab.api.requests == []  # replay mode: the service was never asked, not even GET /models
 
 
 def test_replayed_answer_as_a_person_sees_it(lab: Session):
@@ -221,6 +267,79 @@ def _slider(panel: Any, label: str) -> Any:
     return panel.locator(f'.widget-slider:has(label.widget-label:text-is("{label}"))')
 
 
+def _drag(page: Any, slider: Any, fraction: float) -> None:
+    """Drag the slider's handle to ``fraction`` of its track, as a person does with the mouse."""
+    handle, track = slider.locator(".noUi-handle"), slider.locator(".noUi-base")
+    box, bar = handle.bounding_box(), track.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(bar["x"] + bar["width"] * fraction, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+
+
+# Every piece of text or control in the panel that could be cut off, and whether it is.
+_CUT_OFF = """(panel) => {
+    const area = panel.closest('.jp-OutputArea-output').getBoundingClientRect();
+    const out = [];
+    for (const e of panel.querySelectorAll(
+        '.widget-label, .widget-readout, .widget-checkbox, button, .widget-html-content, input, '
+        + 'textarea, .widget-slider .slider-container')) {
+        const r = e.getBoundingClientRect();
+        if (r.width === 0 && r.height === 0) continue;  // not displayed
+        const clipped = e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible';
+        if (r.right > area.right + 1 || r.left < area.left - 1 || clipped)
+            out.push(`${e.className} "${(e.textContent || e.value || '').trim().slice(0, 30)}" `
+                     + `${Math.round(r.left)}-${Math.round(r.right)} in ${Math.round(area.left)}-`
+                     + `${Math.round(area.right)} scroll ${e.scrollWidth}/${e.clientWidth}`);
+    }
+    return out;
+}"""
+
+
+def _panel_layout(lab: Session, width: int, name: str) -> dict[str, Any]:
+    """Resize the window, screenshot the panel, and measure what a person would notice."""
+    page = lab.page
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.wait_for_timeout(500)  # the notebook relays out
+    panel = lab.cell("%aiml panel").locator(".jp-OutputArea-output").first
+    panel.scroll_into_view_if_needed()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    panel.screenshot(path=str(SHOTS / name))
+    boxes = panel.locator(".widget-checkbox:has-text('model default')")
+    lefts = [boxes.nth(i).bounding_box()["x"] for i in range(boxes.count())]
+    notes = panel.locator(
+        ".widget-html-content:has-text('Replay:'), .widget-html-content:has-text('No key')"
+    )
+    note_boxes = [notes.nth(i).bounding_box() for i in range(notes.count())]
+    colors = [notes.nth(i).locator("span").first.evaluate("e => getComputedStyle(e).color")
+              for i in range(notes.count())]
+    model = panel.locator('.widget-text:has(label:text-is("model"))').bounding_box()
+    first_number = panel.locator('.widget-text:has(label:text-is("max_completion_tokens"))').bounding_box()
+    return {
+        "cut": panel.element_handle().evaluate(_CUT_OFF),
+        "lefts": lefts,
+        "note_heights": [b["height"] for b in note_boxes if b and b["height"]],
+        "colors": colors,
+        "gap": first_number["y"] - (model["y"] + model["height"]),
+        "sidebar": page.locator("#jp-left-stack").bounding_box(),
+    }
+
+
+def test_panel_layout_at_two_widths_with_the_file_browser_open(lab: Session):
+    """Nothing cut off, "model default" aligned, quiet one-line notes, no gap under the model box."""
+    shown = {}
+    for width in (1200, 900):
+        shown[width] = got = _panel_layout(lab, width, f"panel-{width}.png")
+        assert got["sidebar"] and got["sidebar"]["width"] > 150, "the file browser is open"
+        assert got["cut"] == [], (width, got["cut"])
+        assert len(got["lefts"]) == 3 and max(got["lefts"]) - min(got["lefts"]) < 1, got["lefts"]
+        # The replay note and the no-key note: one line each (a widget line is 28 px), grey.
+        assert len(got["note_heights"]) == 2 and all(h < 40 for h in got["note_heights"]), got
+        assert got["colors"] == ["rgb(107, 114, 128)"] * 2, got["colors"]
+        assert got["gap"] <= got["note_heights"][0] + 6, got  # only the one-line note between
+    lab.page.set_viewport_size({"width": 1200, "height": 1000})
+
+
 def _run_new_cell(lab: Session, source: str) -> Any:
     """Add a cell at the end, type ``source`` into it and run it (Shift+Enter); returns the cell."""
     page = lab.page
@@ -246,13 +365,8 @@ def test_moving_the_slider_changes_the_next_request(lab: Session):
     panel = lab.cell("%aiml panel").locator(".jp-OutputArea")
     panel.scroll_into_view_if_needed()
     slider = _slider(panel, "temperature")
-    handle, track = slider.locator(".noUi-handle"), slider.locator(".noUi-base")
-    box, bar = handle.bounding_box(), track.bounding_box()
     page = lab.page
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(bar["x"] + bar["width"] * 0.65, box["y"] + box["height"] / 2, steps=8)
-    page.mouse.up()
+    _drag(page, slider, 0.65)
     readout = slider.locator(".widget-readout")
     page.wait_for_function("e => e.textContent !== '0.20'", arg=readout.element_handle())
     shown = float(readout.inner_text())
@@ -265,6 +379,54 @@ def test_moving_the_slider_changes_the_next_request(lab: Session):
     sent = lab.api.last_json
     assert sent["temperature"] == pytest.approx(shown, abs=0.005)
     assert sent["messages"][-1] == {"role": "user", "content": "And in one line?"}
-    assert len(sent["messages"]) == 3  # the replayed answer is context; the offline echo never is
+    # One earlier turn: the replayed answer. The echo is no model's answer, so it is not context.
+    assert len(sent["messages"]) == 3
+    assert sent["messages"][1]["content"].startswith("As an AI, I don’t have feelings")
     assert "replayed" not in footer.inner_text() and "offline echo" not in footer.inner_text()
     assert asked.locator('.jp-OutputArea:has-text("echo: And in one line?")').is_visible()
+
+
+# -- Notebook 7 -------------------------------------------------------------------------------
+
+
+def test_notebook7_shows_the_answer_the_fold_and_a_working_panel(notebook7: Session):
+    page = notebook7.page
+    errors = page.locator(
+        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"], '
+        ".jp-OutputArea-output:has(.ansi-red-fg)"
+    )
+    assert errors.count() == 0, errors.all_inner_texts()
+    out = notebook7.cell("What do you think about mankind?").locator(".jp-OutputArea")
+    out.locator('h3:has-text("1. The Ultimate Paradox")').scroll_into_view_if_needed()
+    assert out.locator('h3:has-text("1. The Ultimate Paradox")').is_visible()
+    details = out.locator("details")
+    assert details.count() == 1 and details.get_attribute("open") is None
+    thought = details.locator('blockquote p:has-text("The user wants my")')
+    assert not thought.is_visible()
+    details.locator("summary").click()
+    assert thought.is_visible()  # opened: the reasoning, quoted apart from the answer
+    assert out.locator("sub").inner_text().endswith("replayed")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "notebook7-answer.png"))
+
+    panel = notebook7.cell("%aiml panel").locator(".jp-OutputArea")
+    panel.scroll_into_view_if_needed()
+    for label in ("model", "max_completion_tokens", "temperature", "top_p", "system prompt"):
+        assert panel.locator(f'label.widget-label:text-is("{label}")').is_visible(), label
+    top_p = _slider(panel, "top_p")
+    assert panel.locator('.widget-checkbox:has-text("model default") input').nth(2).is_checked()
+    assert top_p.locator(".widget-readout").count() == 0 or not top_p.locator(".widget-readout").is_visible()
+    _drag(page, top_p, 0.5)  # moving the slider is enough: "model default" unticks itself
+    readout = top_p.locator(".widget-readout")
+    readout.wait_for(state="visible", timeout=10_000)
+    moved = float(readout.inner_text())
+    assert 0.3 < moved < 0.7, moved
+    assert not panel.locator('.widget-checkbox:has-text("model default") input').nth(2).is_checked()
+    panel.screenshot(path=str(SHOTS / "notebook7-panel.png"))
+    before = len(notebook7.api.requests)
+    asked = _run_new_cell(notebook7, "%%aiml\nWhich top_p was set?")
+    echo = asked.locator(".jp-OutputArea")
+    echo.locator("sub").wait_for(timeout=30_000)
+    sent = re.search(r"top_p\s*=\s*([0-9.]+)", echo.inner_text())
+    assert sent and float(sent.group(1)) == pytest.approx(moved, abs=0.006), echo.inner_text()
+    assert len(notebook7.api.requests) == before  # replay: the kernel still sent nothing

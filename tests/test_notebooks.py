@@ -110,7 +110,7 @@ def test_notebooks_are_the_expected_two():
 def test_quickstart_offline(monkeypatch, api, tmp_path):
     nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=None)
     assert failures(nb) == []
-    assert api.chat_requests == []
+    assert api.requests == []  # not even GET /models: the panel uses the built-in list
     assert "Replay: answers come from quickstart.json" in stdout(cell(nb, "import os\n\nif"))
     md = final_markdown(cell(nb, "%%aiml\nHi! What do you think about mankind?"))
     assert md.index("<details>") < md.index("<summary>Reasoning") < md.index("</details>")
@@ -148,11 +148,11 @@ def test_data_exploration_offline(monkeypatch, api, tmp_path):
     for c in answers:  # every answer is plainly the echo: no recording exists for these questions
         assert final_markdown(c).rstrip().endswith("offline echo</sub>")
     table = cell(nb, "from html import escape").outputs
-    shown = "".join(o.get("data", {}).get("text/html", "") for o in table)
-    # The notebook's own table, or pandas' when it is installed: the same cells either way.
-    assert re.search(r"<td>offline_echo</td>\s*<td>True</td>", shown)
-    # pandas clips long cells, so the request's response_format shows only without it.
-    assert "would_send" in shown and ("dataframe" in shown or "json_object" in shown)
+    # The same table with or without pandas (a DataFrame's HTML puts whitespace between cells).
+    shown = re.sub(r">\s+<", "><", "".join(o.get("data", {}).get("text/html", "") for o in table))
+    assert "<td>offline_echo</td><td>True</td>" in shown
+    # The plain table shows every value whole; pandas clips long cells, so look for the field.
+    assert "json_object" in shown or "<td>would_send</td>" in shown
     side = "".join(o.get("data", {}).get("text/html", "") for o in cell(nb, "def summary").outputs)
     side = re.sub(r">\s+<", "><", side)
     assert "<td>0.2</td><td>offline echo</td>" in side and "<td>1.2</td><td>offline echo</td>" in side

@@ -123,7 +123,9 @@ def test_unset_states_are_not_sent(shell, api, panel, magics):
     for name in ("max_completion_tokens", "temperature", "top_p"):
         getattr(panel, f"{name}_unset").set_state({"value": True})
         assert getattr(magics, name) is None
-        assert getattr(panel, name).disabled
+        assert not getattr(panel, name).disabled  # moving it again is enough to set it
+        assert "not sent" in panel._optionals[name].state.value
+    assert panel.temperature.readout is False and panel.top_p.readout is False  # no "1.00" shown
     panel.system.set_state({"value": "  \n"})
     assert magics.system is None
     run = run_cell(shell, "%%aiml\nhello")
@@ -132,9 +134,15 @@ def test_unset_states_are_not_sent(shell, api, panel, magics):
     for name in ("max_completion_tokens", "temperature", "top_p"):
         assert name not in sent
     assert [m["role"] for m in sent["messages"]] == ["user"]
-    # Unchecking brings back the value the control kept.
-    panel.temperature.set_state({"value": 0.7})  # disabled in the browser; ignored while unset
-    assert magics.temperature is None
+    # Moving the control sets the value and unticks "model default"; the tag goes.
+    panel.temperature.set_state({"value": 0.7})
+    assert magics.temperature == 0.7 and panel.temperature_unset.value is False
+    assert panel.temperature.readout is True and panel._optionals["temperature"].state.value == ""
+    panel.max_completion_tokens.set_state({"value": 64})  # typing a number is the same
+    assert magics.max_completion_tokens == 64 and not panel.max_completion_tokens_unset.value
+    # "model default" puts it back to unset; unticking brings back the value the control kept.
+    panel.temperature_unset.set_state({"value": True})
+    assert magics.temperature is None and panel.temperature.readout is False
     panel.temperature_unset.set_state({"value": False})
     assert magics.temperature == 0.7
 
@@ -176,7 +184,7 @@ def test_config_moves_the_widgets(shell, panel):
     assert panel.temperature.value == 0.3 and panel.temperature_unset.value is False
     assert not panel.temperature.disabled
     shell.run_line_magic("config", "AIMLMagics.temperature = None")
-    assert panel.temperature_unset.value is True and panel.temperature.disabled
+    assert panel.temperature_unset.value is True and panel.temperature.readout is False
     shell.run_line_magic("config", "AIMLMagics.max_completion_tokens = 777")
     assert panel.max_completion_tokens.value == 777 and not panel.max_completion_tokens_unset.value
     shell.run_line_magic("config", "AIMLMagics.top_p = 0.25")
@@ -353,7 +361,7 @@ def test_no_key_says_how_to_set_one(bare_shell, api):
         assert "gpt-4o" in panel.model_picker.options  # the models list needs no key
         run_cell(bare_shell, "%aiml replay")
         run_cell(bare_shell, "%%aiml\nanything")  # answered offline; the note follows the mode
-        assert "replayed or echoed offline" in panel.key_note.value
+        assert "No key: answers are offline" in panel.key_note.value
         assert "%aiml live" in panel.key_note.value and "%aiml key" in panel.key_note.value
         bare_shell.run_line_magic("config", f"AIMLMagics.api_key = {TEST_KEY!r}")
         assert panel.key_note.value == ""

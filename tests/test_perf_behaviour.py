@@ -334,7 +334,9 @@ def test_netrc_entries_never_replace_the_key_nor_reach_the_service(shell, api, m
     shell.run_cell("%aiml models")
     auths = [r.headers.get("authorization") for r in api.requests]
     assert auths[:2] == [f"Bearer {TEST_KEY}"] * 2
-    assert len(auths) == 3 and auths[2] is None  # the open models list gets no credentials
+    # GET /models carries the key too (LiteLLM, vLLM and OpenAI need it there), never netrc's.
+    assert len(auths) == 3 and auths[2] == f"Bearer {TEST_KEY}"
+    assert not any("netrc-secret" in str(r.headers) or "someone" in str(r.headers) for r in api.requests)
 
 
 def test_load_ext_imports_nothing_heavy_and_a_cell_only_what_it_needs(api):
