@@ -18,14 +18,15 @@ however long the answer (the saved notebook keeps that one output). No network h
 
 from __future__ import annotations
 
-import html
 import sys
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from .errors import SECRETS, visible_controls
 from .response import ChatResponse
-from .view import FENCE_LINE, closes_fence, final_bundle, footer
+from .safemd import literal
+from .view import FENCE_LINE, closes_fence, final_bundle, footer, shown, shown_plain
 
 Publisher = Callable[[dict[str, str], str, bool], None]
 
@@ -64,7 +65,9 @@ class LiveMarkdown:
         max_rate: float = 8.0,
         budget: float = 2.2,
         clock: Callable[[], float] = time.monotonic,
+        allow_remote_images: bool = False,
     ) -> None:
+        self._allow_images = allow_remote_images
         self._publish_fn = publish
         self._clear_fn = clear
         self._clock = clock
@@ -91,7 +94,7 @@ class LiveMarkdown:
         self.updates = 0
         self._label = label
         self._publish(
-            {"text/markdown": f"*⏳ Waiting for {label or 'the model'}…*", "text/plain": ""},
+            {"text/markdown": f"*⏳ Waiting for {literal(label or 'the model')}…*", "text/plain": ""},
             self._status_id,
             False,
         )
@@ -104,7 +107,11 @@ class LiveMarkdown:
         self._publish_fn(data, display_id, update)
 
     def _put(self, text: str) -> None:
-        """Show ``text`` in the current output, creating one below the others if needed."""
+        """Show ``text`` in the current output, creating one below the others if needed.
+
+        Each block is published as its own Markdown document, so each is made inert on its own
+        (a block cut anywhere, even inside a tag, is still text) and any piece of a key masked."""
+        text = shown(text, self._allow_images)
         if self._current is None:
             self._current = f"{self._prefix}-{len(self._handles)}"
             self._handles.append(self._current)
@@ -131,7 +138,7 @@ class LiveMarkdown:
         self._publish(
             {
                 "text/markdown": f"*💭 Reasoning… {self._reasoning_chars:,} chars* "
-                f"<sub>{html.escape(glimpse, quote=False)}</sub>",
+                f"<sub>{literal(SECRETS.redact(glimpse))}</sub>",
                 "text/plain": "",
             },
             self._status_id,
@@ -257,17 +264,66 @@ class LiveMarkdown:
         self._handles = []
 
 
+class TerminalGuard:
+    """Streamed text made safe for a terminal: control sequences shown as ``\\x1b``..., and
+    every piece of a key masked even when it arrives one character per delta.
+
+    The last ``HOLD`` characters wait until more text (or the end) shows whether they belong to
+    a key; a masked stretch is never split between two writes.
+    """
+
+    HOLD = 128
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, delta: str) -> str:
+        buf = self._pending + delta
+        if not len(SECRETS):
+            self._pending = ""
+            return visible_controls(buf)
+        cut = len(buf) - self.HOLD
+        if cut <= 0:
+            self._pending = buf
+            return ""
+        spans = SECRETS.spans(buf)
+        for start, end, _ in spans:
+            if start < cut < end:
+                cut = start
+        self._pending = buf[cut:]
+        return _masked(buf[:cut], [s for s in spans if s[1] <= cut])
+
+    def flush(self) -> str:
+        buf, self._pending = self._pending, ""
+        return _masked(buf, SECRETS.spans(buf))
+
+
+def _masked(text: str, spans: list[tuple[int, int, str]]) -> str:
+    out, last = [], 0
+    for start, end, mask in spans:
+        out += [text[last:start], mask]
+        last = end
+    out.append(text[last:])
+    return visible_controls("".join(out))
+
+
 class TerminalText:
-    """Terminal IPython: print the answer as it arrives, reasoning dimmed, then the footer."""
+    """Terminal IPython: print the answer as it arrives, reasoning dimmed, then the footer.
+
+    Nothing from the service reaches the terminal raw: escape and control sequences (clipboard
+    writes, titles, screen clears, hidden text) are printed visibly as ``\\x1b[...``; only our
+    own dimming is a real escape sequence."""
 
     def __init__(self, out: TextIO | None = None, *, label: str = "") -> None:
         self._out = out or sys.stdout
         self._mode = ""
         self._color = getattr(self._out, "isatty", lambda: False)()
+        self._guard = TerminalGuard()
 
     def _write(self, text: str) -> None:
-        self._out.write(text)
-        self._out.flush()
+        if text:
+            self._out.write(text)
+            self._out.flush()
 
     def reasoning(self, delta: str) -> None:
         if not delta:
@@ -275,28 +331,30 @@ class TerminalText:
         if self._mode != "reasoning":
             self._write(self._dim("[reasoning]\n"))
             self._mode = "reasoning"
-        self._write(self._dim(delta))
+        self._write(self._dim(self._guard.feed(delta)))
 
     def content(self, delta: str) -> None:
         if not delta:
             return
         if self._mode == "reasoning":
-            self._write(self._dim("\n[/reasoning]\n\n"))
+            self._write(self._dim(self._guard.flush() + "\n[/reasoning]\n\n"))
         self._mode = "content"
-        self._write(delta)
+        self._write(self._guard.feed(delta))
 
     def finish(self, resp: ChatResponse) -> None:
         if self._mode == "":
             if resp.reasoning:
                 self.reasoning(resp.reasoning)
             self.content(resp.text)
-        self._write("\n\n" + self._dim(f"— {footer(resp)}") + "\n")
+        rest = self._guard.flush()
+        self._write(self._dim(rest) if self._mode == "reasoning" else rest)
+        self._write("\n\n" + self._dim(f"— {shown_plain(footer(resp))}") + "\n")
 
     def abandon(self) -> None:
         pass
 
     def _dim(self, text: str) -> str:
-        return f"\x1b[2m{text}\x1b[0m" if self._color else text
+        return f"\x1b[2m{text}\x1b[0m" if self._color and text else text
 
 
 def is_terminal(shell: Any) -> bool:
@@ -304,7 +362,9 @@ def is_terminal(shell: Any) -> bool:
     return type(shell).__name__ == "TerminalInteractiveShell"
 
 
-def make_renderer(shell: Any, label: str = "", owns_cell: bool = False) -> Any:
+def make_renderer(
+    shell: Any, label: str = "", owns_cell: bool = False, allow_remote_images: bool = False
+) -> Any:
     """Terminal IPython prints text; every other frontend gets live Markdown.
 
     Only a renderer that owns its cell (a whole ``%%aiml`` cell) may clear it at the end; one
@@ -312,4 +372,8 @@ def make_renderer(shell: Any, label: str = "", owns_cell: bool = False) -> Any:
     """
     if is_terminal(shell):
         return TerminalText(label=label)
-    return LiveMarkdown(label=label, clear=ipython_clear if owns_cell else None)
+    return LiveMarkdown(
+        label=label,
+        clear=ipython_clear if owns_cell else None,
+        allow_remote_images=allow_remote_images,
+    )

@@ -5,9 +5,11 @@ Pure string work shared by the live renderer, ``ChatResponse``'s rich repr and t
 
 from __future__ import annotations
 
-import html
 import re
 from typing import TYPE_CHECKING
+
+from .errors import redact, visible_controls
+from .safemd import literal, safe_markdown
 
 if TYPE_CHECKING:
     from .response import ChatResponse
@@ -45,6 +47,16 @@ def close_fences(text: str) -> str:
     return f"{text}\n{marker}" if marker else text
 
 
+def shown(text: str, allow_remote_images: bool = False) -> str:
+    """Untrusted text as we publish it: every piece of a key masked, no active content."""
+    return safe_markdown(redact(text), allow_remote_images=allow_remote_images)
+
+
+def shown_plain(text: str) -> str:
+    """Untrusted text for a terminal: the key masked, control sequences made visible."""
+    return visible_controls(redact(text))
+
+
 def _count(n: int | float | None) -> str:
     if n is None:
         return "?"
@@ -74,21 +86,24 @@ def footer(resp: ChatResponse) -> str:
     return " · ".join(parts)
 
 
-def reasoning_block(reasoning: str) -> str:
-    """Reasoning folded away under a summary, never mixed into the answer."""
+def reasoning_block(reasoning: str, allow_remote_images: bool = False) -> str:
+    """Reasoning folded away under a summary, never mixed into the answer. The markup is ours;
+    the reasoning inside it is untrusted text made inert."""
     label = f"Reasoning · {len(reasoning):,} chars"
-    return f"<details>\n<summary>{label}</summary>\n\n{close_fences(reasoning)}\n\n</details>\n\n"
+    body = shown(close_fences(reasoning), allow_remote_images)
+    return f"<details>\n<summary>{label}</summary>\n\n{body}\n\n</details>\n\n"
 
 
 def final_markdown(resp: ChatResponse) -> str:
-    head = reasoning_block(resp.reasoning) if resp.reasoning else ""
-    body = close_fences(resp.text) if resp.text else "*(no answer text)*"
-    return f"{head}{body}\n\n<sub>{html.escape(footer(resp))}</sub>\n"
+    allow = resp.allow_remote_images
+    head = reasoning_block(resp.reasoning, allow) if resp.reasoning else ""
+    body = shown(close_fences(resp.text), allow) if resp.text else "*(no answer text)*"
+    return f"{head}{body}\n\n<sub>{literal(redact(footer(resp)))}</sub>\n"
 
 
 def final_plain(resp: ChatResponse) -> str:
     head = f"[reasoning: {len(resp.reasoning):,} chars in .reasoning]\n\n" if resp.reasoning else ""
-    return f"{head}{resp.text}\n\n— {footer(resp)}"
+    return shown_plain(f"{head}{resp.text}\n\n— {footer(resp)}")
 
 
 def final_bundle(resp: ChatResponse) -> dict[str, str]:
