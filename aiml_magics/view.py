@@ -48,8 +48,9 @@ def close_fences(text: str) -> str:
 
 
 def shown(text: str, allow_remote_images: bool = False) -> str:
-    """Untrusted text as we publish it: every piece of a key masked, no active content."""
-    return safe_markdown(redact(text), allow_remote_images=allow_remote_images)
+    """Untrusted text as we publish it: every piece of a key masked, no active content, control
+    characters (terminal escapes) shown as ``\\x1b`` rather than passed on."""
+    return safe_markdown(visible_controls(redact(text)), allow_remote_images=allow_remote_images)
 
 
 def shown_plain(text: str) -> str:
@@ -98,7 +99,7 @@ def final_markdown(resp: ChatResponse) -> str:
     allow = resp.allow_remote_images
     head = reasoning_block(resp.reasoning, allow) if resp.reasoning else ""
     body = shown(close_fences(resp.text), allow) if resp.text else "*(no answer text)*"
-    return f"{head}{body}\n\n<sub>{literal(redact(footer(resp)))}</sub>\n"
+    return f"{head}{body}\n\n<sub>{literal(shown_plain(footer(resp)))}</sub>\n"
 
 
 def final_plain(resp: ChatResponse) -> str:

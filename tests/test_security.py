@@ -11,6 +11,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import socket
 import time
 import warnings
@@ -29,11 +30,18 @@ from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import Error, FakeAIMLAPI, RawStream, Reply
 
 HIDDEN = TEST_KEY[:-4]  # everything a mask never shows
+# Any 8 characters of the key say too much (a mask shows 4): looked for in any case, and with the
+# whitespace removed (a key wrapped over lines or padded with spaces).
+PIECES = sorted({TEST_KEY[i : i + 8].lower() for i in range(len(TEST_KEY) - 7)})
 
 
 def assert_clean(text: str, where: str = "") -> None:
     assert TEST_KEY not in text, f"key leaked in {where}"
     assert HIDDEN not in text, f"key (all but its tail) leaked in {where}"
+    low = text.lower()
+    squeezed = re.sub(r"\s+", "", low)
+    found = [p for p in PIECES if p in low or p in squeezed]
+    assert not found, f"pieces of the key leaked in {where}: {found}"
 
 
 def leaky_faults() -> list:
