@@ -67,7 +67,7 @@ def _parse(url: str) -> Any:
 def _refuse(problem: str) -> AIMLError:
     # The URL itself is not repeated: a refused one may carry a password or a key.
     return AIMLError(
-        f"base_url is refused: it {problem}; write it as scheme://host[:port]/path, e.g. "
+        f"base_url is refused: it {problem}; write it as scheme://host[:port]/path, such as "
         f"{DEFAULT_BASE_URL!r}.",
         kind="config",
     )

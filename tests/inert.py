@@ -94,7 +94,7 @@ def active_content(page: str, allow_remote_images: bool = False) -> list[str]:
 def assert_inert(md: str, where: str = "", allow_remote_images: bool = False) -> None:
     for reading, page in readings(md).items():
         bad = active_content(page, allow_remote_images)
-        assert not bad, f"active content in {where} read by {reading}: {bad}\n--- markdown:\n{md}\n--- html:\n{page}"
+        assert not bad, f"active content in {where} read by {reading}: {bad}\n{md}\n--- html:\n{page}"
 
 
 def visible_text(md: str) -> str:

@@ -178,7 +178,8 @@ def test_hostile_answer_is_inert_and_keyless_in_every_view(shell, api, recorder,
     assert_clean(resp.text + json.dumps(resp.raw) + repr(resp) + (resp.reasoning or ""), "response")
     recorder.data.clear()
     export = tmp_path / "h.json"
-    for cell in ("aiml_response", "%aiml history", "%aiml history --json", f"%aiml history --export {export}"):
+    views = ("aiml_response", "%aiml history", "%aiml history --json", f"%aiml history --export {export}")
+    for cell in views:
         result = run_cell(shell, cell)
         assert result.error is None, cell
         assert_clean(result.shown, cell)
