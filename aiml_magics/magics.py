@@ -41,7 +41,7 @@ from .errors import (
 from .params import DEFAULT_MODEL, build_payload, check_model, check_number, check_prompt
 from .render import is_terminal, make_renderer
 from .response import ChatResponse, parse_json_answer
-from .safemd import literal
+from .safemd import literal, safe_markdown
 from .secrets import Secret
 from .traits import Bool, Float, Int, Unicode
 
@@ -552,7 +552,10 @@ class AIMLMagics(Magics):
             "Content-Type: application/json\n\n"
             f"{json.dumps(payload, ensure_ascii=False, indent=2)}"
         )
-        self._display_markdown(f"**Dry run: nothing was sent.**\n\n```http\n{text}\n```", text)
+        # The payload quotes earlier answers (untrusted): the fence is made inert like any answer.
+        self._display_markdown(
+            "**Dry run: nothing was sent.**\n\n" + safe_markdown(f"```http\n{text}\n```"), text
+        )
         self.last_request = payload
 
     # -- line commands -------------------------------------------------------------------------
@@ -619,7 +622,7 @@ class AIMLMagics(Magics):
     def _cmd_config(self, rest: list[str]) -> None:
         rows = self.settings_table()
         md = "| setting | value | from |\n|---|---|---|\n" + "\n".join(
-            f"| `{n}` | `{v}` | {s} |" for n, v, s in rows
+            f"| <code>{literal(n)}</code> | <code>{literal(v)}</code> | {literal(s)} |" for n, v, s in rows
         )
         width = max(len(n) for n, _, _ in rows)
         plain = "\n".join(f"{n:<{width}}  {v}  ({s})" for n, v, s in rows)
@@ -668,7 +671,7 @@ class AIMLMagics(Magics):
             raise UsageError("No request yet: run an %%aiml cell (or --dry-run) first.")
         base, _ = self.effective_base()
         code = request_snippet(self.last_request, base)
-        self._display_markdown(f"```python\n{code}\n```", code)
+        self._display_markdown(safe_markdown(f"```python\n{code}\n```"), code)
 
     def _cmd_replay(self, rest: list[str]) -> None:
         from .cassette import Cassette, shipped_cassette

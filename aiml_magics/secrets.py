@@ -131,12 +131,13 @@ def _spans(text: str, hits: list[tuple[Secret, str]]) -> list[tuple[int, int, st
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
-    wholes = {s.reveal().lower(): s for s, _ in hits}
-    return [
-        (positions[a], positions[b - 1] + 1, mask_key(wholes.get(squeezed[a:b])) if squeezed[a:b] in wholes
-         else "****")
-        for a, b in merged
-    ]
+    wholes = {s.reveal().lower() for s, _ in hits}
+    out = []
+    for a, b in merged:
+        whole = squeezed[a:b] in wholes and b - a >= 16
+        tail = "".join(text[p] for p in positions[b - 4 : b]) if whole else ""
+        out.append((positions[a], positions[b - 1] + 1, "****" + tail))
+    return out
 
 
 def redact_obj(obj: Any, registry: SecretRegistry) -> Any:
