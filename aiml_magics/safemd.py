@@ -60,7 +60,10 @@ def safe_markdown(text: str, *, allow_remote_images: bool = False) -> str:
     """``text`` as Markdown with no active content (see the module docstring)."""
     if not text:
         return text
-    lines = text.replace("\x00", "\ufffd").split("\n")
+    text = text.replace("\x00", "\ufffd")
+    if "```" not in text and "~~~" not in text:  # no fence can open: all prose, no line list
+        return _prose(text, allow_remote_images)
+    lines = text.split("\n")
     out: list[str] = []
     prose: list[str] = []
     i, n = 0, len(lines)
