@@ -64,7 +64,7 @@ class AIMLError(Exception):
         status: int | None = None,
         service_message: str | None = None,
     ) -> None:
-        message = redact(message)
+        message = visible_controls(redact(message))  # it may quote the service, and reach a terminal
         super().__init__(message)
         self.message = message
         self.kind = kind

@@ -138,7 +138,7 @@ class LiveMarkdown:
         self._publish(
             {
                 "text/markdown": f"*💭 Reasoning… {self._reasoning_chars:,} chars* "
-                f"<sub>{literal(SECRETS.redact(glimpse))}</sub>",
+                f"<sub>{literal(shown_plain(glimpse))}</sub>",
                 "text/plain": "",
             },
             self._status_id,

@@ -194,12 +194,15 @@ def test_live_blocks_cut_anywhere_are_inert():
     clock = iter(range(10**6))
     live = LiveMarkdown(lambda d, i, u: sent.append(d.get("text/markdown", "")), clear=None,
                         clock=lambda: next(clock) * 0.3)
+    for i in range(0, len(HOSTILE_REASONING), 2):
+        live.reasoning(HOSTILE_REASONING[i : i + 2])
     for i in range(0, len(HOSTILE), 2):
         live.content(HOSTILE[i : i + 2])
-    live.finish(ChatResponse(text=HOSTILE, finish_reason="stop"))
-    assert len(sent) > 20
+    live.finish(ChatResponse(text=HOSTILE, reasoning=HOSTILE_REASONING, finish_reason="stop"))
+    assert len(sent) > 20 and sum("Reasoning…" in md for md in sent) > 5
     for i, md in enumerate(sent):
         assert_inert(md, f"live message {i}")
+        assert "\x1b" not in md and "\x07" not in md, md
 
 
 # -- the terminal ---------------------------------------------------------------------------------
