@@ -524,6 +524,8 @@ def test_config_holds_no_raw_key_after_percent_config(shell, api):
     (shared by every configurable) holds the masked Secret, and the key still works."""
     for text in (repr(shell.config), str(shell.config), repr(shell.config.AIMLMagics)):
         assert_clean(text, "shell.config")
+    for configurable in shell.configurables:  # %config merges into each one's config
+        assert_clean(repr(configurable.config), type(configurable).__name__)
     for cell in ("%config", "%config AIMLMagics", "print(get_ipython().config)"):
         run = run_cell(shell, cell)
         assert run.error is None
