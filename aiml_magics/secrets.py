@@ -9,6 +9,7 @@ the full text before anything is clipped. No IPython here.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -73,10 +74,12 @@ def reveal(value: str | None) -> str | None:
 
 class SecretRegistry:
     """The secrets every message and view scrubs. Copy-on-write: a reader never sees a set that
-    another thread is changing, and no lock is held while text is scanned."""
+    another thread is changing, and no lock is held while text is scanned (writers take one, so
+    two sessions registering keys at once both stay registered)."""
 
     def __init__(self) -> None:
         self._items: tuple[Secret, ...] = ()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<SecretRegistry: {len(self._items)} secret(s), masked>"
@@ -87,8 +90,11 @@ class SecretRegistry:
     def add(self, secret: str | None) -> None:
         """Remember a secret (stripped of surrounding whitespace) so every later message scrubs it."""
         value = _WS.sub("", reveal(secret) or "")
-        if len(value) >= 4 and value not in self._items:
-            self._items = (*self._items, Secret(value))
+        if len(value) < 4:
+            return
+        with self._lock:
+            if value not in self._items:
+                self._items = (*self._items, Secret(value))
 
     def items(self) -> tuple[Secret, ...]:
         return self._items

@@ -617,3 +617,20 @@ def test_ambiguous_base_urls_are_refused_before_any_connection(
         for text in (message, run.shown):
             assert "hunter2pass" not in text and "evil.example" not in text
     assert api.requests == [] and only_loopback_names == []
+
+
+def test_secret_registry_is_masked_and_keeps_every_key_registered_from_threads():
+    import threading
+
+    from aiml_magics.secrets import SecretRegistry
+
+    registry = SecretRegistry()
+    keys = [[f"sk-thread{i}-{j:05d}-{TEST_KEY[-12:]}" for j in range(200)] for i in range(8)]
+    threads = [threading.Thread(target=lambda ks=ks: [registry.add(k) for k in ks]) for ks in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(registry) == 1600  # no registration lost to a concurrent one
+    assert_clean(repr(registry) + repr(vars(registry)) + repr(registry.items()), "registry")
+    assert registry.redact(f"echo {keys[3][7]} end") == "echo ****HECK end"
