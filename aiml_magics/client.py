@@ -20,10 +20,10 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from . import __version__
 from .errors import (
+    SECRETS,
     AIMLError,
     StreamInterrupted,
     check_key_text,
@@ -32,6 +32,7 @@ from .errors import (
     service_message,
 )
 from .response import CUT, INTERRUPTED, ChatResponse, StreamAssembler
+from .secrets import BearerHeader, Secret, redact_obj
 from .sse import DONE, SSEParser
 
 if TYPE_CHECKING:
@@ -54,19 +55,66 @@ def env_value(names: tuple[str, ...]) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _parse(url: str) -> Any:
+    """The URL as urllib3 reads it: the parser requests and urllib3 use to pick where to connect,
+    so the host we check is the host we connect to."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        return parse_url(url)
+    except (LocationParseError, ValueError):
+        return None
+
+
+def _refuse(problem: str) -> AIMLError:
+    # The URL itself is not repeated: a refused one may carry a password or a key.
+    return AIMLError(
+        f"base_url is refused: it {problem}; write it as scheme://host[:port]/path, such as "
+        f"{DEFAULT_BASE_URL!r}.",
+        kind="config",
+    )
+
+
 @functools.lru_cache(maxsize=32)
 def normalize_base_url(url: str) -> str:
-    """Accept the base with or without ``/v1`` (the service does) and trailing slashes."""
+    """Accept the base with or without ``/v1`` (the service does) and trailing slashes; refuse
+    anything parsers could read two ways, or that would put credentials in the URL."""
     url = url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if "\\" in url:
+        raise _refuse("contains a backslash, which URL parsers read differently (one may see "
+                      "another host than the one checked)")
+    if any(ord(c) <= 32 or ord(c) == 127 for c in url):
+        raise _refuse("contains a space or a control character")
+    parts = _parse(url)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.host:
+        if parts is not None and parts.auth:
+            raise _refuse("contains user-info (user:password@ before the host)")
         raise AIMLError(
             f"base_url = {url!r} is not an http(s) URL: use e.g. {DEFAULT_BASE_URL!r}.",
             kind="config",
         )
-    if parts.path in ("", "/"):
+    if parts.auth is not None or "@" in (url.split("://", 1)[-1].split("/", 1)[0]):
+        raise _refuse("contains user-info (user:password@ before the host); the key is sent as "
+                      "a header, never in the URL")
+    if parts.query is not None or "?" in url:
+        raise _refuse("has a query string (?...)")
+    if parts.fragment is not None or "#" in url:
+        raise _refuse("has a fragment (#...)")
+    if parts.path in (None, "", "/"):
         url += "/v1"
     return url
+
+
+def url_host(url: str) -> str:
+    """The host urllib3 connects to for ``url`` (lower-case, IPv6 without brackets)."""
+    parts = _parse(url)
+    return ((parts.host if parts is not None else None) or "").lower().strip("[]")
+
+
+def url_scheme(url: str) -> str:
+    parts = _parse(url)
+    return ((parts.scheme if parts is not None else None) or "").lower()
 
 
 @functools.lru_cache(maxsize=32)
@@ -75,7 +123,7 @@ def is_loopback(url: str) -> bool:
 
     Only the exact name ``localhost``: a resolver may send ``x.localhost`` to DNS.
     """
-    host = (urlsplit(url).hostname or "").lower()
+    host = url_host(url)
     if host == "localhost":
         return True
     try:
@@ -194,7 +242,9 @@ class AIMLClient:
         max_wait: float = 30.0,
         allow_insecure_http: bool = False,
     ) -> None:
-        self._key = api_key
+        # Wrapped: the client is reachable from the magics instance, a variable inspector or a
+        # traceback frame, and none of them may show the key.
+        self._key = Secret(str.__str__(api_key)) if api_key else None
         register_secret(api_key)
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
@@ -205,9 +255,7 @@ class AIMLClient:
         self.allow_insecure_http = allow_insecure_http
         self._key_checked = False
         # True when requests carry the key over plain http:// to a non-loopback host.
-        self.key_in_clear = (
-            urlsplit(self.base_url).scheme.lower() == "http" and not is_loopback(self.base_url)
-        )
+        self.key_in_clear = url_scheme(self.base_url) == "http" and not is_loopback(self.base_url)
         self._session: requests.Session | None = None
         self._models_etag: str | None = None
         self._models: list[dict[str, Any]] | None = None
@@ -261,7 +309,7 @@ class AIMLClient:
 
     def _check_transport(self, url: str, with_key: bool) -> None:
         """Plain http:// to anything but loopback carries the key in clear: refuse, or warn once."""
-        if not with_key or urlsplit(url).scheme.lower() != "http" or is_loopback(url):
+        if not with_key or url_scheme(url) != "http" or is_loopback(url):
             return
         if not self.allow_insecure_http:
             raise AIMLError(
@@ -270,7 +318,7 @@ class AIMLClient:
                 "`%config AIMLMagics.allow_insecure_http = True`.",
                 kind="insecure",
             )
-        host = urlsplit(url).netloc.lower()
+        host = url_host(url)
         if host not in _warned_insecure:
             _warned_insecure.add(host)
             warnings.warn(
@@ -290,10 +338,10 @@ class AIMLClient:
                 kind="no_key",
             )
         if not self._key_checked:  # once per client: the key cannot change under it
-            check_key_text(self._key)
+            check_key_text(self._key.reveal())
             self._key_checked = True
         return {
-            "Authorization": f"Bearer {self._key}",
+            "Authorization": BearerHeader(f"Bearer {self._key.reveal()}"),
             "Content-Type": "application/json",
             "X-Client-Request-Id": f"aiml-magics-{uuid.uuid4().hex}",
         }
@@ -395,7 +443,7 @@ class AIMLClient:
             result.credits_used = _number(resp.headers["x-aimlapi-credits-used"])
             result.usd_spent = _number(resp.headers.get("x-aimlapi-usd-spent"))
         note_empty(result)
-        return result
+        return mask_answer(result)
 
     def stream(self, payload: dict[str, Any]) -> ChatStream:
         """Open a streamed request; iterate the result for (content, reasoning) deltas."""
@@ -454,6 +502,19 @@ class AIMLClient:
         self._models = items
         self._models_etag = resp.headers.get("ETag")
         return items
+
+
+def mask_answer(resp: ChatResponse) -> ChatResponse:
+    """An answer that quotes a key (a prompt injection asking for it, a service echoing it) keeps
+    only the mask, in ``.text``, ``.reasoning`` and ``.raw``, so no later view, history, cassette or
+    next request carries it."""
+    if not len(SECRETS):
+        return resp
+    resp.text = SECRETS.redact(resp.text)
+    resp.reasoning = SECRETS.redact(resp.reasoning) if resp.reasoning else resp.reasoning
+    resp.model = SECRETS.redact(resp.model) if resp.model else resp.model
+    resp.raw = redact_obj(resp.raw, SECRETS)
+    return resp
 
 
 def note_empty(resp: ChatResponse) -> None:
@@ -671,7 +732,7 @@ class ChatStream:
             warnings=warnings,
         )
         note_empty(result)
-        return result
+        return mask_answer(result)
 
 
 def _stream_failure(exc: BaseException) -> str:
@@ -690,5 +751,7 @@ __all__ = [
     "env_value",
     "is_chat_model",
     "is_loopback",
+    "mask_answer",
     "normalize_base_url",
+    "url_host",
 ]

@@ -15,13 +15,16 @@ from typing import Any
 from .errors import redact
 
 
-@dataclass
+@dataclass(repr=False)
 class Turn:
     """One exchange; ``partial`` marks an answer that was interrupted or cut."""
 
     prompt: str
     answer: str
     partial: bool = False
+
+    def __repr__(self) -> str:  # a variable inspector shows this: no piece of a key in it
+        return redact(f"Turn(prompt={self.prompt!r}, answer={self.answer!r}, partial={self.partial})")
 
 
 class Conversation:
@@ -73,7 +76,10 @@ class Conversation:
         return self.messages("")[:-1]
 
     def to_json(self) -> str:
-        return redact(json.dumps(self.export(), ensure_ascii=False, indent=2))
+        """The export as JSON; ``<``, ``>`` and ``&`` as \\u escapes, so the file holds no markup
+        even if something serves it as HTML (``json.loads`` gives the same text back)."""
+        text = redact(json.dumps(self.export(), ensure_ascii=False, indent=2))
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
     def to_text(self) -> str:
         lines = []
@@ -83,11 +89,16 @@ class Conversation:
         return redact("\n\n".join(lines)) or "The conversation is empty."
 
     def to_markdown(self) -> str:
+        """The conversation as Markdown: prompts (often pasted from elsewhere) and answers are
+        untrusted, so both are made inert; remote images stay links here."""
+        from .view import close_fences, shown
+
         turns = self.turns
         if not turns:
             return "*The conversation is empty.*"
         parts = []
         for i, turn in enumerate(turns, 1):
             mark = " *(partial)*" if turn.partial else ""
-            parts.append(f"**{i}. You**\n\n{turn.prompt}\n\n**Answer**{mark}\n\n{turn.answer}")
-        return redact("\n\n---\n\n".join(parts))
+            prompt, answer = (shown(close_fences(t)) for t in (turn.prompt, turn.answer))
+            parts.append(f"**{i}. You**\n\n{prompt}\n\n**Answer**{mark}\n\n{answer}")
+        return "\n\n---\n\n".join(parts)

@@ -13,29 +13,33 @@ import re
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
-# Keys live here only long enough to be scrubbed from messages; set by the client that holds one.
-_secrets: set[str] = set()
+from .secrets import SecretRegistry, mask_key
+
+__all__ = ["SECRETS", "mask_key", "redact", "register_secret"]
+
+# The keys every message and view scrubs; registered by whoever holds one. Its repr is masked.
+SECRETS = SecretRegistry()
 
 
 def register_secret(secret: str | None) -> None:
     """Remember a secret so every later message and render scrubs it."""
-    if secret and len(secret) >= 4:
-        _secrets.add(secret)
-
-
-def mask_key(key: str | None) -> str:
-    """The most of a key we ever show: its last 4 characters, and only for long keys."""
-    if not key:
-        return "(not set)"
-    return "****" + key[-4:] if len(key) >= 16 else "****"
+    SECRETS.add(secret)
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Replace every known secret (and any explicitly given) with its mask."""
-    for secret in {*_secrets, *(s for s in secrets if s)}:
-        if secret in text:
-            text = text.replace(secret, mask_key(secret))
-    return text
+    """Mask every piece (8+ characters, any case, whitespace ignored) of a known secret."""
+    return SECRETS.redact(text, secrets)
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible_controls(text: str) -> str:
+    """Control characters (ESC, CSI, BEL, ...) shown as ``\\x1b`` and the like, so text from the
+    service can never drive a terminal (clipboard writes, titles, clears, hidden text)."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n"))
 
 
 def check_key_text(key: str) -> None:
@@ -61,7 +65,7 @@ class AIMLError(Exception):
         status: int | None = None,
         service_message: str | None = None,
     ) -> None:
-        message = redact(message)
+        message = visible_controls(redact(message))  # it may quote the service, and reach a terminal
         super().__init__(message)
         self.message = message
         self.kind = kind
@@ -99,8 +103,12 @@ _SPACE = re.compile(r"\s+")
 
 
 def service_message(body: bytes | str, content_type: str = "") -> str:
-    """The service's own words: ``message``, else ``error.message``, else a short text excerpt."""
+    """The service's own words: ``message``, else ``error.message``, else a short text excerpt.
+
+    The whole body is redacted first: a key cut in half by the excerpt would escape the mask.
+    """
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = redact(text)
     try:
         data = json.loads(text)
     except ValueError:
@@ -125,7 +133,7 @@ def service_message(body: bytes | str, content_type: str = "") -> str:
 
 
 def _clip(text: str, limit: int = 400) -> str:
-    text = _SPACE.sub(" ", text).strip()
+    text = visible_controls(redact(_SPACE.sub(" ", text).strip()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

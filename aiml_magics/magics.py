@@ -13,6 +13,7 @@ import json
 import keyword
 import shlex
 import time
+import traceback
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -37,6 +38,7 @@ from .errors import (
     check_key_text,
     mask_key,
     register_secret,
+    visible_controls,
 )
 from .params import (
     DEFAULT_MODEL,
@@ -48,6 +50,8 @@ from .params import (
 )
 from .render import is_terminal, make_renderer
 from .response import ChatResponse, parse_json_answer
+from .safemd import literal, safe_markdown
+from .secrets import Secret
 from .snippet import request_snippet
 from .traits import Bool, Float, Int, Unicode
 
@@ -75,26 +79,26 @@ SETTINGS = (
     "base_url",
     "api_key",
     "allow_insecure_http",
+    "allow_remote_images",
 )
+__all__ = ["AIMLMagics", "Secret", "SETTINGS", "parse_flags", "request_snippet"]
 
 
-class Secret(str):
-    """A str that never shows itself: repr/str/format give the masked form.
+def _scrub_config(config: Any) -> None:
+    """Replace a raw ``AIMLMagics.api_key`` in a traitlets Config with its masked ``Secret``.
 
-    ``%config AIMLMagics`` prints every trait's current value; this keeps the key out of it.
+    ``%config AIMLMagics.api_key = '...'`` merges the typed string into the shell's config, which
+    every configurable shares and whose repr shows it; the value itself still works as a key.
     """
-
-    def __repr__(self) -> str:
-        return repr(mask_key(self.reveal()))
-
-    def __str__(self) -> str:
-        return mask_key(self.reveal())
-
-    def __format__(self, spec: str) -> str:
-        return format(mask_key(self.reveal()), spec)
-
-    def reveal(self) -> str:
-        return str.__str__(self)
+    try:
+        section = config["AIMLMagics"] if "AIMLMagics" in config else None
+    except (KeyError, TypeError):
+        return
+    if section is not None and "api_key" in section:
+        value = section["api_key"]
+        if isinstance(value, str) and not isinstance(value, Secret):
+            register_secret(value)
+            section["api_key"] = Secret(value)
 
 
 @magic_arguments()
@@ -202,9 +206,15 @@ class AIMLMagics(Magics):
     allow_insecure_http = Bool(
         False, help="Allow sending the key over plain http:// to a non-loopback host."
     ).tag(config=True)
+    allow_remote_images = Bool(
+        False,
+        help="Load remote images in answers. Off: an image URL can carry what the model read to "
+        "any server, so remote images are shown as links.",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        _scrub_config(self.config)  # a key from ipython_config.py, say
         self.conversation = Conversation(self.max_history)
         self.last_response: ChatResponse | None = None
         self.last_request: dict[str, Any] | None = None
@@ -223,6 +233,13 @@ class AIMLMagics(Magics):
         self._raw_cell: str | None = None
         if shell is not None and hasattr(shell, "events"):
             shell.events.register("pre_run_cell", self._remember_raw_cell)
+
+    def update_config(self, config: Any) -> None:
+        """``%config`` and friends: load as usual, then keep the raw key out of every Config
+        (the incoming one is merged into the other configurables after us)."""
+        super().update_config(config)
+        _scrub_config(config)
+        _scrub_config(self.config)
 
     def _remember_raw_cell(self, info: Any) -> None:
         self._raw_cell = getattr(info, "raw_cell", None)
@@ -328,13 +345,14 @@ class AIMLMagics(Magics):
 
     # -- effective settings --------------------------------------------------------------------
 
-    def effective_key(self) -> tuple[str | None, str]:
+    def effective_key(self) -> tuple[Secret | None, str]:
+        """The key (masked in any repr, so no frame or attribute shows it) and where it came from."""
         if self.api_key:
-            return str.__str__(self.api_key), self._key_source or "%config"
+            return Secret(str.__str__(self.api_key)), self._key_source or "%config"
         value, var = env_value(KEY_VARS)
         if value:
             register_secret(value)
-            return value, f"environment {var}"
+            return Secret(value), f"environment {var}"
         return None, "not set"
 
     def effective_base(self) -> tuple[str, str]:
@@ -371,14 +389,18 @@ class AIMLMagics(Magics):
     @line_cell_magic
     def aiml(self, line: str = "", cell: str | None = None) -> Any:
         """%%aiml [flags] sends the cell to the model; %aiml COMMAND manages the session."""
-        if cell is None:
-            return self._line(line)
-        args = parse_flags(line)
-        # A whole %%aiml cell is ours: its live outputs can be cleared for the final rendering.
-        # Called from code, other outputs share the cell, so live outputs are emptied instead.
-        raw = self._own_raw_cell(cell)
-        args.owns_cell = raw is not None
-        self.ask(self.typed_body(cell, raw), args)
+        try:
+            if cell is None:
+                return self._line(line)
+            args = parse_flags(line)
+            # A whole %%aiml cell is ours: its live outputs can be cleared for the final rendering.
+            # Called from code, other outputs share the cell, so live outputs are emptied instead.
+            raw = self._own_raw_cell(cell)
+            args.owns_cell = raw is not None
+            self.ask(self.typed_body(cell, raw), args)
+        except (AIMLError, StreamInterrupted) as exc:
+            _forget_frames(exc)
+            raise
         return None
 
     def ask(self, prompt: str, args: Any) -> ChatResponse | None:
@@ -427,7 +449,10 @@ class AIMLMagics(Magics):
     def _run(
         self, client: AIMLClient, payload: dict[str, Any], stream: bool, owns_cell: bool = False
     ) -> ChatResponse:
-        renderer = make_renderer(self.shell, label=payload["model"], owns_cell=owns_cell)
+        renderer = make_renderer(
+            self.shell, label=payload["model"], owns_cell=owns_cell,
+            allow_remote_images=self.allow_remote_images,
+        )
         started = time.monotonic()
         try:
             opened = client.stream(payload) if stream else client.complete(payload)
@@ -439,6 +464,7 @@ class AIMLMagics(Magics):
             raise
         if isinstance(opened, ChatResponse):
             opened.elapsed = time.monotonic() - started
+            opened.allow_remote_images = self.allow_remote_images
             self._note_transport(client, opened)
             _read_json(opened)
             renderer.finish(opened)
@@ -454,6 +480,7 @@ class AIMLMagics(Magics):
             chat.interrupted = True
             chat.close()
         resp = chat.response()
+        resp.allow_remote_images = self.allow_remote_images
         self._note_transport(client, resp)
         _read_json(resp)
         renderer.finish(resp)
@@ -477,7 +504,10 @@ class AIMLMagics(Magics):
         recording = self.cassette.find(payload) if self.cassette is not None else None
         resp = recording.to_response(payload) if recording else offline_echo(payload)
         label = f"{payload['model']} ({resp.source})"
-        renderer = make_renderer(self.shell, label=label, owns_cell=owns_cell)
+        resp.allow_remote_images = self.allow_remote_images
+        renderer = make_renderer(
+            self.shell, label=label, owns_cell=owns_cell, allow_remote_images=self.allow_remote_images
+        )
         if stream:
             for piece in pieces(resp.reasoning):
                 renderer.reasoning(piece)
@@ -531,7 +561,10 @@ class AIMLMagics(Magics):
             "Content-Type: application/json\n\n"
             f"{json.dumps(payload, ensure_ascii=False, indent=2)}"
         )
-        self._display_markdown(f"**Dry run: nothing was sent.**\n\n```http\n{text}\n```", text)
+        # The payload quotes earlier answers (untrusted): the fence is made inert like any answer.
+        self._display_markdown(
+            "**Dry run: nothing was sent.**\n\n" + safe_markdown(f"```http\n{text}\n```"), text
+        )
         self.last_request = payload
 
     # -- line commands -------------------------------------------------------------------------
@@ -591,7 +624,7 @@ class AIMLMagics(Magics):
     def _cmd_config(self, opts: Any) -> None:
         rows = self.settings_table()
         md = "| setting | value | from |\n|---|---|---|\n" + "\n".join(
-            f"| `{n}` | `{v}` | {s} |" for n, v, s in rows
+            f"| <code>{literal(n)}</code> | <code>{literal(v)}</code> | {literal(s)} |" for n, v, s in rows
         )
         width = max(len(n) for n, _, _ in rows)
         plain = "\n".join(f"{n:<{width}}  {v}  ({s})" for n, v, s in rows)
@@ -612,9 +645,10 @@ class AIMLMagics(Magics):
             note = ""
         hits = [m for m in models if not needle or needle in _model_text(m)]
         rows = [_model_row(m) for m in hits]
-        md = note + f"**{len(hits)} chat models**" + (f" matching `{needle}`" if needle else "")
+        md = note + f"**{len(hits)} chat models**" + (f" matching {literal(needle)}" if needle else "")
         md += "\n\n| id | name | developer | context |\n|---|---|---|---|\n"
-        md += "\n".join(f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} |" for r in rows)
+        # Names come from the service: shown as text, never as markup.
+        md += "\n".join(f"| {' | '.join(literal(x) for x in r)} |" for r in rows)
         plain = "\n".join(f"{r[0]:<45} {r[1]} ({r[2]}, {r[3]})" for r in rows)
         plain = plain or "no chat models match"
         if note:
@@ -651,7 +685,7 @@ class AIMLMagics(Magics):
             raise UsageError("No request yet: run an %%aiml cell (or --dry-run) first.")
         base, _ = self.effective_base()
         code = request_snippet(self.last_request, base, full=opts.full)
-        self._display_markdown(f"```python\n{code}\n```", code)
+        self._display_markdown(safe_markdown(f"```python\n{code}\n```"), code)
 
     def _cmd_replay(self, opts: Any) -> None:
         from .cassette import Cassette, shipped_cassette
@@ -699,7 +733,7 @@ class AIMLMagics(Magics):
 
     def _display_markdown(self, markdown: str, plain: str) -> None:
         if is_terminal(self.shell):
-            print(plain)
+            print(visible_controls(plain))
             return
         from IPython.display import display
 
@@ -736,6 +770,22 @@ def _read_json(resp: ChatResponse) -> None:
         resp.data, warning = parse_json_answer(resp.text)
         if warning:
             resp.warnings.append(warning)
+
+
+def _forget_frames(exc: BaseException) -> None:
+    """Clear the locals of the finished frames under a user-facing error, and of the errors it
+    came from: ``%tb``, ``%debug`` and ``%xmode Verbose`` would otherwise show a response body or
+    header that quotes the key. The error's own message is already redacted."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)
+        todo += [e.__cause__, e.__context__]
+    exc.__context__ = None
 
 
 def _pick(flag: Any, setting: Any) -> Any:

@@ -96,6 +96,7 @@ class ChatResponse:
     source: str = "live"
     provenance: str | None = None  # where a replayed answer came from
     warnings: list[str] = field(default_factory=list)
+    allow_remote_images: bool = False  # views show remote images as links unless this is set
 
     @property
     def complete(self) -> bool:
@@ -109,8 +110,11 @@ class ChatResponse:
         return self.text
 
     def __repr__(self) -> str:
-        preview = self.text if len(self.text) <= 60 else self.text[:57] + "..."
-        return (
+        from .errors import redact
+
+        text = redact(self.text)  # before the preview is cut, so no piece of a key survives
+        preview = text if len(text) <= 60 else text[:57] + "..."
+        return redact(
             f"ChatResponse(model={self.model!r}, finish_reason={self.finish_reason!r}, "
             f"text={preview!r} ({len(self.text)} chars), "
             f"tokens={self.usage.total_tokens}, credits_used={self.credits_used})"
@@ -121,11 +125,34 @@ class ChatResponse:
 
         return final_bundle(self)
 
-    def to_html(self) -> str:
-        """The answer as standalone HTML, for reports and exports outside Jupyter."""
-        import markdown
+    def to_html(self, allow_remote_images: bool | None = None) -> str:
+        """The answer as standalone HTML, for reports and exports outside Jupyter.
 
-        return markdown.markdown(self.text, extensions=["fenced_code", "tables"])
+        The same inert Markdown as the notebook view, rendered, then cleaned by a maintained
+        sanitiser (nh3): python-markdown reads some constructs differently from JupyterLab, so
+        the HTML itself is checked too. Only http(s) and mailto links survive.
+        """
+        import markdown
+        import nh3
+
+        from .view import shown
+
+        allow = self.allow_remote_images if allow_remote_images is None else allow_remote_images
+        page = markdown.markdown(shown(self.text, allow), extensions=["fenced_code", "tables"])
+        attributes = {k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}
+        attributes.setdefault("code", set()).add("class")
+
+        def no_remote_src(element: str, attribute: str, value: str) -> str | None:
+            remote = value.lstrip().startswith(("//", "\\", "/\\")) or ":" in value.split("/")[0]
+            return None if element == "img" and attribute == "src" and remote and not allow else value
+
+        return nh3.clean(
+            page,
+            attributes=attributes,
+            attribute_filter=no_remote_src,
+            url_schemes={"http", "https", "mailto"},
+            link_rel="noopener noreferrer nofollow",
+        )
 
     @classmethod
     def from_body(
