@@ -23,6 +23,7 @@ from .client import (
     BASE_VARS,
     DEFAULT_BASE_URL,
     KEY_VARS,
+    MAX_ANSWER_BYTES,
     AIMLClient,
     env_value,
     normalize_base_url,
@@ -55,6 +56,7 @@ SETTINGS = (
     "max_history",
     "timeout",
     "max_retries",
+    "max_answer_bytes",
     "base_url",
     "api_key",
     "allow_insecure_http",
@@ -187,6 +189,11 @@ class AIMLMagics(Magics):
     max_retries = Int(2, help="Retries on 429 and 5xx (with backoff, Retry-After).").tag(
         config=True
     )
+    max_answer_bytes = Int(
+        MAX_ANSWER_BYTES,
+        help="Largest answer read, in bytes after decompression (stream or body); past it the "
+        "rest is not read and what arrived is kept.",
+    ).tag(config=True)
     base_url = Unicode(
         None, allow_none=True, help=f"API base URL; default AIML_API_BASE or {DEFAULT_BASE_URL}."
     ).tag(config=True)
@@ -285,6 +292,14 @@ class AIMLMagics(Magics):
             raise TraitError(f"max_retries = {proposal['value']} must be from 0 to 10.")
         return proposal["value"]
 
+    @validate("max_answer_bytes")
+    def _check_answer_bytes(self, proposal: Any) -> Any:
+        if not 1024 <= proposal["value"] <= 1 << 30:
+            raise TraitError(
+                f"max_answer_bytes = {proposal['value']} must be from 1024 to {1 << 30:,} (1 GiB)."
+            )
+        return proposal["value"]
+
     @validate("base_url")
     def _check_base(self, proposal: Any) -> Any:
         value = proposal["value"]
@@ -341,7 +356,10 @@ class AIMLMagics(Magics):
         """The shared client, rebuilt only when key, base URL or transport settings change."""
         key, _ = self.effective_key()
         base, _ = self.effective_base()
-        ident = (key, base, self.timeout, self.max_retries, self.allow_insecure_http)
+        ident = (
+            key, base, self.timeout, self.max_retries, self.allow_insecure_http,
+            self.max_answer_bytes,
+        )
         if self._client is None or ident != self._client_key:
             old = self._client
             self._client = AIMLClient(
@@ -350,6 +368,7 @@ class AIMLMagics(Magics):
                 timeout=self.timeout,
                 max_retries=self.max_retries,
                 allow_insecure_http=self.allow_insecure_http,
+                max_answer_bytes=self.max_answer_bytes,
             )
             self._client_key = ident
             if old is not None:
@@ -432,9 +451,10 @@ class AIMLMagics(Magics):
         if isinstance(opened, ChatResponse):
             opened.elapsed = time.monotonic() - started
             self._note_transport(client, opened)
-            renderer.finish(opened)
+            _finish_render(renderer, opened)
             return opened
         chat = opened
+        stopped = False
         try:
             for content, reasoning in chat:
                 if reasoning:
@@ -442,11 +462,15 @@ class AIMLMagics(Magics):
                 if content:
                     renderer.content(content)
         except KeyboardInterrupt:
-            chat.interrupted = True
+            if not chat.ended:  # a Ctrl-C after the answer was complete leaves it complete
+                chat.interrupted = True
+            stopped = True
             chat.close()
         resp = chat.response()
         self._note_transport(client, resp)
-        renderer.finish(resp)
+        if stopped:
+            resp._stopped = True  # type: ignore[attr-defined]
+        _finish_render(renderer, resp)
         resp._stream_error = chat.error  # type: ignore[attr-defined]
         return resp
 
@@ -474,7 +498,7 @@ class AIMLMagics(Magics):
             for piece in pieces(resp.text):
                 renderer.content(piece)
         resp.elapsed = time.monotonic() - started
-        renderer.finish(resp)
+        _finish_render(renderer, resp)
         return resp
 
     def _store(
@@ -497,6 +521,11 @@ class AIMLMagics(Magics):
             self.conversation.record(prompt, resp.text, partial=not resp.complete)
         self._notify(resp)
         error = getattr(resp, "_stream_error", None)
+        if getattr(resp, "_stopped", False) and resp.complete:
+            raise StreamInterrupted(
+                f"stopped after the answer was complete: all {len(resp.text):,} characters are "
+                f"kept in {RESPONSE_VAR} and the conversation."
+            )
         if resp.finish_reason == "interrupted":
             raise StreamInterrupted(
                 f"stopped after {len(resp.text):,} characters; the partial answer is kept in "
@@ -694,6 +723,22 @@ def request_snippet(payload: dict[str, Any], base: str) -> str:
         "    timeout=120,\n)\nresp.raise_for_status()\n"
         'print(resp.json()["choices"][0]["message"]["content"])'
     )
+
+
+def _finish_render(renderer: Any, resp: ChatResponse) -> bool:
+    """Show the final rendering; a Ctrl-C meanwhile must not lose the answer. Returns True (and
+    marks ``resp._stopped``) when one came: the rendering is tried once more, so the cell shows
+    the answer, and the cell then stops with one line once the answer is stored."""
+    try:
+        renderer.finish(resp)
+        return getattr(resp, "_stopped", False)
+    except KeyboardInterrupt:
+        resp._stopped = True  # type: ignore[attr-defined]
+    try:
+        renderer.finish(resp)
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C: the display may be incomplete, the answer is still stored
+    return True
 
 
 def _pick(flag: Any, setting: Any) -> Any:

@@ -58,7 +58,10 @@ class _Number(_Explained):
     def validate(self, obj: Any, value: Any) -> Any:
         if isinstance(value, bool):
             self.error(obj, value)
-        return super().validate(obj, value)  # type: ignore[misc]
+        try:
+            return super().validate(obj, value)  # type: ignore[misc]
+        except OverflowError:  # Float(10**400): too large for a float
+            self.error(obj, value)
 
 
 class Float(_Number, traitlets.Float):
