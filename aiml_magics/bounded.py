@@ -111,8 +111,8 @@ def failure_words(exc: BaseException) -> tuple[str, str]:
         if isinstance(item, http.client.LineTooLong):
             return "it answered with a header line too long to read", "answered"
         if isinstance(item, http.client.IncompleteRead):
-            expected = item.expected
-            got = len(item.partial)
+            expected = item.expected if isinstance(item.expected, int) else None
+            got = item.partial if isinstance(item.partial, int) else len(item.partial)
             if expected:
                 return (f"the body ended after {got:,} bytes, {expected:,} fewer than announced",
                         "answered")
@@ -124,13 +124,14 @@ def failure_words(exc: BaseException) -> tuple[str, str]:
         if isinstance(item, DecodeError):
             return "its compressed body is broken", "answered"
     connecting = any(isinstance(i, (NewConnectionError, ProxyError, socket.gaierror)) for i in chain)
-    for item in [] if connecting else chain:
-        if isinstance(item, http.client.RemoteDisconnected):
-            return "the server closed the connection without answering", "sent"
-        if isinstance(item, ConnectionResetError):
-            return "the connection was reset", "sent"
-        if isinstance(item, (ProtocolError, BrokenPipeError)):
-            return "the connection broke", "sent"
+    if not connecting:
+        for kinds, words in (
+            (http.client.RemoteDisconnected, "the server closed the connection without answering"),
+            (ConnectionResetError, "the connection was reset"),
+            ((ProtocolError, BrokenPipeError), "the connection broke"),
+        ):
+            if any(isinstance(item, kinds) for item in chain):
+                return words, "sent"
     for item in chain:
         if isinstance(item, ConnectionRefusedError):
             return "connection refused", "connect"

@@ -37,7 +37,14 @@ from .errors import (
     mask_key,
     register_secret,
 )
-from .params import DEFAULT_MODEL, build_payload, check_model, check_number, check_prompt
+from .params import (
+    DEFAULT_MODEL,
+    build_payload,
+    check_model,
+    check_number,
+    check_prompt,
+    shown_value,
+)
 from .render import is_terminal, make_renderer
 from .response import ChatResponse, parse_json_answer
 from .traits import Bool, Float, Int, Unicode
@@ -267,15 +274,17 @@ class AIMLMagics(Magics):
     def _check_history(self, proposal: Any) -> Any:
         value = proposal["value"]
         if value is not None and value < 0:
-            raise TraitError(f"max_history = {value} must be >= 0 (or None for no limit).")
+            raise TraitError(
+                f"max_history = {shown_value(value)} must be >= 0 (or None for no limit)."
+            )
         return value
 
     @validate("timeout")
     def _check_timeout(self, proposal: Any) -> Any:
         if not 0 < proposal["value"] <= 3600:  # also refuses nan and inf (sockets cannot wait that)
             raise TraitError(
-                f"timeout = {proposal['value']} is out of range: use a number of seconds above 0, "
-                "at most 3600."
+                f"timeout = {shown_value(proposal['value'])} is out of range: use a number of "
+                "seconds above 0, at most 3600."
             )
         return proposal["value"]
 
@@ -289,14 +298,15 @@ class AIMLMagics(Magics):
     @validate("max_retries")
     def _check_retries(self, proposal: Any) -> Any:
         if not 0 <= proposal["value"] <= 10:
-            raise TraitError(f"max_retries = {proposal['value']} must be from 0 to 10.")
+            raise TraitError(f"max_retries = {shown_value(proposal['value'])} must be from 0 to 10.")
         return proposal["value"]
 
     @validate("max_answer_bytes")
     def _check_answer_bytes(self, proposal: Any) -> Any:
         if not 1024 <= proposal["value"] <= 1 << 30:
             raise TraitError(
-                f"max_answer_bytes = {proposal['value']} must be from 1024 to {1 << 30:,} (1 GiB)."
+                f"max_answer_bytes = {shown_value(proposal['value'])} must be from 1024 to "
+                f"{1 << 30:,} (1 GiB)."
             )
         return proposal["value"]
 
