@@ -18,12 +18,13 @@ from typing import Any
 READ_BLOCK = 64 * 1024
 
 
-def read_capped(resp: Any, limit: int) -> tuple[bytes, bool]:
+def read_capped(resp: Any, limit: int, keep: bool = True) -> tuple[bytes, bool]:
     """Up to ``limit`` inflated bytes of a ``requests`` response opened with ``stream=True``.
 
     Returns (body, more): ``more`` is True when the body went on past ``limit``; the connection is
-    then closed (a half-read body cannot go back to the keep-alive pool). A body read to its end
-    releases the connection for reuse.
+    then closed (a half-read body cannot go back to the keep-alive pool), and the first ``limit``
+    bytes are returned only if ``keep`` (an error excerpt needs them, a refused answer does not).
+    A body read to its end releases the connection for reuse.
     """
     raw = resp.raw
     parts: list[bytes] = []
@@ -38,12 +39,11 @@ def read_capped(resp: Any, limit: int) -> tuple[bytes, bool]:
     except BaseException:
         resp.close()
         raise
-    body = b"".join(parts)
     if size > limit:
         resp.close()
-        return body[:limit], True
+        return (b"".join(parts)[:limit] if keep else b""), True
     raw.release_conn()
-    return body, False
+    return b"".join(parts), False
 
 
 def set_read_timeout(raw: Any, seconds: float | None) -> bool:

@@ -378,7 +378,7 @@ class AIMLClient:
         from urllib3.exceptions import HTTPError as Urllib3Error
 
         try:
-            body, more = read_capped(resp, limit)
+            body, more = read_capped(resp, limit, keep=False)
         except (requests.RequestException, Urllib3Error, OSError) as exc:
             if _is_read_timeout(exc):
                 raise self._read_timeout() from None
@@ -743,19 +743,19 @@ class ChatStream:
             return None
 
     def _whole_body(self) -> Iterator[tuple[str, str]]:
-        raw = b""
+        raw, more = read_capped(self._resp, self.max_bytes, keep=False)
+        if more:
+            self.error = self._too_large()
+            return
         try:
-            raw, more = read_capped(self._resp, self.max_bytes)
-            body = None if more else loads(raw)
+            body = loads(raw)
         except ValueError as exc:
             body = None
             if isinstance(exc, JSONRefused):
                 self.error = self._not_an_answer(f"JSON {exc}".encode(), ctype="text/plain")
                 return
         if not isinstance(body, dict):
-            self.error = self._too_large() if len(raw) >= self.max_bytes else (
-                self._not_an_answer(raw[:4096], ctype="")
-            )
+            self.error = self._not_an_answer(raw[:4096], ctype="")
             return
         single = ChatResponse.from_body(body)
         chunk = {

@@ -236,9 +236,10 @@ def completion(text: str, usage: Any = None) -> dict[str, Any]:
             "usage": usage if usage is not None else USAGE}
 
 
-def gzip_bomb(size: int, fill: bytes = b"0", prefix: bytes = b"") -> bytes:
-    """``prefix`` then ``size`` bytes of ``fill``, gzip-compressed (about 1,000:1 for zeros)."""
-    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+def gzip_bomb(size: int, fill: bytes = b"0", prefix: bytes = b"", level: int = 9) -> bytes:
+    """``prefix`` then ``size`` bytes of ``fill``, gzip-compressed (about 1,000:1 for zeros at
+    level 9, 230:1 at the much faster level 1)."""
+    comp = zlib.compressobj(level, zlib.DEFLATED, 31)
     parts = [comp.compress(prefix)]
     block = fill * max(1, (1 << 20) // len(fill))
     for _ in range(max(1, size // len(block))):
@@ -288,8 +289,15 @@ def answer(text: str, **kw: Any) -> Script:
 def stream(events: list[bytes], *, end: bool = True, then: str = "close",
            headers: list[tuple[str, str]] | None = None) -> Script:
     """An SSE stream, one HTTP chunk per event, ending the chunked body or not."""
+    headers = [*(headers or []), *_closing(then)]
     parts = [head(headers=headers)] + [chunk(e) for e in events] + ([END] if end else [])
     return send(*parts, then=then)
+
+
+def _closing(then: str) -> list[tuple[str, str]]:
+    """A server that closes after its answer says so, or a client may reuse the connection in
+    the instant before the close arrives (a race of the probe, not of the client)."""
+    return [("Connection", "close")] if then == "close" else []
 
 
 def whole(body: bytes, *, status: int = 200, headers: list[tuple[str, str]] | None = None,
@@ -297,7 +305,7 @@ def whole(body: bytes, *, status: int = 200, headers: list[tuple[str, str]] | No
           content_type: str = "application/json") -> Script:
     """A body with a Content-Length (``length`` may lie)."""
     n = len(body) if length is None else length
-    hdrs = [("Content-Length", str(n)), *(headers or [])]
+    hdrs = [("Content-Length", str(n)), *(headers or []), *_closing(then)]
     return send(head(status, hdrs, chunked=False, content_type=content_type) + body, then=then)
 
 

@@ -473,10 +473,13 @@ def test_huge_numbers_are_refused_and_do_not_stick(shell, api, magics, caplog):
     ],
 )
 def test_a_lone_surrogate_in_a_flag_is_refused_with_its_position(shell, api, magics, line, words):
-    run = run_cell(shell, f"%%aiml {line}\nhello")
-    assert isinstance(run.error, ParameterError), run.shown
+    # Called as the cell would call it, but kept out of IPython's history database, which cannot
+    # store a lone surrogate (it would fail a later test, not this one).
+    with pytest.raises(ParameterError) as refused:
+        shell.run_cell_magic("aiml", line, "hello\n")
+    assert "\n" not in str(refused.value)
     for word in words:
-        assert word in str(run.error), (word, str(run.error))
+        assert word in str(refused.value), (word, str(refused.value))
     assert api.chat_requests == []
     with pytest.raises(Exception, match="U\\+D83D"):
         magics.model = "bad\ud83d"
