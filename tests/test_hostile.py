@@ -540,3 +540,43 @@ def test_ctrl_c_during_the_final_rendering_keeps_the_answer(shell, api, magics, 
     assert connections_in_use(magics) == 0
     api.queue(Reply(content="next"))
     assert run_cell(shell, "%%aiml\nnext").error is None
+
+
+class InterruptOnText(DisplayPublisher):
+    """The stop button pressed the moment ``text`` is first shown (a real SIGINT)."""
+
+    def __init__(self, text: str, **kwargs):
+        super().__init__(**kwargs)
+        self.text, self.fired = text, 0
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):  # noqa: ANN001
+        if self.text in str(data.get("text/markdown", "")) and not self.fired:
+            self.fired += 1
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+
+    def clear_output(self, wait=False):
+        pass
+
+
+def test_ctrl_c_after_the_answer_is_complete_leaves_it_complete(shell, hostile, magics, default_sigint):
+    """The last chunk carries the text, the finish and the usage; the server then holds the
+    connection. A Ctrl-C as that text is shown must not mark the complete answer interrupted."""
+    last = {"choices": [{"index": 0, "delta": {"content": "all of it"}, "finish_reason": "stop"}],
+            "usage": USAGE}
+    hostile.queue(stream([event(last)], end=False, then="hold"))
+    saved = shell.display_pub
+    shell.display_pub = frontend = InterruptOnText("all of it", shell=shell)
+    try:
+        with capture_output(display=False) as cap:
+            result = shell.run_cell("%%aiml\nhello")
+    finally:
+        shell.display_pub = saved
+    assert frontend.fired == 1
+    assert isinstance(result.error_in_exec, StreamInterrupted), cap.stdout
+    assert "complete" in str(result.error_in_exec) and "Traceback" not in cap.stdout
+    resp = shell.user_ns["aiml_response"]
+    assert resp.text == "all of it" and resp.complete and resp.finish_reason == "stop"
+    assert not magics.conversation.turns[-1].partial
+    assert hostile.wait_closed(1)
+    next_cell_works(shell, hostile, magics)
