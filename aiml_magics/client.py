@@ -416,6 +416,14 @@ class AIMLClient:
                 "Check the base URL (`%aiml config`); if it is right, try again.",
                 kind="protocol",
             )
+        if body.get("error") and not body.get("choices"):  # a 200 that carries an error
+            words = error_words(body["error"])
+            raise AIMLError(
+                f"The service answered {resp.status_code} with an error instead of an answer: "
+                f"{words.rstrip('.')}. Try again, or pick another model.",
+                kind="http",
+                service_message=words,
+            )
         result = ChatResponse.from_body(
             body,
             request=payload,
@@ -457,7 +465,7 @@ class AIMLClient:
             words = "no answer within the timeout" if _is_read_timeout(exc) else failure_words(exc)[0]
             raise AIMLError(f"Could not list models at {url}: {words}.", kind="connection") from None
         if resp.status_code == 304 and self._models is not None:
-            resp.close()
+            read_capped(resp, ERROR_BODY_BYTES)  # an empty body: read, so the connection is reused
             return self._models
         if resp.status_code >= 400:
             try:

@@ -226,6 +226,13 @@ def test_an_error_frame_marks_the_answer_incomplete(shell, hostile, magics, fram
     next_cell_works(shell, hostile, magics)
 
 
+def test_a_200_body_that_carries_an_error(shell, hostile, magics):
+    hostile.queue(whole(json.dumps({"error": {"message": "model is warming up"}}).encode()))
+    run = run_cell(shell, "%%aiml --no-stream\nhello")
+    assert_one_paragraph(run, "200", "with an error", "model is warming up")
+    next_cell_works(shell, hostile, magics)
+
+
 # -- bounded memory and time ------------------------------------------------------------------------
 
 
