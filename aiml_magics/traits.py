@@ -22,6 +22,7 @@ ACCEPTS = {
     "timeout": "a number of seconds above 0, at most 3600",
     "max_retries": "an integer from 0 to 10",
     "max_history": "an integer >= 0, or None for no limit",
+    "max_answer_bytes": "an integer number of bytes from 1024 to 1073741824 (1 GiB)",
     "base_url": "an http(s) URL such as 'https://api.aimlapi.com/v1', or None for the default",
     "api_key": "a string (better: `%aiml key`, a masked prompt)",
 }

@@ -191,7 +191,14 @@ def test_a_normal_stream_still_reuses_its_connection(shell, hostile, magics):
     for i in range(3):
         hostile.queue(answer(f"answer {i}"))
         assert run_cell(shell, f"%%aiml\nq{i}").error is None
-    assert hostile.connections == 1 and len(hostile.chat_requests) == 3
+    # The grace given to the end of a stream must not stick to the reused connection: a model
+    # that takes 0.6 s to start answering, on the same connection, is waited for.
+    body = b"".join(chunk(e) for e in answer_events("slow but fine")) + END
+    hostile.queue(send(head(), body, delay=0.6, then="keep"))
+    run = run_cell(shell, "%%aiml\nslow")
+    assert run.error is None, run.shown
+    assert shell.user_ns["aiml_response"].text == "slow but fine"
+    assert hostile.connections == 1 and len(hostile.chat_requests) == 4
 
 
 # -- error frames ---------------------------------------------------------------------------------------
