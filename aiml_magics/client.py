@@ -49,7 +49,7 @@ MAX_ANSWER_BYTES = 32 * 1024 * 1024  # default of the max_answer_bytes setting
 MODELS_BYTES = 16 * 1024 * 1024
 #: Once an answer is complete ([DONE], or a finish and the usage), the few bytes that may still
 #: come (credits, [DONE], the end of the body) must arrive within this many seconds.
-END_GRACE = 0.25
+END_GRACE = 0.5
 CHAT_TYPES = ("openai/chat-completions", "chat-completion", "chat-completions", "chat")
 
 
@@ -372,7 +372,7 @@ class AIMLClient:
             kind="timeout",
         )
 
-    def _read_body(self, resp: requests.Response, limit: int, what: str) -> bytes:
+    def _read_body(self, resp: requests.Response, limit: int, what: str, hint: str = "") -> bytes:
         """The whole body within ``limit`` inflated bytes, or one paragraph saying what broke."""
         import requests
         from urllib3.exceptions import HTTPError as Urllib3Error
@@ -391,8 +391,7 @@ class AIMLClient:
         if more:
             raise AIMLError(
                 f"{what.capitalize()} from {self.base_url} is larger than {describe_size(limit)}, "
-                "so it was not read (`%config AIMLMagics.max_answer_bytes` sets the limit for "
-                "answers).",
+                f"so it was not read{hint}.",
                 kind="limit",
             )
         return body
@@ -402,7 +401,11 @@ class AIMLClient:
         started = time.monotonic()
         payload = {k: v for k, v in payload.items() if k != "stream"}
         resp = self._post(payload)
-        raw = self._read_body(resp, self.max_answer_bytes, "the answer")
+        raw = self._read_body(
+            resp, self.max_answer_bytes, "the answer",
+            " (the max_answer_bytes setting: raise `%config AIMLMagics.max_answer_bytes` for "
+            "longer answers)",
+        )
         try:
             body = loads(raw)
         except ValueError as exc:

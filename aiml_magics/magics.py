@@ -735,20 +735,19 @@ def request_snippet(payload: dict[str, Any], base: str) -> str:
     )
 
 
-def _finish_render(renderer: Any, resp: ChatResponse) -> bool:
-    """Show the final rendering; a Ctrl-C meanwhile must not lose the answer. Returns True (and
-    marks ``resp._stopped``) when one came: the rendering is tried once more, so the cell shows
-    the answer, and the cell then stops with one line once the answer is stored."""
+def _finish_render(renderer: Any, resp: ChatResponse) -> None:
+    """Show the final rendering; a Ctrl-C meanwhile must not lose the answer. The rendering is
+    tried once more (so the cell shows the answer) and ``resp._stopped`` is marked: the cell
+    stops with one line once the answer is stored."""
     try:
         renderer.finish(resp)
-        return getattr(resp, "_stopped", False)
+        return
     except KeyboardInterrupt:
         resp._stopped = True  # type: ignore[attr-defined]
     try:
         renderer.finish(resp)
     except KeyboardInterrupt:
         pass  # a second Ctrl-C: the display may be incomplete, the answer is still stored
-    return True
 
 
 def _pick(flag: Any, setting: Any) -> Any:
