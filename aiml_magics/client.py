@@ -406,12 +406,11 @@ class AIMLClient:
             " (the max_answer_bytes setting: raise `%config AIMLMagics.max_answer_bytes` for "
             "longer answers)",
         )
+        problem: ValueError | None = None
         try:
             body = loads(raw)
         except ValueError as exc:
             body, problem = None, exc
-        else:
-            problem = None
         if not isinstance(body, dict):
             excerpt = _excerpt(raw, resp.headers.get("Content-Type", ""), problem)
             raise AIMLError(
