@@ -388,6 +388,12 @@ def test_a_content_length_that_lies(shell, hostile, magics):
     assert "may have been billed" in text and "could not be sent" not in text
     assert len(hostile.chat_requests) == 1
     next_cell_works(shell, hostile, magics)
+    # ... and one that announces less: the answer is what was announced; the extra bytes left on
+    # the connection never become the next cell's answer.
+    hostile.queue(whole(body + b"HTTP/1.1 200 OK\r\n\r\ngarbage", length=len(body), then="keep"))
+    run = run_cell(shell, "%%aiml --no-stream\nhello")
+    assert run.error is None and shell.user_ns["aiml_response"].text == "the whole answer"
+    next_cell_works(shell, hostile, magics)
 
 
 @pytest.mark.parametrize(
