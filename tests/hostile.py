@@ -126,6 +126,10 @@ class HostileServer:
             with contextlib.suppress(OSError):
                 conn.close()
 
+    def client_closed(self) -> None:
+        with self._lock:
+            self.closed_by_client += 1
+
     def hold(self, conn: socket.socket, keepalive: float | None = None) -> bool:
         """Keep the connection open (silent, or sending ``: keep-alive`` chunks) until the client
         closes it or the server stops. Counts the client's close; never keeps the connection."""
@@ -138,16 +142,14 @@ class HostileServer:
                 except OSError:
                     data = b""
                 if not data:
-                    with self._lock:
-                        self.closed_by_client += 1
+                    self.client_closed()
                     return False
             if keepalive is not None and time.monotonic() >= next_comment:
                 next_comment = time.monotonic() + keepalive
                 try:
                     conn.sendall(chunk(b": keep-alive\n\n"))
                 except OSError:
-                    with self._lock:
-                        self.closed_by_client += 1
+                    self.client_closed()
                     return False
         return False
 
@@ -265,7 +267,8 @@ def send(*parts: bytes, then: str = "close", delay: float = 0.0, keepalive: floa
                 return False
             try:
                 conn.sendall(part)
-            except OSError:
+            except OSError:  # the client closed (reset) the connection before all was sent
+                server.client_closed()
                 return False
         if then == "keep":
             return True
