@@ -64,15 +64,19 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[str]:
         """Return the data payloads of the events completed by ``chunk``."""
+        events: list[str] = []
         if self._pending:
             if b"\n" not in chunk and b"\r" not in chunk and self._pending[-1][-1:] != b"\r":
                 self._hold(chunk)  # the line goes on: no join, no scan of what came before
-                return []
-            self._pending.append(chunk)
-            chunk = b"".join(self._pending)
-            self._pending, self._pending_len = [], 0
+                return events
+            if self._pending_len < 4096 or self._pending[-1][-1:] == b"\r":
+                self._pending.append(chunk)  # a short line cut by a read: join and go on
+                chunk = b"".join(self._pending)
+                self._pending, self._pending_len = [], 0
+            else:
+                chunk = self._complete_long_line(chunk)
         if not chunk:
-            return []
+            return events
         last = chunk[-1]
         if last == 13:  # a trailing CR may be half a CRLF: keep its line until the next byte
             lines = chunk[:-1].splitlines()
@@ -80,11 +84,12 @@ class SSEParser:
         else:
             lines = chunk.splitlines()
             tail = lines.pop() if last != 10 else b""  # an unfinished line waits
-        if tail:
-            self._hold(tail)
+        if tail:  # nothing is held at this point
+            self._pending, self._pending_len = [tail], len(tail)
+            if len(tail) > self.max_line:
+                raise LineTooLong(self.max_line)
         if len(chunk) > self.max_line and any(len(line) > self.max_line for line in lines):
             raise LineTooLong(self.max_line)
-        events: list[str] = []
         data = self._data
         for line in lines:
             if not line:
@@ -92,7 +97,8 @@ class SSEParser:
                     text = data[0].decode("utf-8", "replace") if len(data) == 1 else _join(data)
                     events.append(text if self._name is None else self._named(text))
                     data.clear()
-                self._name = None
+                elif self._name is not None:
+                    self._name = None
             elif line.startswith(b"data: "):
                 data.append(line[6:])
                 if len(data) > 1:
@@ -106,6 +112,45 @@ class SSEParser:
             # Comments (":"), "id:", "retry:" and unknown fields carry nothing we use.
         return events
 
+    def _complete_long_line(self, chunk: bytes) -> bytes:
+        """A long held line ends in ``chunk``: take it whole, return the rest of ``chunk``.
+
+        Its pieces are joined once (the ``data:`` prefix cut off the first piece beforehand) and
+        decoded once when its event ends: linear time, and about twice its size in memory.
+        """
+        lf, cr = chunk.find(b"\n"), chunk.find(b"\r")
+        cut = lf if cr < 0 or 0 <= lf < cr else cr
+        if chunk[cut] == 13 and cut == len(chunk) - 1:  # a CR that may be half a CRLF: wait
+            self._hold(chunk)
+            return b""
+        pending = self._pending
+        pending.append(chunk[:cut])
+        first = pending[0]
+        field = b"other"
+        if first.startswith(b"data:") and len(first) > 5:
+            pending[0] = first[6:] if first[5] == 32 else first[5:]
+            field = b"data"
+        elif first.startswith(b"event:"):
+            field = b"event"
+        line = b"".join(pending)
+        self._pending, self._pending_len = [], 0
+        if len(line) > self.max_line:
+            raise LineTooLong(self.max_line)
+        if field == b"data":
+            self._data.append(line)
+            if len(self._data) > 1:
+                self._check_event(self._data)
+        elif field == b"event":
+            self._name = line[6:].strip()
+        elif line.startswith(b"data:"):  # the prefix itself was cut by a read
+            self._data.append(line[6:] if line[5:6] == b" " else line[5:])
+            if len(self._data) > 1:
+                self._check_event(self._data)
+        elif line.startswith(b"event:"):
+            self._name = line[6:].strip()
+        end = 2 if chunk[cut : cut + 2] == b"\r\n" else 1
+        return chunk[cut + end :]
+
     def _check_event(self, data: list[bytes]) -> None:
         """An event of many data lines is bounded like one line."""
         if sum(len(d) + 1 for d in data) > self.max_line:
@@ -113,6 +158,7 @@ class SSEParser:
 
     def _named(self, text: str) -> str:
         name = (self._name or b"").decode("utf-8", "replace")
+        self._name = None
         return text if name in ("", "message") else Event(text, name)
 
     def close(self) -> list[str]:
