@@ -22,18 +22,21 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .bounded import READ_BLOCK, failure_words, finish_quickly, read_capped, set_read_timeout
 from .errors import (
     SECRETS,
     AIMLError,
     StreamInterrupted,
     check_key_text,
+    error_words,
     http_error,
     register_secret,
     service_message,
 )
 from .response import CUT, INTERRUPTED, ChatResponse, StreamAssembler
+from .safejson import JSONRefused, describe_size, loads
 from .secrets import BearerHeader, Secret, redact_obj
-from .sse import DONE, SSEParser
+from .sse import DONE, LineTooLong, SSEParser
 
 if TYPE_CHECKING:
     import requests
@@ -43,6 +46,14 @@ BASE_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
 KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MALFORMED = "skipped a malformed chunk: the answer may have a gap"
+MAX_RETRY_AFTER = 86400.0 * 365  # a Retry-After beyond a year is "never": no float overflow
+#: Limits on what the service may send (README "Limits"). An error body needs a few KB.
+ERROR_BODY_BYTES = 8 * 1024
+MAX_ANSWER_BYTES = 32 * 1024 * 1024  # default of the max_answer_bytes setting
+MODELS_BYTES = 16 * 1024 * 1024
+#: Once an answer is complete ([DONE], or a finish and the usage), the few bytes that may still
+#: come (credits, [DONE], the end of the body) must arrive within this many seconds.
+END_GRACE = 0.5
 CHAT_TYPES = ("openai/chat-completions", "chat-completion", "chat-completions", "chat")
 
 
@@ -137,8 +148,8 @@ def parse_retry_after(value: str | None) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # str.isdigit() alone takes '²' and other digits
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -158,7 +169,8 @@ def _retry_class() -> type:
 
         A retry whose wait (Retry-After, else backoff) would take the total past ``wait_budget``
         is not made: the last answer goes back to the caller, so a cell never hangs for an hour.
-        An unreadable Retry-After falls back to the backoff instead of raising.
+        An unreadable Retry-After falls back to the backoff instead of raising. A connect
+        timeout is not retried: connecting has one deadline, ``connect_timeout``, in all.
         """
 
         wait_budget = 30.0
@@ -174,6 +186,13 @@ def _retry_class() -> type:
 
         def increment(self, method: Any = None, url: Any = None, response: Any = None,
                       error: Any = None, _pool: Any = None, _stacktrace: Any = None) -> BudgetRetry:
+            from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+            # (urllib3 2 makes a refused connection or a failed lookup a ConnectTimeoutError too:
+            # those fail fast, and are retried.)
+            if isinstance(error, ConnectTimeoutError) and not isinstance(error, NewConnectionError):
+                # The attempt already took the whole connect deadline: another would double it.
+                raise MaxRetryError(_pool, url, error)
             retry = super().increment(method, url, response, error, _pool, _stacktrace)
             wait = None
             if response is not None and self.respect_retry_after_header:
@@ -241,10 +260,12 @@ class AIMLClient:
         backoff: float = 0.5,
         max_wait: float = 30.0,
         allow_insecure_http: bool = False,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         # Wrapped: the client is reachable from the magics instance, a variable inspector or a
         # traceback frame, and none of them may show the key.
         self._key = Secret(str.__str__(api_key)) if api_key else None
+        self.max_answer_bytes = max_answer_bytes
         register_secret(api_key)
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
@@ -346,7 +367,8 @@ class AIMLClient:
             "X-Client-Request-Id": f"aiml-magics-{uuid.uuid4().hex}",
         }
 
-    def _post(self, payload: dict[str, Any], stream: bool) -> requests.Response:
+    def _post(self, payload: dict[str, Any]) -> requests.Response:
+        """Send one request; the body is left unread (``stream=True``) so it is read in bounds."""
         url = f"{self.base_url}/chat/completions"
         headers = self._headers()
         self._check_transport(url, True)
@@ -360,7 +382,7 @@ class AIMLClient:
                     url,
                     data=body,
                     headers=headers,
-                    stream=stream,
+                    stream=True,
                     timeout=(self.connect_timeout, self.timeout),
                 )
         except KeyboardInterrupt as exc:
@@ -378,22 +400,16 @@ class AIMLClient:
         except requests.exceptions.ConnectionError as exc:
             if _is_read_timeout(exc):  # a body that stalled after the headers
                 raise self._read_timeout() from None
-            raise AIMLError(
-                f"Could not connect to {self.base_url}: {_reason(exc)}. "
-                "Check the network and the base URL.",
-                kind="connection",
-            ) from None
+            raise self._network_error(exc) from None
         except (requests.RequestException, ValueError) as exc:  # a malformed URL or header
             raise AIMLError(
                 f"The request to {self.base_url} could not be sent: {_reason(exc)}.", kind="request"
             ) from None
         if resp.status_code >= 400:
             try:
-                body_bytes = resp.content[:65536]
-            except requests.RequestException:
+                body_bytes, _ = read_capped(resp, ERROR_BODY_BYTES)
+            except Exception:  # noqa: BLE001 - the status says enough; the body is a bonus
                 body_bytes = b""
-            finally:
-                resp.close()
             retries = _retries_done(resp)
             asked = parse_retry_after(resp.headers.get("Retry-After"))
             raise http_error(
@@ -409,6 +425,33 @@ class AIMLClient:
             )
         return resp
 
+    def _network_error(self, exc: BaseException) -> AIMLError:
+        """What happened, in words: not connected, answered unreadably, or sent and then broken."""
+        words, phase = failure_words(exc)
+        if phase == "connect":
+            return AIMLError(
+                f"Could not connect to {self.base_url}: {words}. Check the network and the base URL.",
+                kind="connection",
+            )
+        if phase == "answered":
+            return AIMLError(
+                f"{self.base_url} answered, but the answer could not be read: {words}. The request "
+                "was sent and may have been billed, so it was not resent: run the cell again for "
+                "an answer.",
+                kind="protocol",
+            )
+        if phase == "sent":
+            return AIMLError(
+                f"The request reached {self.base_url}, but {words} before an answer came. It may "
+                "have been billed, so it was not resent: run the cell again for an answer.",
+                kind="connection",
+            )
+        return AIMLError(
+            f"The request to {self.base_url} failed: {words}; it may or may not have reached the "
+            "service. Run the cell again.",
+            kind="connection",
+        )
+
     def _read_timeout(self) -> AIMLError:
         return AIMLError(
             f"{self.base_url} did not answer within {self.timeout:g} s: the model may be "
@@ -417,21 +460,59 @@ class AIMLClient:
             kind="timeout",
         )
 
+    def _read_body(self, resp: requests.Response, limit: int, what: str, hint: str = "") -> bytes:
+        """The whole body within ``limit`` inflated bytes, or one paragraph saying what broke."""
+        import requests
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
+        try:
+            body, more = read_capped(resp, limit, keep=False)
+        except (requests.RequestException, Urllib3Error, OSError) as exc:
+            if _is_read_timeout(exc):
+                raise self._read_timeout() from None
+            words, _ = failure_words(exc)
+            raise AIMLError(
+                f"{what.capitalize()} from {self.base_url} was cut: {words}. The request was sent "
+                "and may have been billed; run the cell again.",
+                kind="stream",
+            ) from None
+        if more:
+            raise AIMLError(
+                f"{what.capitalize()} from {self.base_url} is larger than {describe_size(limit)}, "
+                f"so it was not read{hint}.",
+                kind="limit",
+            )
+        return body
+
     def complete(self, payload: dict[str, Any]) -> ChatResponse:
         """One non-streamed request; the response keeps the body and the payload sent."""
         started = time.monotonic()
         payload = {k: v for k, v in payload.items() if k != "stream"}
-        resp = self._post(payload, stream=False)
+        resp = self._post(payload)
+        raw = self._read_body(
+            resp, self.max_answer_bytes, "the answer",
+            " (the max_answer_bytes setting: raise `%config AIMLMagics.max_answer_bytes` for "
+            "longer answers)",
+        )
+        problem: ValueError | None = None
         try:
-            body = resp.json()
-        except ValueError:
-            body = None
+            body = loads(raw)
+        except ValueError as exc:
+            body, problem = None, exc
         if not isinstance(body, dict):
-            excerpt = service_message(resp.content[:4096], resp.headers.get("Content-Type", ""))
+            excerpt = _excerpt(raw, resp.headers.get("Content-Type", ""), problem)
             raise AIMLError(
                 f"The service answered {resp.status_code} but not with an answer: {excerpt}. "
                 "Check the base URL (`%aiml config`); if it is right, try again.",
                 kind="protocol",
+            )
+        if body.get("error") and not body.get("choices"):  # a 200 that carries an error
+            words = error_words(body["error"])
+            raise AIMLError(
+                f"The service answered {resp.status_code} with an error instead of an answer: "
+                f"{words.rstrip('.')}. Try again, or pick another model.",
+                kind="http",
+                service_message=words,
             )
         result = ChatResponse.from_body(
             body,
@@ -449,7 +530,7 @@ class AIMLClient:
         """Open a streamed request; iterate the result for (content, reasoning) deltas."""
         payload = dict(payload, stream=True)
         started = time.monotonic()
-        return ChatStream(self._post(payload, stream=True), payload, started)
+        return ChatStream(self._post(payload), payload, started, self.max_answer_bytes)
 
     def adopt_models(self, other: AIMLClient) -> None:
         """Take over another client's cached models list (same service, new key or timeouts)."""
@@ -476,27 +557,37 @@ class AIMLClient:
                 resp = self.session.get(
                     url,
                     headers=headers,
+                    stream=True,
                     timeout=(self.connect_timeout, min(self.timeout, 30)),
                 )
         except requests.exceptions.RequestException as exc:
-            raise AIMLError(
-                f"Could not list models at {url}: {_reason(exc)}.", kind="connection"
-            ) from None
+            words = "no answer within the timeout" if _is_read_timeout(exc) else failure_words(exc)[0]
+            raise AIMLError(f"Could not list models at {url}: {words}.", kind="connection") from None
         if resp.status_code == 304 and self._models is not None:
+            read_capped(resp, ERROR_BODY_BYTES)  # an empty body: read, so the connection is reused
             return self._models
         if resp.status_code >= 400:
+            try:
+                body_bytes, _ = read_capped(resp, ERROR_BODY_BYTES)
+            except Exception:  # noqa: BLE001 - the status says enough
+                body_bytes = b""
             raise http_error(
                 resp.status_code,
-                resp.content[:65536],
+                body_bytes,
                 content_type=resp.headers.get("Content-Type", ""),
                 url=url,
             )
+        raw = self._read_body(resp, MODELS_BYTES, "the models list")
         try:
-            body = resp.json()
-        except ValueError:
-            raise AIMLError(f"The models list at {url} is not JSON.", kind="protocol") from None
+            body = loads(raw)
+        except ValueError as exc:
+            raise AIMLError(
+                f"The models list at {url} is not readable JSON ({_short(exc)}).", kind="protocol"
+            ) from None
         items = body.get("data", body.get("models")) if isinstance(body, dict) else body
-        items = [m for m in items or [] if isinstance(m, dict) and m.get("id")]
+        if items is not None and not isinstance(items, list):
+            raise AIMLError(f"The models list at {url} is not a list of models.", kind="protocol")
+        items = [m for m in items or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
         if chat_only:
             items = [m for m in items if is_chat_model(m)]
         self._models = items
@@ -515,6 +606,19 @@ def mask_answer(resp: ChatResponse) -> ChatResponse:
     resp.model = SECRETS.redact(resp.model) if resp.model else resp.model
     resp.raw = redact_obj(resp.raw, SECRETS)
     return resp
+
+
+def _short(exc: BaseException) -> str:
+    """A parse error's own words, one short line (never the text that failed to parse)."""
+    text = str(exc).split(":", 1)[0] if not isinstance(exc, JSONRefused) else str(exc)
+    return text[:120] or type(exc).__name__
+
+
+def _excerpt(raw: bytes, ctype: str, problem: BaseException | None) -> str:
+    """What came instead of an answer: JSON too large or deep is named, anything else quoted."""
+    if isinstance(problem, JSONRefused):
+        return f"JSON {problem}"
+    return service_message(raw[:4096], ctype)
 
 
 def note_empty(resp: ChatResponse) -> None:
@@ -577,12 +681,25 @@ def _reason(exc: BaseException) -> str:
 
 class ChatStream:
     """An open streamed answer. Iterating yields (content, reasoning) deltas; ``response()``
-    gives the answer so far at any time, so an error or Ctrl-C keeps what arrived."""
+    gives the answer so far at any time, so an error or Ctrl-C keeps what arrived.
 
-    def __init__(self, resp: requests.Response, payload: dict[str, Any], started: float) -> None:
+    Reading stops as soon as the answer is complete: at ``[DONE]``, or once a finish reason and
+    the usage have arrived and nothing more comes within ``END_GRACE`` (a server may hold the
+    connection open, silent or sending ``: keep-alive``). It also stops at an error frame, past
+    ``max_bytes`` of (inflated) stream, or at a line longer than the SSE parser's limit.
+    """
+
+    def __init__(
+        self,
+        resp: requests.Response,
+        payload: dict[str, Any],
+        started: float,
+        max_bytes: int = MAX_ANSWER_BYTES,
+    ) -> None:
         self._resp = resp
         self.payload = payload
         self.started = started
+        self.max_bytes = max_bytes
         self.assembler = StreamAssembler()
         self.done = False  # [DONE] seen
         self.error: AIMLError | None = None
@@ -591,15 +708,24 @@ class ChatStream:
         self.inference_id = resp.headers.get("x-inference-id")
         self._head = b""  # the first bytes of the body, quoted if it turns out not to be a stream
 
+    @property
+    def ended(self) -> bool:
+        """The answer is complete: [DONE], or a finish reason and the usage (no error since)."""
+        a = self.assembler
+        return self.error is None and (
+            self.done or (a.finish_reason is not None and a.usage is not None)
+        )
+
     def _byte_chunks(self) -> Iterator[bytes]:
         raw = self._resp.raw
         chunked = getattr(raw, "chunked", False)
         if chunked:
-            # Each HTTP chunk as soon as it arrives (the service flushes one per event).
-            yield from raw.read_chunked(decode_content=True)
+            # Each HTTP chunk as soon as it arrives (the service flushes one per event), at most
+            # READ_BLOCK inflated bytes at a time: a gzip bomb is inflated only as far as read.
+            yield from raw.read_chunked(READ_BLOCK, decode_content=True)
         else:
             while True:
-                block = raw.read1(65536, decode_content=True)
+                block = raw.read1(READ_BLOCK, decode_content=True)
                 if not block:
                     break
                 yield block
@@ -611,78 +737,149 @@ class ChatStream:
         ctype = self._resp.headers.get("Content-Type", "")
         chunks = self._byte_chunks()
         clean = False
+        tail_until: float | None = None  # set once the answer is complete without [DONE]
         try:
             if "json" in ctype.lower():
                 # Some models ignore "stream": the whole answer comes as one JSON body.
                 yield from self._whole_body()
-                clean = True
+                clean = self.error is None
                 return
             parser = SSEParser()
-            feed, add, loads = parser.feed, self.assembler.add, json.loads
+            feed, add, decode = parser.feed, self.assembler.add, self._decode
+            assembler = self.assembler
+            received = 0
             for block in chunks:
+                received += len(block)
+                if received > self.max_bytes:
+                    self.error = self._too_large()
+                    return
                 if len(self._head) < 512:
                     self._head += block[: 512 - len(self._head)]
                 for event in feed(block):
                     if event == DONE:
                         self.done = clean = True
                         return
-                    try:
-                        delta = loads(event)
-                    except ValueError:
-                        self.warnings.append(MALFORMED)
+                    delta = decode(event)
+                    if delta is None:
                         continue
+                    if type(event) is not str and getattr(event, "name", "") == "error":
+                        self._error_frame(delta)
+                        return
                     yield add(delta)
+                    if assembler.error is not None:
+                        self._error_frame(assembler.error)
+                        return
+                if tail_until is None:
+                    if assembler.finish_reason is not None and assembler.usage is not None:
+                        # Complete: what may still come (credits, [DONE]) comes at once or not.
+                        tail_until = time.monotonic() + END_GRACE
+                        set_read_timeout(self._resp.raw, END_GRACE)
+                elif time.monotonic() >= tail_until:
+                    return
             for event in parser.close():
                 if event == DONE:
                     self.done = True
                     break
-                delta = self._decode(event)
-                if delta is not None:
-                    yield add(delta)
-            clean = True
+                delta = decode(event)
+                if delta is None:
+                    continue
+                if type(event) is not str and getattr(event, "name", "") == "error":
+                    self._error_frame(delta)
+                    return
+                yield add(delta)
+                if assembler.error is not None:
+                    self._error_frame(assembler.error)
+                    return
+            clean = self.error is None
             if not self.done and self.assembler.chunks == 0 and self._head.strip():
                 self.error = self._not_an_answer(self._head, ctype)
         except KeyboardInterrupt:
-            self.interrupted = True
+            if not self.ended:
+                self.interrupted = True
             raise
-        except (requests.RequestException, Urllib3Error, OSError) as exc:
-            got = self.assembler.content_chars
-            self.error = AIMLError(
-                f"The answer stopped early: {_stream_failure(exc)} after {got:,} characters. "
-                "What arrived is kept in aiml_response and the conversation; run the cell "
-                "again for a full answer.",
-                kind="stream",
+        except LineTooLong as exc:
+            self.error = self._stopped(
+                f"the stream sent a line longer than {describe_size(exc.limit)}, the most "
+                "a stream line may take"
             )
+        except (requests.RequestException, Urllib3Error, OSError) as exc:
+            if tail_until is not None and self.ended:
+                return  # the answer was complete; the server just did not end the body
+            self.error = self._stopped(_stream_failure(exc))
         finally:
             self._finish(chunks, clean)
 
+    def _stopped(self, why: str) -> AIMLError:
+        got = self.assembler.content_chars
+        return AIMLError(
+            f"The answer stopped early: {why} after {got:,} characters. What arrived is kept in "
+            "aiml_response and the conversation; run the cell again for a full answer.",
+            kind="stream",
+        )
+
+    def _too_large(self) -> AIMLError:
+        got = self.assembler.content_chars
+        return AIMLError(
+            f"The answer is larger than {describe_size(self.max_bytes)} (the max_answer_bytes "
+            f"setting), so the rest was not read. The first {got:,} characters are kept in "
+            "aiml_response and the conversation; raise `%config AIMLMagics.max_answer_bytes` "
+            "for longer answers.",
+            kind="limit",
+        )
+
+    def _error_frame(self, error: Any) -> None:
+        """An ``event: error`` frame or a chunk carrying ``error``: the answer ends, incomplete."""
+        if isinstance(error, dict) and isinstance(error.get("error"), (dict, str)):
+            error = error["error"]
+        words = error_words(error)
+        got = self.assembler.content_chars
+        self.error = AIMLError(
+            f"The service reported an error in the middle of the answer: {words.rstrip('.')}. "
+            f"The answer is incomplete: the {got:,} characters that arrived are kept in "
+            "aiml_response and the conversation; run the cell again.",
+            kind="stream",
+            service_message=words,
+        )
+
     def _finish(self, chunks: Iterator[bytes], clean: bool) -> None:
-        """Give a fully read connection back to the pool (keep-alive); close anything else."""
+        """Give a fully read connection back to the pool (keep-alive); close anything else.
+
+        After [DONE] the end of the chunked body is a few bytes that are already there or come at
+        once; a server that holds the connection open instead gets it closed, not waited on.
+        """
         if clean:
             try:
-                for _ in chunks:  # the end of the chunked body after [DONE]: a few bytes
-                    pass
-                self._resp.raw.release_conn()
-                return
-            except Exception:  # noqa: BLE001 - fall back to closing the connection
-                pass
+                if finish_quickly(self._resp.raw, chunks, END_GRACE):
+                    return
+            except KeyboardInterrupt:
+                self.close()
+                raise
         self.close()
 
     def _decode(self, event: str) -> Any:
         try:
-            return json.loads(event)
-        except ValueError:
-            self.warnings.append(MALFORMED)
+            return loads(event)
+        except ValueError as exc:
+            if type(event) is not str and getattr(event, "name", "") == "error":
+                return event  # an error frame in plain text: its words are the message
+            note = MALFORMED + (f" ({exc})" if isinstance(exc, JSONRefused) else "")
+            self.warnings.append(note)
             return None
 
     def _whole_body(self) -> Iterator[tuple[str, str]]:
-        try:
-            body = self._resp.json()
-        except ValueError:
-            self.error = self._not_an_answer(self._resp.content, ctype="")
+        raw, more = read_capped(self._resp, self.max_bytes, keep=False)
+        if more:
+            self.error = self._too_large()
             return
+        try:
+            body = loads(raw)
+        except ValueError as exc:
+            body = None
+            if isinstance(exc, JSONRefused):
+                self.error = self._not_an_answer(f"JSON {exc}".encode(), ctype="text/plain")
+                return
         if not isinstance(body, dict):
-            self.error = self._not_an_answer(self._resp.content, ctype="")
+            self.error = self._not_an_answer(raw[:4096], ctype="")
             return
         single = ChatResponse.from_body(body)
         chunk = {
@@ -698,6 +895,9 @@ class ChatStream:
             ],
         }
         yield self.assembler.add(chunk)
+        if body.get("error"):
+            self._error_frame(body["error"])
+            return
         self.done = True
 
     def _not_an_answer(self, head: bytes, ctype: str) -> AIMLError:
@@ -736,10 +936,10 @@ class ChatStream:
 
 
 def _stream_failure(exc: BaseException) -> str:
-    text = str(exc).lower()
-    if "timed out" in text or "timeout" in type(exc).__name__.lower():
+    if _is_read_timeout(exc) or "timed out" in str(exc).lower():
         return "no data within the read timeout"
-    return "the connection closed"
+    words, _ = failure_words(exc)
+    return words if words != "the connection broke" else "the connection closed"
 
 
 __all__ = [

@@ -8,9 +8,9 @@ Every message passes through :func:`redact` so a key can never leak through an e
 from __future__ import annotations
 
 import html
-import json
 import re
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
 
 from .secrets import SecretRegistry, mask_key
@@ -102,28 +102,51 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 _SPACE = re.compile(r"\s+")
 
 
+def _message_of(data: Any) -> str | None:
+    """``message``, else ``error.message`` (or a string ``error``), of a parsed error body."""
+    if not isinstance(data, dict):
+        return None
+    msg = data.get("message")
+    err = data.get("error")
+    if msg is None and isinstance(err, dict):
+        msg = err.get("message")
+    elif msg is None and isinstance(err, str):
+        msg = err
+    if isinstance(msg, list):
+        msg = "; ".join(str(m) for m in msg[:20])
+    return _clip(str(msg)) if msg not in (None, "") and not isinstance(msg, dict) else None
+
+
+def error_words(error: Any) -> str:
+    """The words of an error the service sent inside a stream (an object or a string)."""
+    if isinstance(error, str):
+        return _clip(service_message(error)) if error.strip() else "no message given"
+    words = _message_of(error) or _message_of({"error": error})
+    if words:
+        return words
+    if isinstance(error, dict):
+        code = error.get("code") or error.get("type")
+        if isinstance(code, (str, int)) and not isinstance(code, bool):
+            return _clip(f"error {code}")
+    return "no message given"
+
+
 def service_message(body: bytes | str, content_type: str = "") -> str:
     """The service's own words: ``message``, else ``error.message``, else a short text excerpt.
 
     The whole body is redacted first: a key cut in half by the excerpt would escape the mask.
     """
+    from .safejson import loads
+
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     text = redact(text)
     try:
-        data = json.loads(text)
+        data = loads(text, max_bytes=1 << 20)
     except ValueError:
         data = None
-    if isinstance(data, dict):
-        msg = data.get("message")
-        err = data.get("error")
-        if msg is None and isinstance(err, dict):
-            msg = err.get("message")
-        elif msg is None and isinstance(err, str):
-            msg = err
-        if isinstance(msg, list):
-            msg = "; ".join(str(m) for m in msg)
-        if msg:
-            return _clip(str(msg))
+    msg = _message_of(data)
+    if msg:
+        return msg
     if "html" in content_type.lower() or text.lstrip()[:1] == "<":
         title = _TITLE.search(text)
         page = _clip(html.unescape(title.group(1) if title else _TAG.sub(" ", text)), 120)

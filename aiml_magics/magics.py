@@ -25,6 +25,7 @@ from .client import (
     BASE_VARS,
     DEFAULT_BASE_URL,
     KEY_VARS,
+    MAX_ANSWER_BYTES,
     AIMLClient,
     env_value,
     normalize_base_url,
@@ -46,6 +47,7 @@ from .params import (
     check_model,
     check_number,
     check_prompt,
+    shown_value,
     trim_prompt,
 )
 from .render import is_terminal, make_renderer
@@ -76,6 +78,7 @@ SETTINGS = (
     "max_history",
     "timeout",
     "max_retries",
+    "max_answer_bytes",
     "base_url",
     "api_key",
     "allow_insecure_http",
@@ -197,6 +200,11 @@ class AIMLMagics(Magics):
     max_retries = Int(2, help="Retries on 429 and 5xx (with backoff, Retry-After).").tag(
         config=True
     )
+    max_answer_bytes = Int(
+        MAX_ANSWER_BYTES,
+        help="Largest answer read, in bytes after decompression (stream or body); past it the "
+        "rest is not read and what arrived is kept.",
+    ).tag(config=True)
     base_url = Unicode(
         None, allow_none=True, help=f"API base URL; default AIML_API_BASE or {DEFAULT_BASE_URL}."
     ).tag(config=True)
@@ -285,15 +293,17 @@ class AIMLMagics(Magics):
     def _check_history(self, proposal: Any) -> Any:
         value = proposal["value"]
         if value is not None and value < 0:
-            raise TraitError(f"max_history = {value} must be >= 0 (or None for no limit).")
+            raise TraitError(
+                f"max_history = {shown_value(value)} must be >= 0 (or None for no limit)."
+            )
         return value
 
     @validate("timeout")
     def _check_timeout(self, proposal: Any) -> Any:
         if not 0 < proposal["value"] <= 3600:  # also refuses nan and inf (sockets cannot wait that)
             raise TraitError(
-                f"timeout = {proposal['value']} is out of range: use a number of seconds above 0, "
-                "at most 3600."
+                f"timeout = {shown_value(proposal['value'])} is out of range: use a number of "
+                "seconds above 0, at most 3600."
             )
         return proposal["value"]
 
@@ -307,7 +317,16 @@ class AIMLMagics(Magics):
     @validate("max_retries")
     def _check_retries(self, proposal: Any) -> Any:
         if not 0 <= proposal["value"] <= 10:
-            raise TraitError(f"max_retries = {proposal['value']} must be from 0 to 10.")
+            raise TraitError(f"max_retries = {shown_value(proposal['value'])} must be from 0 to 10.")
+        return proposal["value"]
+
+    @validate("max_answer_bytes")
+    def _check_answer_bytes(self, proposal: Any) -> Any:
+        if not 1024 <= proposal["value"] <= 1 << 30:
+            raise TraitError(
+                f"max_answer_bytes = {shown_value(proposal['value'])} must be from 1024 to "
+                f"{1 << 30:,} (1 GiB)."
+            )
         return proposal["value"]
 
     @validate("base_url")
@@ -367,7 +386,10 @@ class AIMLMagics(Magics):
         """The shared client, rebuilt only when key, base URL or transport settings change."""
         key, _ = self.effective_key()
         base, _ = self.effective_base()
-        ident = (key, base, self.timeout, self.max_retries, self.allow_insecure_http)
+        ident = (
+            key, base, self.timeout, self.max_retries, self.allow_insecure_http,
+            self.max_answer_bytes,
+        )
         if self._client is None or ident != self._client_key:
             old = self._client
             self._client = AIMLClient(
@@ -376,6 +398,7 @@ class AIMLMagics(Magics):
                 timeout=self.timeout,
                 max_retries=self.max_retries,
                 allow_insecure_http=self.allow_insecure_http,
+                max_answer_bytes=self.max_answer_bytes,
             )
             self._client_key = ident
             if old is not None:
@@ -467,9 +490,10 @@ class AIMLMagics(Magics):
             opened.allow_remote_images = self.allow_remote_images
             self._note_transport(client, opened)
             _read_json(opened)
-            renderer.finish(opened)
+            _finish_render(renderer, opened)
             return opened
         chat = opened
+        stopped = False
         try:
             for content, reasoning in chat:
                 if reasoning:
@@ -477,13 +501,17 @@ class AIMLMagics(Magics):
                 if content:
                     renderer.content(content)
         except KeyboardInterrupt:
-            chat.interrupted = True
+            if not chat.ended:  # a Ctrl-C after the answer was complete leaves it complete
+                chat.interrupted = True
+            stopped = True
             chat.close()
         resp = chat.response()
         resp.allow_remote_images = self.allow_remote_images
         self._note_transport(client, resp)
         _read_json(resp)
-        renderer.finish(resp)
+        if stopped:
+            resp._stopped = True  # type: ignore[attr-defined]
+        _finish_render(renderer, resp)
         resp._stream_error = chat.error  # type: ignore[attr-defined]
         return resp
 
@@ -515,7 +543,7 @@ class AIMLMagics(Magics):
                 renderer.content(piece)
         resp.elapsed = time.monotonic() - started
         _read_json(resp)
-        renderer.finish(resp)
+        _finish_render(renderer, resp)
         return resp
 
     def _store(
@@ -536,6 +564,11 @@ class AIMLMagics(Magics):
             self.conversation.record(prompt, resp.text, partial=not resp.complete)
         self._notify(resp)
         error = getattr(resp, "_stream_error", None)
+        if getattr(resp, "_stopped", False) and resp.complete:
+            raise StreamInterrupted(
+                f"stopped after the answer was complete: all {len(resp.text):,} characters are "
+                f"kept in {RESPONSE_VAR} and the conversation."
+            )
         if resp.finish_reason == "interrupted":
             raise StreamInterrupted(
                 f"stopped after {len(resp.text):,} characters; the partial answer is kept in "
@@ -786,6 +819,21 @@ def _forget_frames(exc: BaseException) -> None:
         traceback.clear_frames(e.__traceback__)
         todo += [e.__cause__, e.__context__]
     exc.__context__ = None
+
+
+def _finish_render(renderer: Any, resp: ChatResponse) -> None:
+    """Show the final rendering; a Ctrl-C meanwhile must not lose the answer. The rendering is
+    tried once more (so the cell shows the answer) and ``resp._stopped`` is marked: the cell
+    stops with one line once the answer is stored."""
+    try:
+        renderer.finish(resp)
+        return
+    except KeyboardInterrupt:
+        resp._stopped = True  # type: ignore[attr-defined]
+    try:
+        renderer.finish(resp)
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C: the display may be incomplete, the answer is still stored
 
 
 def _pick(flag: Any, setting: Any) -> Any:

@@ -8,7 +8,7 @@ holds the equivalent non-streamed body).
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,19 +54,51 @@ class Usage:
         return self.as_dict()[key]
 
 
+_BIGGEST = 2**63  # token counts beyond this are not counts: read them as absent
+
+
 def _int(value: Any) -> int | None:
-    try:
-        return None if value is None or isinstance(value, bool) else int(value)
-    except (TypeError, ValueError):
+    """A count from loosely typed JSON; None for anything that is not a sensible integer
+    (``1e999``, ``NaN``, 400-digit numbers, strings, lists), so no later arithmetic can overflow."""
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if -_BIGGEST < number < _BIGGEST else None
 
 
 def _float(value: Any) -> float | None:
-    """A number from loosely typed JSON (int, float or numeric string); None if it is not one."""
-    try:
-        return None if value is None or isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
+    """A finite number from loosely typed JSON (int, float or numeric string); None otherwise."""
+    if value is None or isinstance(value, bool):
         return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _str(value: Any) -> str | None:
+    """A string field, or None when the service (or a cassette) put something else there."""
+    return value if isinstance(value, str) else None
+
+
+def first_choice(choices: Any) -> dict[str, Any] | None:
+    """The answer's choice: the one with ``index`` 0 (or none given). Another choice (a server
+    that sends ``n`` > 1 anyway) is never merged into the answer."""
+    if not isinstance(choices, list) or not choices:
+        return None
+    choice = choices[0]
+    if isinstance(choice, dict) and choice.get("index") in (0, None):
+        return choice
+    for choice in choices:
+        if isinstance(choice, dict) and choice.get("index") in (0, None):
+            return choice
+    return None
 
 
 def _credits(body: Any) -> tuple[float | None, float | None]:
@@ -159,8 +191,7 @@ class ChatResponse:
         cls, body: dict[str, Any], request: dict[str, Any] | None = None, **extra: Any
     ) -> ChatResponse:
         """Build from a non-streamed JSON body, tolerating missing or odd fields."""
-        choices = body.get("choices") if isinstance(body, dict) else None
-        choice = choices[0] if isinstance(choices, list) and choices else {}
+        choice = first_choice(body.get("choices") if isinstance(body, dict) else None) or {}
         message = choice.get("message") if isinstance(choice, dict) else None
         message = message if isinstance(message, dict) else {}
         content = message.get("content")
@@ -171,8 +202,8 @@ class ChatResponse:
         return cls(
             text=content if isinstance(content, str) else "",
             reasoning=reasoning if isinstance(reasoning, str) else None,
-            model=body.get("model") if isinstance(body, dict) else None,
-            finish_reason=choice.get("finish_reason") if isinstance(choice, dict) else None,
+            model=_str(body.get("model")) if isinstance(body, dict) else None,
+            finish_reason=_str(choice.get("finish_reason")),
             usage=Usage.from_dict(body.get("usage") if isinstance(body, dict) else None),
             credits_used=credits,
             usd_spent=usd,
@@ -191,8 +222,10 @@ def parse_json_answer(text: str) -> tuple[Any, str | None]:
     fenced = _FENCE.match(candidate)
     if fenced:
         candidate = fenced.group(1)
+    from .safejson import loads
+
     try:
-        return json.loads(candidate), None
+        return loads(candidate), None
     except ValueError as exc:
         return None, f"the answer is not valid JSON ({exc}); .data is None, .text has the answer"
 
@@ -225,6 +258,7 @@ class StreamAssembler:
         self.usage: dict[str, Any] | None = None
         self.meta: dict[str, Any] | None = None
         self.created: Any = None
+        self.error: Any = None  # an error object the service sent inside the stream
         self.chunks = 0
         self._head = True  # still looking for model / id / created
         self._content_mark = self._reasoning_mark = _COMPACT
@@ -244,14 +278,18 @@ class StreamAssembler:
             self.usage = chunk["usage"]
         if "meta" in chunk and isinstance(chunk["meta"], dict):
             self.meta = chunk["meta"]
+        if "error" in chunk and chunk["error"]:
+            self.error = chunk["error"]
         choices = chunk.get("choices")
         if not choices or not isinstance(choices, list):
             return _NOTHING
         choice = choices[0]
-        if not isinstance(choice, dict):
-            return _NOTHING
+        if not isinstance(choice, dict) or choice.get("index") not in (0, None):
+            choice = first_choice(choices)  # another choice than the answer's: not merged
+            if choice is None:
+                return _NOTHING
         finish = choice.get("finish_reason")
-        if finish:
+        if finish and isinstance(finish, str):
             self.finish_reason = finish
         delta = choice.get("delta")
         if not isinstance(delta, dict):
@@ -275,9 +313,9 @@ class StreamAssembler:
 
     def _take_head(self, chunk: dict[str, Any]) -> None:
         """model, id and created come from the first chunks that carry them (some send id "")."""
-        if chunk.get("model") and not self.model:
+        if chunk.get("model") and not self.model and isinstance(chunk["model"], str):
             self.model = chunk["model"]
-        if chunk.get("id") and not self.id:
+        if chunk.get("id") and not self.id and isinstance(chunk["id"], str):
             self.id = chunk["id"]
         if self.created is None:
             self.created = chunk.get("created")
