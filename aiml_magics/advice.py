@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from . import errors as E
 
-KEPT = "What arrived is kept in `aiml_response` and the conversation."
+KEPT = "What arrived is kept in aiml_response and the conversation."
 
 KEY_HOW = ("`%aiml key` (masked prompt), the AIML_API_KEY environment variable set before "
            "starting Jupyter, or `%config AIMLMagics.api_key`")
@@ -27,15 +27,25 @@ ADVICE: tuple[tuple[type[BaseException], str], ...] = (
     (E.ResponseTimeout, "Try again, pick another model, or raise `%config AIMLMagics.timeout`."),
     (E.ProtocolError, "Check the base URL (`%aiml config`); if it is right, try again."),
     (E.IncompleteAnswer, KEPT + " Run the cell again for a full answer."),
+    (E.ConnectError, "Check the network and `%config AIMLMagics.base_url`; run the cell again."),
 )
+RAISE_LIMIT = "raise `%config AIMLMagics.max_answer_bytes` for longer answers."
 INSECURE = ("Use https://, or if you really mean it, "
             "`%config AIMLMagics.allow_insecure_http = True`.")
 
 
 def notebook_advice(exc: BaseException) -> str:
     """The hint a notebook user needs for ``exc`` ("" keeps the core's own)."""
+    from .client import AGAIN
+
+    if isinstance(exc, E.AIMLError) and exc.hint == AGAIN:  # nothing to fix: ask once more
+        return "Run the cell again for an answer."
     if isinstance(exc, E.ConfigError) and exc.kind == "insecure":
         return INSECURE
+    if isinstance(exc, E.IncompleteAnswer) and exc.limit == "max_answer_bytes":
+        return f"{KEPT[:-1]}; {RAISE_LIMIT}"
+    if isinstance(exc, E.LimitError) and "max_answer_bytes" in exc.facts:
+        return RAISE_LIMIT[:1].upper() + RAISE_LIMIT[1:]
     successor = getattr(exc, "successor", None)
     if successor:
         return (f"The current ERNIE 5 model is `{successor}`: run "
@@ -48,12 +58,15 @@ def notebook_advice(exc: BaseException) -> str:
 
 @contextmanager
 def advised() -> Iterator[None]:
-    """Re-raise the session's errors with notebook advice added (still one paragraph)."""
+    """Re-raise the session's errors with notebook advice added (still one paragraph).
+
+    The magic clears the frames under them once they are finished (``secrets.forget_frames``).
+    """
     try:
         yield
     except E.AIMLError as exc:
         raise exc.advise(notebook_advice(exc)) from None
     except E.StreamInterrupted as exc:
-        exc.message = f"{exc.message} {KEPT}"
+        exc.message = f"{exc.message.replace(' in the history', '')} {KEPT}"
         exc.args = (exc.message,)
         raise exc from None

@@ -21,7 +21,8 @@ from typing import Any
 
 from .errors import AIMLError, redact
 from .params import trim_prompt
-from .response import ChatResponse, Usage, _float
+from .response import ChatResponse, Usage, _float, _str
+from .safejson import JSONRefused, describe_size, loads
 
 FORMAT = "aiml-magics-cassette"
 VERSION = 1
@@ -29,6 +30,7 @@ REPLAYED = "replayed"
 ECHO = "offline echo"
 # How an answer travels, not what was asked: left out when matching.
 TRANSPORT_KEYS = ("stream", "stream_options")
+MAX_CASSETTE_BYTES = 64 * 1024 * 1024  # a cassette is read whole: bounded like an answer
 GO_LIVE = "To get real answers: set `AIML_API_KEY` (or run `%aiml key`), then `%aiml live`."
 
 
@@ -89,10 +91,10 @@ class Recording:
         usage = Usage.from_dict(r.get("usage"))
         raw = copy.deepcopy(r["raw"]) if isinstance(r.get("raw"), dict) else _body(r)
         return ChatResponse(
-            text=r.get("text") or "",
-            reasoning=r.get("reasoning") or None,
-            model=r.get("model"),
-            finish_reason=r.get("finish_reason") or "stop",
+            text=_str(r.get("text")) or "",
+            reasoning=_str(r.get("reasoning")) or None,
+            model=_str(r.get("model")),
+            finish_reason=_str(r.get("finish_reason")) or "stop",
             usage=usage,
             credits_used=_float(r.get("credits_used")),
             usd_spent=_float(r.get("usd_spent")),
@@ -108,8 +110,8 @@ class Recording:
 
 def _body(r: dict[str, Any]) -> dict[str, Any]:
     """The non-streamed body the recorded fields amount to (for ``.raw`` when none was stored)."""
-    message: dict[str, Any] = {"role": "assistant", "content": r.get("text") or ""}
-    if r.get("reasoning"):
+    message: dict[str, Any] = {"role": "assistant", "content": _str(r.get("text")) or ""}
+    if _str(r.get("reasoning")):
         message["reasoning_content"] = r["reasoning"]
     return {
         "object": "chat.completion",
@@ -154,14 +156,20 @@ class Cassette:
         """Read a cassette, refusing (with the reason) anything that is not one."""
         path = Path(path).expanduser()
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            if path.stat().st_size > MAX_CASSETTE_BYTES:
+                raise JSONRefused(f"larger than {describe_size(MAX_CASSETTE_BYTES)}")
+            data = loads(path.read_bytes())
         except FileNotFoundError:
             raise AIMLError(
                 f"No cassette at {path}: check the path, or use `%aiml record {path}` to make one.",
                 kind="cassette",
             ) from None
+        except UnicodeDecodeError:
+            raise AIMLError(f"Cannot read the cassette {path}: it is not UTF-8 text.",
+                            kind="cassette") from None
         except (OSError, ValueError) as exc:
-            raise AIMLError(f"Cannot read the cassette {path}: {exc}.", kind="cassette") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise AIMLError(f"Cannot read the cassette {path}: {reason}.", kind="cassette") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise AIMLError(
                 f"{path} is not an aiml-magics cassette (its \"format\" is not {FORMAT!r}).",

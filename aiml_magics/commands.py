@@ -17,10 +17,11 @@ from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 
-from .errors import AIMLError, ParameterError, mask_key
+from .errors import AIMLError, ParameterError, mask_key, visible_controls
 from .models import info_of
 from .params import PARAMS
 from .render import is_terminal
+from .safemd import literal, safe_markdown
 
 
 class _HelpShown(Exception):
@@ -100,8 +101,10 @@ def line_help() -> str:
 
 
 def display_markdown(magics: Any, markdown: str, plain: str) -> None:
+    """Show our own Markdown (whose untrusted parts the caller made inert), or plain text in a
+    terminal, where control characters are shown, never sent."""
     if is_terminal(magics.shell):
-        print(plain)
+        print(visible_controls(plain))
         return
     from IPython.display import display
 
@@ -177,7 +180,7 @@ def settings_table(magics: Any) -> list[tuple[str, str, str]]:
 def _config(magics: Any, args: argparse.Namespace) -> None:
     rows = settings_table(magics)
     md = "| setting | value | from |\n|---|---|---|\n" + "\n".join(
-        f"| `{n}` | `{v}` | {s} |" for n, v, s in rows
+        f"| <code>{literal(n)}</code> | <code>{literal(v)}</code> | {literal(s)} |" for n, v, s in rows
     )
     width = max(len(n) for n, _, _ in rows)
     plain = "\n".join(f"{n:<{width}}  {v}  ({s})" for n, v, s in rows)
@@ -206,9 +209,10 @@ def _models(magics: Any, args: argparse.Namespace) -> None:
         note = ""
     hits = [m for m in models if not needle or needle in _model_text(m)]
     rows = [_model_row(m) for m in hits]
-    md = note + f"**{len(hits)} chat models**" + (f" matching `{needle}`" if needle else "")
+    md = note + f"**{len(hits)} chat models**" + (f" matching {literal(needle)}" if needle else "")
     md += "\n\n| id | name | developer | context |\n|---|---|---|---|\n"
-    md += "\n".join(f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} |" for r in rows)
+    # Names come from the service: shown as text, never as markup.
+    md += "\n".join(f"| {' | '.join(literal(x) for x in r)} |" for r in rows)
     plain = "\n".join(f"{r[0]:<45} {r[1]} ({r[2]}, {r[3]})" for r in rows) or "no chat models match"
     if note:
         plain = note.strip().strip("*").replace("`", "") + "\n" + plain
@@ -254,7 +258,7 @@ def _snippet(magics: Any, args: argparse.Namespace) -> None:
         raise UsageError("No request yet: run an %%aiml cell (or --dry-run) first.")
     base, _ = magics.session.effective_base()
     code = request_snippet(request, base, full=args.full)
-    display_markdown(magics, f"```python\n{code}\n```", code)
+    display_markdown(magics, safe_markdown(f"```python\n{code}\n```"), code)
 
 
 def _replay_args(p: argparse.ArgumentParser) -> None:
@@ -355,7 +359,10 @@ def show_dry_run(magics: Any, payload: dict[str, Any]) -> None:
         "Content-Type: application/json\n\n"
         f"{json.dumps(payload, ensure_ascii=False, indent=2)}"
     )
-    display_markdown(magics, f"**Dry run: nothing was sent.**\n\n```http\n{text}\n```", text)
+    # The payload quotes earlier answers (untrusted): the fence is made inert like any answer.
+    display_markdown(
+        magics, "**Dry run: nothing was sent.**\n\n" + safe_markdown(f"```http\n{text}\n```"), text
+    )
     session.last_request = payload
 
 

@@ -8,35 +8,38 @@ Every message passes through :func:`redact` so a key can never leak through an e
 from __future__ import annotations
 
 import html
-import json
 import re
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
-# Keys live here only long enough to be scrubbed from messages; set by the client that holds one.
-_secrets: set[str] = set()
+from .secrets import SecretRegistry, mask_key
+
+__all__ = ["SECRETS", "mask_key", "redact", "register_secret"]
+
+# The keys every message and view scrubs; registered by whoever holds one. Its repr is masked.
+SECRETS = SecretRegistry()
 
 
 def register_secret(secret: str | None) -> None:
     """Remember a secret so every later message and render scrubs it."""
-    if secret and len(secret) >= 4:
-        _secrets.add(secret)
-
-
-def mask_key(key: str | None) -> str:
-    """The most of a key we ever show: its last 4 characters, and only for long keys."""
-    if not key:
-        return "(not set)"
-    return "****" + key[-4:] if len(key) >= 16 else "****"
+    SECRETS.add(secret)
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Replace every known secret (and any explicitly given) with its mask."""
-    for secret in {*_secrets, *(s for s in secrets if s)}:
-        if secret in text:
-            text = text.replace(secret, mask_key(secret))
-    return text
+    """Mask every piece (8+ characters, any case, whitespace ignored) of a known secret."""
+    return SECRETS.redact(text, secrets)
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible_controls(text: str) -> str:
+    """Control characters (ESC, CSI, BEL, ...) shown as ``\\x1b`` and the like, so text from the
+    service can never drive a terminal (clipboard writes, titles, clears, hidden text)."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n"))
 
 
 def check_key_text(key: str) -> None:
@@ -67,7 +70,7 @@ class AIMLError(Exception):
         service_message: str | None = None,
         hint: str | None = None,
     ) -> None:
-        self.facts = redact(message)
+        self.facts = visible_controls(redact(message))  # it may quote the service, reach a terminal
         self.hint = redact(hint) if hint else ""
         super().__init__(self.message)
         self.kind = kind
@@ -177,7 +180,8 @@ class ServerError(APIStatusError):
 
 
 class ConnectError(AIMLError):
-    """No connection could be made; the request was never sent (nothing billed)."""
+    """The connection failed: before the request was sent (nothing billed), or before an answer
+    came; the message says which."""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message, kind="connection", hint=hint)
@@ -198,11 +202,30 @@ class ProtocolError(AIMLError):
 
 
 class IncompleteAnswer(AIMLError):
-    """The answer stopped early (cut, error frame, limit); ``.response`` holds what arrived."""
+    """The answer stopped early (cut, error frame, size limit); ``.response`` holds what arrived.
 
-    def __init__(self, message: str, response: Any = None, hint: str | None = None) -> None:
-        super().__init__(message, kind="stream", hint=hint)
+    ``limit`` names the setting that stopped it, when one did (``max_answer_bytes``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        response: Any = None,
+        hint: str | None = None,
+        *,
+        limit: str | None = None,
+        service_message: str | None = None,
+    ) -> None:
+        super().__init__(message, kind="stream", hint=hint, service_message=service_message)
         self.response = response
+        self.limit = limit
+
+
+class LimitError(AIMLError):
+    """Something from the service was larger than a limit allows, so it was not read."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, kind="limit", hint=hint)
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
@@ -239,24 +262,51 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 _SPACE = re.compile(r"\s+")
 
 
+def _message_of(data: Any) -> str | None:
+    """``message``, else ``error.message`` (or a string ``error``), of a parsed error body."""
+    if not isinstance(data, dict):
+        return None
+    msg = data.get("message")
+    err = data.get("error")
+    if msg is None and isinstance(err, dict):
+        msg = err.get("message")
+    elif msg is None and isinstance(err, str):
+        msg = err
+    if isinstance(msg, list):
+        msg = "; ".join(str(m) for m in msg[:20])
+    return _clip(str(msg)) if msg not in (None, "") and not isinstance(msg, dict) else None
+
+
+def error_words(error: Any) -> str:
+    """The words of an error the service sent inside a stream (an object or a string)."""
+    if isinstance(error, str):
+        return _clip(service_message(error)) if error.strip() else "no message given"
+    words = _message_of(error) or _message_of({"error": error})
+    if words:
+        return words
+    if isinstance(error, dict):
+        code = error.get("code") or error.get("type")
+        if isinstance(code, (str, int)) and not isinstance(code, bool):
+            return _clip(f"error {code}")
+    return "no message given"
+
+
 def service_message(body: bytes | str, content_type: str = "") -> str:
-    """The service's own words: ``message``, else ``error.message``, else a short text excerpt."""
+    """The service's own words: ``message``, else ``error.message``, else a short text excerpt.
+
+    The whole body is redacted first: a key cut in half by the excerpt would escape the mask.
+    """
+    from .safejson import loads
+
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = redact(text)
     try:
-        data = json.loads(text)
+        data = loads(text, max_bytes=1 << 20)
     except ValueError:
         data = None
-    if isinstance(data, dict):
-        msg = data.get("message")
-        err = data.get("error")
-        if msg is None and isinstance(err, dict):
-            msg = err.get("message")
-        elif msg is None and isinstance(err, str):
-            msg = err
-        if isinstance(msg, list):
-            msg = "; ".join(str(m) for m in msg)
-        if msg:
-            return _clip(str(msg))
+    msg = _message_of(data)
+    if msg:
+        return msg
     if "html" in content_type.lower() or text.lstrip()[:1] == "<":
         title = _TITLE.search(text)
         page = _clip(html.unescape(title.group(1) if title else _TAG.sub(" ", text)), 120)
@@ -266,7 +316,7 @@ def service_message(body: bytes | str, content_type: str = "") -> str:
 
 
 def _clip(text: str, limit: int = 400) -> str:
-    text = _SPACE.sub(" ", text).strip()
+    text = visible_controls(redact(_SPACE.sub(" ", text).strip()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from .errors import AIMLError, redact
+from .safemd import literal
 
 if TYPE_CHECKING:
     from .response import ChatResponse
@@ -91,13 +92,31 @@ class Exchange:
         )
 
 
-@dataclass
+@dataclass(repr=False)
 class Turn:
     """One turn of the conversation as later requests see it; ``partial`` marks a cut answer."""
 
     prompt: str
     answer: str
     partial: bool = False
+
+    def __repr__(self) -> str:  # a variable inspector shows this: no piece of a key in it
+        return redact(f"Turn(prompt={self.prompt!r}, answer={self.answer!r}, partial={self.partial})")
+
+
+def _json(value: Any) -> str:
+    """JSON with ``<``, ``>`` and ``&`` as \\u escapes, so an export holds no markup even if
+    something serves it as HTML (``json.loads`` gives the same text back); key pieces masked."""
+    text = redact(json.dumps(value, ensure_ascii=False, indent=2))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _inert(text: str) -> str:
+    """Prompts (often pasted from elsewhere) and answers are untrusted: shown inert, and remote
+    images stay links in history views."""
+    from .view import close_fences, shown
+
+    return shown(close_fences(text))
 
 
 class History(Sequence[Exchange]):
@@ -193,7 +212,7 @@ class History(Sequence[Exchange]):
         return self.messages("")[:-1]
 
     def conversation_json(self) -> str:
-        return redact(json.dumps(self.export(), ensure_ascii=False, indent=2))
+        return _json(self.export())
 
     # -- analysis and export -------------------------------------------------------------------
 
@@ -227,8 +246,7 @@ class History(Sequence[Exchange]):
         return frame
 
     def to_json(self) -> str:
-        rows = [dict(r, started=_iso(r["started"])) for r in self.records()]
-        return redact(json.dumps(rows, ensure_ascii=False, indent=2))
+        return _json([dict(r, started=_iso(r["started"])) for r in self.records()])
 
     def to_markdown(self) -> str:
         """Every exchange, for a person; marks what is partial, replayed or not in the memory."""
@@ -243,9 +261,10 @@ class History(Sequence[Exchange]):
                 "" if e.in_conversation else "not in the conversation",
             ) if n]
             mark = f" *({', '.join(notes)})*" if notes else ""
-            model = e.response.model or e.request.get("model") or "?"
-            parts.append(f"**{i}. You**\n\n{e.prompt}\n\n**{model}**{mark}\n\n{e.response.text}")
-        return redact("\n\n---\n\n".join(parts))
+            model = literal(str(e.response.model or e.request.get("model") or "?"))
+            prompt, answer = _inert(e.prompt), _inert(e.response.text)
+            parts.append(f"**{i}. You**\n\n{prompt}\n\n**{model}**{mark}\n\n{answer}")
+        return "\n\n---\n\n".join(parts)
 
     def to_text(self) -> str:
         lines = []
@@ -302,8 +321,9 @@ class Conversation:
         parts = []
         for i, turn in enumerate(turns, 1):
             mark = " *(partial)*" if turn.partial else ""
-            parts.append(f"**{i}. You**\n\n{turn.prompt}\n\n**Answer**{mark}\n\n{turn.answer}")
-        return redact("\n\n---\n\n".join(parts))
+            parts.append(f"**{i}. You**\n\n{_inert(turn.prompt)}\n\n**Answer**{mark}\n\n"
+                         f"{_inert(turn.answer)}")
+        return "\n\n---\n\n".join(parts)
 
     def __repr__(self) -> str:
         return f"Conversation({len(self)} turns)"

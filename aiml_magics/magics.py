@@ -126,12 +126,34 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _scrub_config(config: Any) -> None:
+    """Replace a raw ``AIMLMagics.api_key`` in a traitlets Config with its masked ``Secret``.
+
+    ``%config AIMLMagics.api_key = '...'`` merges the typed string into the shell's config, which
+    every configurable shares and whose repr shows it; the value itself still works as a key.
+    """
+    from .errors import register_secret
+    from .secrets import Secret
+
+    try:
+        section = config["AIMLMagics"] if "AIMLMagics" in config else None
+    except (KeyError, TypeError):
+        return
+    if section is not None and "api_key" in section:
+        value = section["api_key"]
+        if isinstance(value, str) and not isinstance(value, Secret):
+            register_secret(value)
+            section["api_key"] = Secret(value)
+
+
 @magics_class
 class AIMLMagics(Magics, Settings):
     """Chat with the AI/ML API from notebook cells."""
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        if "AIMLMagics" in self.config:  # a key from ipython_config.py, say
+            _scrub_config(self.config)
         self._session: Session | None = None
         self._raw_cell: str | None = None
         self._panels: list[Any] = []
@@ -216,6 +238,13 @@ class AIMLMagics(Magics, Settings):
         if self._session is not None:
             self._session.close()
 
+    def update_config(self, config: Any) -> None:
+        """``%config`` and friends: load as usual, then keep the raw key out of every Config
+        (the incoming one is merged into the other configurables after us)."""
+        super().update_config(config)
+        _scrub_config(config)
+        _scrub_config(self.config)
+
     # -- the raw cell ----------------------------------------------------------------------------
 
     def _remember_raw_cell(self, info: Any) -> None:
@@ -253,15 +282,24 @@ class AIMLMagics(Magics, Settings):
 
     @line_cell_magic
     def aiml(self, line: str = "", cell: str | None = None) -> Any:
-        if cell is None:
-            from .commands import run_command
+        from .errors import AIMLError, StreamInterrupted
+        from .secrets import forget_frames
 
-            return run_command(self, line)
-        args = parse_flags(line)
-        # A whole %%aiml cell is ours: its live outputs can be cleared for the final rendering.
-        # Called from code, other outputs share the cell, so live outputs are emptied instead.
-        raw = self._own_raw_cell(cell)
-        self.ask(self.typed_body(cell, raw), args, owns_cell=raw is not None)
+        try:
+            if cell is None:
+                from .advice import advised
+                from .commands import run_command
+
+                with advised():
+                    return run_command(self, line)
+            args = parse_flags(line)
+            # A whole %%aiml cell is ours: its live outputs can be cleared for the final
+            # rendering. Called from code, other outputs share the cell: they are emptied instead.
+            raw = self._own_raw_cell(cell)
+            self.ask(self.typed_body(cell, raw), args, owns_cell=raw is not None)
+        except (AIMLError, StreamInterrupted) as exc:
+            forget_frames(exc)  # %tb, %debug, Verbose: no frame under it shows a body or header
+            raise
         return None
 
     aiml.__doc__ = cell_usage() + "\n\n%aiml COMMAND manages the session: `%aiml help` lists them."
@@ -304,5 +342,7 @@ class AIMLMagics(Magics, Settings):
         make = self.make_renderer
         if make is None:
             from .render import make_renderer as make
-        shell = self.shell
-        return lambda label: make(shell, label=label, owns_cell=owns_cell)
+        shell, allow = self.shell, self.allow_remote_images
+        return lambda label: make(
+            shell, label=label, owns_cell=owns_cell, allow_remote_images=allow
+        )

@@ -15,7 +15,11 @@ from typing import Any
 from .errors import ParameterError
 
 DEFAULT_MODEL = "baidu/ernie-5-0-thinking-preview"
+MAX_ANSWER_BYTES = 32 << 20  # an answer past 32 MiB is not read (max_answer_bytes)
 MAX_STOP = 4
+#: The largest number any parameter takes: JSON's exact-integer range (2**53 - 1). A 400-digit
+#: value is a typo, and would overflow wherever it is turned into a float.
+MAX_MAGNITUDE = 2**53 - 1
 
 
 class Range:
@@ -106,6 +110,12 @@ PARAMS: tuple[Param, ...] = (
     Param("api_key", "str", None, "API key; default AIML_API_KEY (prefer `%aiml key`)"),
     Param("allow_insecure_http", "bool", False,
           "allow sending the key over plain http:// to a non-loopback host", none=False),
+    Param("allow_remote_images", "bool", False,
+          "load remote images in answers (off: an image URL can carry what the model read to any "
+          "server, so remote images are shown as links)", none=False),
+    Param("max_answer_bytes", "int", MAX_ANSWER_BYTES,
+          "largest answer read, in bytes after decompression; past it the rest is not read and "
+          "what arrived is kept", none=False),
 )
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 REQUEST_PARAMS: tuple[Param, ...] = tuple(p for p in PARAMS if p.request and p.name != "model")
@@ -125,6 +135,13 @@ def _num(value: float | None) -> str:
     except OverflowError:
         return "a number too large to show"
     return str(value) if isinstance(value, float) else f"{float(value):g}"
+
+
+def _digits(value: int | float) -> str:
+    """A huge number, short: '12345' or 'a 401-digit number'."""
+    if isinstance(value, int) and len(str(abs(value))) > 20:
+        return f"a {len(str(abs(value)))}-digit number"
+    return _num(value)
 
 
 def shown_value(value: Any) -> str:
@@ -159,9 +176,13 @@ def check_number(name: str, value: Any, model: str | None = None) -> int | float
     if isinstance(value, bool):
         raise ParameterError(f"{name} = {shown_value(value)} is not a number: use {rng.describe()}.")
     if isinstance(value, str):
+        text = value.strip()
+        if len(text) > 40:  # no number people type is this long; int() of 5,000 digits is slow
+            raise ParameterError(
+                f"{name} = {shown_value(value)} is too long to be a number: use {rng.describe()}."
+            )
         try:
-            text = value.strip()
-            value = int(text) if text.lstrip("+-").isdigit() else float(text)
+            value = int(text) if text.lstrip("+-").isascii() and text.lstrip("+-").isdigit() else float(text)
         except ValueError:
             raise ParameterError(
                 f"{name} = {shown_value(value)} is not a number: use {rng.describe()}."
@@ -170,6 +191,10 @@ def check_number(name: str, value: Any, model: str | None = None) -> int | float
         raise ParameterError(f"{name} = {shown_value(value)} is not a number: use {rng.describe()}.")
     if isinstance(value, float) and not math.isfinite(value):
         raise ParameterError(f"{name} = {shown_value(value)} is out of range: use {rng.describe()}.")
+    if abs(value) > MAX_MAGNITUDE:
+        raise ParameterError(
+            f"{name} = {_digits(value)} is too large: use {rng.describe()}, at most {MAX_MAGNITUDE:,}."
+        )
     if rng.integer:
         if float(value) != int(value):
             raise ParameterError(f"{name} = {shown_value(value)} is not an integer: use {rng.describe()}.")
@@ -195,6 +220,8 @@ def check_stop(stop: Any) -> list[str] | None:
         )
     if any(s == "" for s in stop):
         raise ParameterError("stop sequences must not be empty strings.")
+    for i, sequence in enumerate(stop):
+        check_encodable(f"stop sequence {i + 1}" if len(stop) > 1 else "The stop sequence", sequence)
     return list(stop)
 
 
@@ -205,6 +232,7 @@ def check_model(model: Any) -> str:
             f"model = {model!r} is not a model id: use e.g. 'gpt-4o-mini' (`%aiml models` lists them)."
         )
     model = model.strip()
+    check_encodable("The model id", model)
     if any(c.isspace() for c in model):
         raise ParameterError(f"model = {model!r} contains spaces: model ids have none.")
     return model
@@ -244,17 +272,23 @@ def _surrogate() -> re.Pattern[str]:
     return re.compile("[\ud800-\udfff]")
 
 
+def check_encodable(what: str, text: str) -> None:
+    """``text`` must be encodable as UTF-8: a lone surrogate (a broken emoji half) is not."""
+    bad = _surrogate().search(text)
+    if bad:
+        raise ParameterError(
+            f"{what[:1].upper()}{what[1:]} has a broken character (a lone surrogate, "
+            f"U+{ord(bad.group()):04X}) at position {bad.start()}: it cannot be sent as UTF-8. "
+            "Delete it, or paste the text again."
+        )
+
+
 def check_text(messages: list[dict[str, Any]]) -> None:
     """Every message must be encodable as UTF-8: a lone surrogate (a broken emoji half) is not."""
     for message in messages:
         content = message.get("content")
-        bad = _surrogate().search(content) if isinstance(content, str) else None
-        if bad:
-            raise ParameterError(
-                f"The {message.get('role', 'user')} message has a broken character (a lone "
-                f"surrogate, U+{ord(bad.group()):04X}) at position {bad.start()}: it cannot be "
-                "sent as UTF-8. Delete it, or paste the text again."
-            )
+        if isinstance(content, str):
+            check_encodable(f"The {message.get('role', 'user')} message", content)
 
 
 def build_payload(

@@ -18,15 +18,16 @@ however long the answer (the saved notebook keeps that one output). No network h
 
 from __future__ import annotations
 
-import html
 import re
 import sys
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from .errors import SECRETS, visible_controls
 from .response import ChatResponse
-from .view import FENCE_LINE, closes_fence, final_bundle, footer
+from .safemd import literal
+from .view import FENCE_LINE, closes_fence, final_bundle, footer, shown, shown_plain
 
 Publisher = Callable[[dict[str, str], str, bool], None]
 
@@ -65,7 +66,9 @@ class LiveMarkdown:
         max_rate: float = 8.0,
         budget: float = 2.2,
         clock: Callable[[], float] = time.monotonic,
+        allow_remote_images: bool = False,
     ) -> None:
+        self._allow_images = allow_remote_images
         self._publish_fn = publish
         self._clear_fn = clear
         self._clock = clock
@@ -92,7 +95,7 @@ class LiveMarkdown:
         self.updates = 0
         self._label = label
         self._publish(
-            {"text/markdown": f"*⏳ Waiting for {label or 'the model'}…*", "text/plain": ""},
+            {"text/markdown": f"*⏳ Waiting for {literal(label or 'the model')}…*", "text/plain": ""},
             self._status_id,
             False,
         )
@@ -105,7 +108,11 @@ class LiveMarkdown:
         self._publish_fn(data, display_id, update)
 
     def _put(self, text: str) -> None:
-        """Show ``text`` in the current output, creating one below the others if needed."""
+        """Show ``text`` in the current output, creating one below the others if needed.
+
+        Each block is published as its own Markdown document, so each is made inert on its own
+        (a block cut anywhere, even inside a tag, is still text) and any piece of a key masked."""
+        text = shown(text, self._allow_images)
         if self._current is None:
             self._current = f"{self._prefix}-{len(self._handles)}"
             self._handles.append(self._current)
@@ -132,7 +139,7 @@ class LiveMarkdown:
         self._publish(
             {
                 "text/markdown": f"*💭 Reasoning… {self._reasoning_chars:,} chars* "
-                f"<sub>{html.escape(glimpse, quote=False)}</sub>",
+                f"<sub>{literal(shown_plain(glimpse))}</sub>",
                 "text/plain": "",
             },
             self._status_id,
@@ -258,12 +265,58 @@ class LiveMarkdown:
         self._handles = []
 
 
+class TerminalGuard:
+    """Streamed text made safe for a terminal: control sequences shown as ``\\x1b``..., and
+    every piece of a key masked even when it arrives one character per delta.
+
+    The last ``HOLD`` characters wait until more text (or the end) shows whether they belong to
+    a key; a masked stretch is never split between two writes.
+    """
+
+    HOLD = 128
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, delta: str) -> str:
+        buf = self._pending + delta
+        if not len(SECRETS):
+            self._pending = ""
+            return visible_controls(buf)
+        cut = len(buf) - self.HOLD
+        if cut <= 0:
+            self._pending = buf
+            return ""
+        spans = SECRETS.spans(buf)
+        for start, end, _ in spans:
+            if start < cut < end:
+                cut = start
+        self._pending = buf[cut:]
+        return _masked(buf[:cut], [s for s in spans if s[1] <= cut])
+
+    def flush(self) -> str:
+        buf, self._pending = self._pending, ""
+        return _masked(buf, SECRETS.spans(buf))
+
+
+def _masked(text: str, spans: list[tuple[int, int, str]]) -> str:
+    out, last = [], 0
+    for start, end, mask in spans:
+        out += [text[last:start], mask]
+        last = end
+    out.append(text[last:])
+    return visible_controls("".join(out))
+
+
 class TerminalText:
     """Terminal IPython: the answer printed line by line as readable text, then the footer.
 
     Markdown markers are turned into what they mean on a terminal (headings bold, bullets as •,
     emphasis markers dropped, links as "text (url)"); code blocks are printed as they are. The
     reasoning is not dumped before the answer: one line gives its size and how to read it.
+    Nothing from the service reaches the terminal raw: escape and control sequences (clipboard
+    writes, titles, screen clears, hidden text) are printed visibly as ``\\x1b[...``; only our
+    own bold and dimming are real escape sequences.
     """
 
     def __init__(self, out: TextIO | None = None, *, label: str = "") -> None:
@@ -274,10 +327,12 @@ class TerminalText:
         self._progress_at = 0.0
         self._pending = ""  # content after the last complete line
         self._fence: str | None = None
+        self._guard = TerminalGuard()
 
     def _write(self, text: str) -> None:
-        self._out.write(text)
-        self._out.flush()
+        if text:
+            self._out.write(text)
+            self._out.flush()
 
     def reasoning(self, delta: str) -> None:
         if not delta or self._mode == "content":
@@ -305,7 +360,7 @@ class TerminalText:
         if self._mode != "content":
             self._summary()
             self._mode = "content"
-        text = self._pending + delta
+        text = self._pending + self._guard.feed(delta)
         cut = text.rfind("\n")
         if cut < 0:
             self._pending = text
@@ -320,10 +375,11 @@ class TerminalText:
             self.content(resp.text)
         elif self._mode == "reasoning":
             self._summary()
-        if self._pending:
-            self._write(self._line(self._pending) + "\n")
-            self._pending = ""
-        self._write("\n" + self._dim(f"— {footer(resp)}") + "\n")
+        rest = self._pending + self._guard.flush()
+        self._pending = ""
+        if rest:
+            self._write("".join(self._line(line) + "\n" for line in rest.split("\n")))
+        self._write("\n" + self._dim(f"— {shown_plain(footer(resp))}") + "\n")
 
     def abandon(self) -> None:
         pass
@@ -350,7 +406,7 @@ class TerminalText:
         return _inline(line, self._bold)
 
     def _dim(self, text: str) -> str:
-        return f"\x1b[2m{text}\x1b[0m" if self._color else text
+        return f"\x1b[2m{text}\x1b[0m" if self._color and text else text
 
     def _bold(self, text: str) -> str:
         return f"\x1b[1m{text}\x1b[0m" if self._color else text
@@ -376,7 +432,9 @@ def is_terminal(shell: Any) -> bool:
     return type(shell).__name__ == "TerminalInteractiveShell"
 
 
-def make_renderer(shell: Any, label: str = "", owns_cell: bool = False) -> Any:
+def make_renderer(
+    shell: Any, label: str = "", owns_cell: bool = False, allow_remote_images: bool = False
+) -> Any:
     """Terminal IPython prints text; every other frontend gets live Markdown.
 
     Only a renderer that owns its cell (a whole ``%%aiml`` cell) may clear it at the end; one
@@ -384,4 +442,8 @@ def make_renderer(shell: Any, label: str = "", owns_cell: bool = False) -> Any:
     """
     if is_terminal(shell):
         return TerminalText(label=label)
-    return LiveMarkdown(label=label, clear=ipython_clear if owns_cell else None)
+    return LiveMarkdown(
+        label=label,
+        clear=ipython_clear if owns_cell else None,
+        allow_remote_images=allow_remote_images,
+    )

@@ -8,7 +8,7 @@ holds the equivalent non-streamed body).
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,19 +54,51 @@ class Usage:
         return self.as_dict()[key]
 
 
+_BIGGEST = 2**63  # token counts beyond this are not counts: read them as absent
+
+
 def _int(value: Any) -> int | None:
-    try:
-        return None if value is None or isinstance(value, bool) else int(value)
-    except (TypeError, ValueError):
+    """A count from loosely typed JSON; None for anything that is not a sensible integer
+    (``1e999``, ``NaN``, 400-digit numbers, strings, lists), so no later arithmetic can overflow."""
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if -_BIGGEST < number < _BIGGEST else None
 
 
 def _float(value: Any) -> float | None:
-    """A number from loosely typed JSON (int, float or numeric string); None if it is not one."""
-    try:
-        return None if value is None or isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
+    """A finite number from loosely typed JSON (int, float or numeric string); None otherwise."""
+    if value is None or isinstance(value, bool):
         return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _str(value: Any) -> str | None:
+    """A string field, or None when the service (or a cassette) put something else there."""
+    return value if isinstance(value, str) else None
+
+
+def first_choice(choices: Any) -> dict[str, Any] | None:
+    """The answer's choice: the one with ``index`` 0 (or none given). Another choice (a server
+    that sends ``n`` > 1 anyway) is never merged into the answer."""
+    if not isinstance(choices, list) or not choices:
+        return None
+    choice = choices[0]
+    if isinstance(choice, dict) and choice.get("index") in (0, None):
+        return choice
+    for choice in choices:
+        if isinstance(choice, dict) and choice.get("index") in (0, None):
+            return choice
+    return None
 
 
 def _credits(body: Any) -> tuple[float | None, float | None]:
@@ -96,6 +128,7 @@ class ChatResponse:
     source: str = "live"
     provenance: str | None = None  # where a replayed answer came from
     warnings: list[str] = field(default_factory=list)
+    allow_remote_images: bool = False  # views show remote images as links unless this is set
 
     @property
     def complete(self) -> bool:
@@ -109,8 +142,11 @@ class ChatResponse:
         return self.text
 
     def __repr__(self) -> str:
-        preview = self.text if len(self.text) <= 60 else self.text[:57] + "..."
-        return (
+        from .errors import redact
+
+        text = redact(self.text)  # before the preview is cut, so no piece of a key survives
+        preview = text if len(text) <= 60 else text[:57] + "..."
+        return redact(
             f"ChatResponse(model={self.model!r}, finish_reason={self.finish_reason!r}, "
             f"text={preview!r} ({len(self.text)} chars), "
             f"tokens={self.usage.total_tokens}, credits_used={self.credits_used})"
@@ -121,19 +157,41 @@ class ChatResponse:
 
         return final_bundle(self)
 
-    def to_html(self) -> str:
-        """The answer as standalone HTML, for reports and exports outside Jupyter."""
-        import markdown
+    def to_html(self, allow_remote_images: bool | None = None) -> str:
+        """The answer as standalone HTML, for reports and exports outside Jupyter.
 
-        return markdown.markdown(self.text, extensions=["fenced_code", "tables"])
+        The same inert Markdown as the notebook view, rendered, then cleaned by a maintained
+        sanitiser (nh3): python-markdown reads some constructs differently from JupyterLab, so
+        the HTML itself is checked too. Only http(s) and mailto links survive.
+        """
+        import markdown
+        import nh3
+
+        from .view import shown
+
+        allow = self.allow_remote_images if allow_remote_images is None else allow_remote_images
+        page = markdown.markdown(shown(self.text, allow), extensions=["fenced_code", "tables"])
+        attributes = {k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}
+        attributes.setdefault("code", set()).add("class")
+
+        def no_remote_src(element: str, attribute: str, value: str) -> str | None:
+            remote = value.lstrip().startswith(("//", "\\", "/\\")) or ":" in value.split("/")[0]
+            return None if element == "img" and attribute == "src" and remote and not allow else value
+
+        return nh3.clean(
+            page,
+            attributes=attributes,
+            attribute_filter=no_remote_src,
+            url_schemes={"http", "https", "mailto"},
+            link_rel="noopener noreferrer nofollow",
+        )
 
     @classmethod
     def from_body(
         cls, body: dict[str, Any], request: dict[str, Any] | None = None, **extra: Any
     ) -> ChatResponse:
         """Build from a non-streamed JSON body, tolerating missing or odd fields."""
-        choices = body.get("choices") if isinstance(body, dict) else None
-        choice = choices[0] if isinstance(choices, list) and choices else {}
+        choice = first_choice(body.get("choices") if isinstance(body, dict) else None) or {}
         message = choice.get("message") if isinstance(choice, dict) else None
         message = message if isinstance(message, dict) else {}
         content = message.get("content")
@@ -144,8 +202,8 @@ class ChatResponse:
         return cls(
             text=content if isinstance(content, str) else "",
             reasoning=reasoning if isinstance(reasoning, str) else None,
-            model=body.get("model") if isinstance(body, dict) else None,
-            finish_reason=choice.get("finish_reason") if isinstance(choice, dict) else None,
+            model=_str(body.get("model")) if isinstance(body, dict) else None,
+            finish_reason=_str(choice.get("finish_reason")),
             usage=Usage.from_dict(body.get("usage") if isinstance(body, dict) else None),
             credits_used=credits,
             usd_spent=usd,
@@ -164,8 +222,10 @@ def parse_json_answer(text: str) -> tuple[Any, str | None]:
     fenced = _FENCE.match(candidate)
     if fenced:
         candidate = fenced.group(1)
+    from .safejson import loads
+
     try:
-        return json.loads(candidate), None
+        return loads(candidate), None
     except ValueError as exc:
         return None, f"the answer is not valid JSON ({exc}); .data is None, .text has the answer"
 
@@ -198,6 +258,7 @@ class StreamAssembler:
         self.usage: dict[str, Any] | None = None
         self.meta: dict[str, Any] | None = None
         self.created: Any = None
+        self.error: Any = None  # an error object the service sent inside the stream
         self.chunks = 0
         self._head = True  # still looking for model / id / created
         self._content_mark = self._reasoning_mark = _COMPACT
@@ -217,14 +278,18 @@ class StreamAssembler:
             self.usage = chunk["usage"]
         if "meta" in chunk and isinstance(chunk["meta"], dict):
             self.meta = chunk["meta"]
+        if "error" in chunk and chunk["error"]:
+            self.error = chunk["error"]
         choices = chunk.get("choices")
         if not choices or not isinstance(choices, list):
             return _NOTHING
         choice = choices[0]
-        if not isinstance(choice, dict):
-            return _NOTHING
+        if not isinstance(choice, dict) or choice.get("index") not in (0, None):
+            choice = first_choice(choices)  # another choice than the answer's: not merged
+            if choice is None:
+                return _NOTHING
         finish = choice.get("finish_reason")
-        if finish:
+        if finish and isinstance(finish, str):
             self.finish_reason = finish
         delta = choice.get("delta")
         if not isinstance(delta, dict):
@@ -248,9 +313,9 @@ class StreamAssembler:
 
     def _take_head(self, chunk: dict[str, Any]) -> None:
         """model, id and created come from the first chunks that carry them (some send id "")."""
-        if chunk.get("model") and not self.model:
+        if chunk.get("model") and not self.model and isinstance(chunk["model"], str):
             self.model = chunk["model"]
-        if chunk.get("id") and not self.id:
+        if chunk.get("id") and not self.id and isinstance(chunk["id"], str):
             self.id = chunk["id"]
         if self.created is None:
             self.created = chunk.get("created")

@@ -23,6 +23,7 @@ from .errors import (
 from .history import Exchange, History
 from .params import BY_NAME, REQUEST_PARAMS, build_payload, check_prompt
 from .response import ChatResponse, parse_json_answer
+from .secrets import Secret, forget_frames
 from .settings import Settings
 from .sources import CallbackView, LiveSource, NoView, Source, View, ViewFactory
 
@@ -110,15 +111,16 @@ class Session:
 
     # -- where to, with what key -----------------------------------------------------------------
 
-    def effective_key(self) -> tuple[str | None, str]:
-        """The key that will be sent and where it came from (the setting, else the environment)."""
+    def effective_key(self) -> tuple[Secret | None, str]:
+        """The key that will be sent (masked in any repr, so no frame or attribute shows it) and
+        where it came from (the setting, else the environment)."""
         key = self.settings.api_key
         if key:
-            return str.__str__(key), self.key_source or "%config"
+            return Secret(str.__str__(key)), self.key_source or "%config"
         value, var = env_value(KEY_VARS)
         if value:
             register_secret(value)
-            return value, f"environment {var}"
+            return Secret(value), f"environment {var}"
         return None, "not set"
 
     def effective_base(self) -> tuple[str, str]:
@@ -138,7 +140,7 @@ class Session:
         s = self.settings
         key, _ = self.effective_key()
         base, _ = self.effective_base()
-        ident = (key, base, s.timeout, s.max_retries, s.allow_insecure_http)
+        ident = (key, base, s.timeout, s.max_retries, s.allow_insecure_http, s.max_answer_bytes)
         with self._lock:
             if self._client is None or ident != self._client_ident:
                 old = self._client
@@ -148,6 +150,7 @@ class Session:
                     timeout=s.timeout,
                     max_retries=s.max_retries,
                     allow_insecure_http=s.allow_insecure_http,
+                    max_answer_bytes=s.max_answer_bytes,
                 )
                 self._client_ident = ident
                 if old is not None:
@@ -219,7 +222,11 @@ class Session:
         end normally raises (``IncompleteAnswer``, or ``StreamInterrupted`` for Ctrl-C) after it
         is kept in the history and ``last_response``.
         """
-        payload = self.prepare(prompt, new=new, json=json, **options)
+        try:
+            payload = self.prepare(prompt, new=new, json=json, **options)
+        except AIMLError as exc:
+            forget_frames(exc)
+            raise
         memory = options.get("memory")
         remember = self.settings.memory if memory is None else bool(memory)
         if new:  # only now: a refused request leaves the conversation as it was
@@ -235,11 +242,17 @@ class Session:
         started = time.time()
         make = view or _no_view
 
-        def shown(label: str) -> View:
-            return _ReadFirst(make(label))
+        allow_images = self.settings.allow_remote_images
 
-        resp = self.source.answer(self.client, payload, bool(payload.get("stream")), shown)
-        self._keep(resp, prompt, remember, started)
+        def shown(label: str) -> View:
+            return _ReadFirst(make(label), allow_images)
+
+        try:
+            resp = self.source.answer(self.client, payload, bool(payload.get("stream")), shown)
+            self._keep(resp, prompt, remember, started)
+        except (AIMLError, StreamInterrupted) as exc:
+            forget_frames(exc)  # the frames below may hold a body or header that quotes the key
+            raise
         if resp.complete and getattr(resp, "_stream_error", None) is None:
             self.source.keep(payload, resp, self.effective_base()[0])
         return resp
@@ -252,6 +265,12 @@ class Session:
         )
         self._notify(resp)
         error = getattr(resp, "_stream_error", None)
+        if getattr(resp, "_stopped", False) and resp.complete:
+            raise StreamInterrupted(
+                f"stopped after the answer was complete: all {len(resp.text):,} characters are "
+                "kept in the history.",
+                response=resp,
+            )
         if resp.finish_reason == "interrupted":
             raise StreamInterrupted(
                 f"stopped after {len(resp.text):,} characters; the partial answer is kept in "
@@ -282,7 +301,10 @@ class Session:
         if display:
             from .render import make_renderer
 
-            return lambda label: make_renderer(_current_shell(), label=label)
+            allow = self.settings.allow_remote_images
+            return lambda label: make_renderer(
+                _current_shell(), label=label, allow_remote_images=allow
+            )
         if on_delta is not None or on_reasoning is not None:
             return lambda label: CallbackView(on_delta, on_reasoning)
         return _no_view
@@ -324,10 +346,12 @@ def read_json(resp: ChatResponse) -> None:
 
 
 class _ReadFirst:
-    """A view whose ``finish`` sees the answer with its ``.data`` already parsed."""
+    """A view whose ``finish`` sees the answer with its ``.data`` parsed and the session's image
+    rule on it (re-displays of ``aiml_response`` follow the same rule)."""
 
-    def __init__(self, inner: View) -> None:
+    def __init__(self, inner: View, allow_remote_images: bool) -> None:
         self._inner = inner
+        self._allow = allow_remote_images
 
     def reasoning(self, delta: str) -> None:
         self._inner.reasoning(delta)
@@ -337,6 +361,7 @@ class _ReadFirst:
 
     def finish(self, resp: ChatResponse) -> None:
         read_json(resp)
+        resp.allow_remote_images = self._allow
         self._inner.finish(resp)
 
     def abandon(self) -> None:

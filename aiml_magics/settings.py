@@ -15,7 +15,8 @@ from traitlets import TraitError, validate
 from traitlets.config import Configurable
 
 from . import traits
-from .params import BY_NAME, PARAMS, RANGES, Param
+from .params import BY_NAME, PARAMS, RANGES, Param, shown_value
+from .secrets import Secret
 
 TRAIT_TYPES = {
     "str": traits.Unicode,
@@ -33,29 +34,6 @@ def make_trait(param: Param) -> Any:
     return kind(default_value=param.default, allow_none=param.none, help=help_text).tag(config=True)
 
 
-class Secret(str):
-    """A str that never shows itself: repr/str/format give the masked form.
-
-    ``%config AIMLMagics`` prints every trait's current value; this keeps the key out of it.
-    """
-
-    def __repr__(self) -> str:
-        from .errors import mask_key
-
-        return repr(mask_key(self.reveal()))
-
-    def __str__(self) -> str:
-        from .errors import mask_key
-
-        return mask_key(self.reveal())
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self), spec)
-
-    def reveal(self) -> str:
-        return str.__str__(self)
-
-
 def _refuse(check: Any, *args: Any) -> Any:
     """Run a core check; its one-paragraph refusal becomes the TraitError traitlets expects."""
     from .errors import AIMLError
@@ -68,7 +46,7 @@ def _refuse(check: Any, *args: Any) -> Any:
 
 def _bounded(name: str, value: Any, low: float, high: float, accepts: str) -> Any:
     if value is not None and not low <= value <= high:  # also refuses nan
-        raise TraitError(f"{name} = {value!r} is out of range: use {accepts}.")
+        raise TraitError(f"{name} = {shown_value(value)} is out of range: use {accepts}.")
     return value
 
 
@@ -96,6 +74,8 @@ class Settings(Configurable):
         base_url: str | None
         api_key: str | None
         allow_insecure_http: bool
+        allow_remote_images: bool
+        max_answer_bytes: int
 
     @validate(*RANGES)
     def _check_range(self, proposal: Any) -> Any:
@@ -119,7 +99,9 @@ class Settings(Configurable):
     def _check_history(self, proposal: Any) -> Any:
         value = proposal["value"]
         if value is not None and value < 0:
-            raise TraitError(f"max_history = {value} must be >= 0 (or None for no limit).")
+            raise TraitError(
+                f"max_history = {shown_value(value)} must be >= 0 (or None for no limit)."
+            )
         return value
 
     @validate("timeout")
@@ -128,13 +110,19 @@ class Settings(Configurable):
         value = proposal["value"]
         if not 0 < value <= 3600:
             raise TraitError(
-                f"timeout = {value} is out of range: use a number of seconds above 0, at most 3600."
+                f"timeout = {shown_value(value)} is out of range: use a number of seconds above 0, "
+                "at most 3600."
             )
         return value
 
     @validate("max_retries")
     def _check_retries(self, proposal: Any) -> Any:
         return _bounded("max_retries", proposal["value"], 0, 10, "an integer from 0 to 10")
+
+    @validate("max_answer_bytes")
+    def _check_answer_bytes(self, proposal: Any) -> Any:
+        return _bounded("max_answer_bytes", proposal["value"], 1024, 1 << 30,
+                        f"an integer from 1024 to {1 << 30:,} (1 GiB)")
 
     @validate("base_url")
     def _check_base(self, proposal: Any) -> Any:

@@ -102,9 +102,10 @@ class LiveSource:
         if isinstance(opened, ChatResponse):
             opened.elapsed = time.monotonic() - started
             _note_transport(http, opened)
-            shown.finish(opened)
+            finish_view(shown, opened)
             return opened
         chat = opened
+        stopped = False
         try:
             for content, reasoning in chat:
                 if reasoning:
@@ -112,11 +113,15 @@ class LiveSource:
                 if content:
                     shown.content(content)
         except KeyboardInterrupt:
-            chat.interrupted = True
+            if not chat.ended:  # a Ctrl-C after the answer was complete leaves it complete
+                chat.interrupted = True
+            stopped = True
             chat.close()
         resp = chat.response()
         _note_transport(http, resp)
-        shown.finish(resp)
+        if stopped:
+            resp._stopped = True  # type: ignore[attr-defined]
+        finish_view(shown, resp)
         resp._stream_error = chat.error  # type: ignore[attr-defined]
         return resp
 
@@ -125,6 +130,21 @@ class LiveSource:
 
     def __repr__(self) -> str:
         return "LiveSource()"
+
+
+def finish_view(view: View, resp: ChatResponse) -> None:
+    """Show the final rendering; a Ctrl-C meanwhile must not lose the answer. The rendering is
+    tried once more (so the cell shows the answer) and ``resp._stopped`` is marked: the request
+    stops with one line once the answer is stored."""
+    try:
+        view.finish(resp)
+        return
+    except KeyboardInterrupt:
+        resp._stopped = True  # type: ignore[attr-defined]
+    try:
+        view.finish(resp)
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C: the display may be incomplete, the answer is still stored
 
 
 def _note_transport(client: AIMLClient, resp: ChatResponse) -> None:
@@ -172,7 +192,7 @@ class ReplaySource:
             for piece in pieces(resp.text):
                 shown.content(piece)
         resp.elapsed = time.monotonic() - started
-        shown.finish(resp)
+        finish_view(shown, resp)
         return resp
 
     def keep(self, payload: dict[str, Any], resp: ChatResponse, origin: str) -> None:

@@ -22,6 +22,7 @@ ACCEPTS = {
     "timeout": "a number of seconds above 0, at most 3600",
     "max_retries": "an integer from 0 to 10",
     "max_history": "an integer >= 0, or None for no limit",
+    "max_answer_bytes": "an integer number of bytes from 1024 to 1073741824 (1 GiB)",
     "base_url": "an http(s) URL such as 'https://api.aimlapi.com/v1', or None for the default",
     "api_key": "a string (better: `%aiml key`, a masked prompt)",
 }
@@ -62,7 +63,10 @@ class _Number(_Explained):
     def validate(self, obj: Any, value: Any) -> Any:
         if isinstance(value, bool):
             self.error(obj, value)
-        return super().validate(obj, value)  # type: ignore[misc]
+        try:
+            return super().validate(obj, value)  # type: ignore[misc]
+        except OverflowError:  # Float(10**400): too large for a float
+            self.error(obj, value)
 
 
 class Float(_Number, traitlets.Float):

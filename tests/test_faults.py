@@ -25,13 +25,18 @@ from tests.fakeapi import Error, FakeAIMLAPI, Hang, RawStream, Reply
 
 @contextmanager
 def ctrl_c_after(seconds: float) -> Iterator[None]:
-    """A real SIGINT to this process, as the notebook's stop button sends to the kernel."""
+    """A real SIGINT to this process, as the notebook's stop button sends to the kernel.
+
+    Python's own handler is installed for the duration: a test runner started with SIGINT
+    ignored (nohup, some CI) would otherwise swallow the signal and the test would hang or lie."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
         yield
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
 
 
 def connections_in_use(magics) -> int:

@@ -126,7 +126,7 @@ def test_replay_sends_nothing_for_the_models_list(bare_shell, api, monkeypatch):
     md = run.outputs[0].data["text/markdown"]
     (note,) = [line for line in md.splitlines() if "Replay mode" in line]
     assert "built-in list" in note and "nothing was sent" in note
-    assert f"`{DEFAULT_MODEL}`" in md and "`baidu/ernie-5.0`" in md
+    assert f"| {DEFAULT_MODEL} |" in md and "| baidu/ernie-5.0 |" in md  # ids shown as inert text
     assert f"**{len(FALLBACK_MODELS)} chat models**" in md
     assert "deepseek" in run_cell(bare_shell, "%aiml models deepseek").outputs[0].data["text/markdown"]
     assert DEFAULT_MODEL in FALLBACK_MODELS
@@ -175,7 +175,7 @@ def test_models_list_sends_the_key_like_litellm_needs(shell, api, status):
     (asked,) = [r for r in api.requests if r.path.endswith("/models")]
     assert asked.headers["authorization"] == f"Bearer {TEST_KEY}"
     md = run.outputs[0].data["text/markdown"]
-    assert "**2 chat models**" in md and "`local-llama`" in md and "litellm" in md
+    assert "**2 chat models**" in md and "| local-llama |" in md and "litellm" in md
     assert TEST_KEY not in run.shown
 
 

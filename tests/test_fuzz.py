@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from aiml_magics.errors import AIMLError, ParameterError
-from aiml_magics.params import RANGES
+from aiml_magics.params import MAX_MAGNITUDE, RANGES
 from aiml_magics.sse import DONE, SSEParser, iter_events
 from tests.conftest import run_cell
 from tests.fakeapi import RawStream, Reply
@@ -128,7 +128,7 @@ SHORT = {"max_completion_tokens": "-n", "temperature": "-t"}
 
 def is_valid(name: str, value: float) -> bool:
     rng = RANGES[name]
-    if not math.isfinite(value):
+    if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:  # 2**53 - 1: JSON's exact integers
         return False
     if rng.integer and not float(value).is_integer():
         return False

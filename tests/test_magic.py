@@ -437,12 +437,14 @@ def test_malformed_chunk_is_skipped_and_reported(shell, api):
 
 def test_ctrl_c_mid_stream_keeps_partial(shell, api, magics):
     api.queue(Reply(content="word " * 200, chunk_chars=5, delay=0.02))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # even if SIGINT is ignored
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
         run = run_cell(shell, "%%aiml\nlong answer")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert isinstance(run.error, StreamInterrupted)
     assert "KeyboardInterrupt" in run.stdout and "Traceback" not in run.stdout
     resp = shell.user_ns["aiml_response"]

@@ -122,7 +122,8 @@ def test_quickstart_offline(monkeypatch, api, tmp_path):
     assert "reasoning_tokens=450" in inspected
     echo = final_markdown(cell(nb, "%%aiml\nSum that up in one sentence."))
     assert echo.startswith("**Offline echo: no language model was asked.**")
-    assert "`temperature` = `0.2`" in echo and "1 earlier turn (3 messages" in echo
+    # Code spans are published as our own <code> elements (their text verbatim, never markup).
+    assert "<code>temperature</code> = <code>0.2</code>" in echo and "1 earlier turn (3 messages" in echo
     assert echo.rstrip().endswith("offline echo</sub>")
     assert stdout(cell(nb, "sent = aiml_response.request")).startswith("offline echo · 0.2 · 3 messages")
     snippet = cell(nb, "%aiml snippet").outputs[0].data["text/markdown"]

@@ -64,7 +64,8 @@ def test_follow_up_without_recording_gets_the_offline_echo(bare_shell, api):
     (final,) = visible_outputs(run)
     md = final["text/markdown"]
     assert md.startswith("**Offline echo: no language model was asked.**")
-    assert "> And in one line?" in md and "`temperature` = `0.3`" in md
+    # Code spans are published as our own <code> elements (their text verbatim, never markup).
+    assert "> And in one line?" in md and "<code>temperature</code> = <code>0.3</code>" in md
     assert "1 earlier turn (3 messages in this request)" in md
     assert md.rstrip().endswith("no model · 0.0 s · offline echo</sub>")
     short = bare_shell.user_ns["short"]

@@ -11,7 +11,9 @@ import getpass
 import json
 import logging
 import os
+import re
 import socket
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -25,16 +27,24 @@ from aiml_magics import client as client_module
 from aiml_magics.client import AIMLClient, InsecureTransportWarning, is_loopback
 from aiml_magics.errors import AIMLError, ParameterError, http_error
 from aiml_magics.params import BY_NAME as SETTINGS
-from aiml_magics.settings import Secret
+from aiml_magics.secrets import Secret
 from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import Error, FakeAIMLAPI, RawStream, Reply
+from tests.inert import HOSTILE, HOSTILE_REASONING, assert_inert
 
 HIDDEN = TEST_KEY[:-4]  # everything a mask never shows
+# Any 8 characters of the key say too much (a mask shows 4): looked for in any case, and with the
+# whitespace removed (a key wrapped over lines or padded with spaces).
+PIECES = sorted({TEST_KEY[i : i + 8].lower() for i in range(len(TEST_KEY) - 7)})
 
 
 def assert_clean(text: str, where: str = "") -> None:
     assert TEST_KEY not in text, f"key leaked in {where}"
     assert HIDDEN not in text, f"key (all but its tail) leaked in {where}"
+    low = text.lower()
+    squeezed = re.sub(r"\s+", "", low)
+    found = [p for p in PIECES if p in low or p in squeezed]
+    assert not found, f"pieces of the key leaked in {where}: {found}"
 
 
 def leaky_faults() -> list:
@@ -144,11 +154,13 @@ def test_key_in_no_log_record(shell, api, caplog):
 
 
 def test_key_in_no_saved_notebook(monkeypatch, api, tmp_path):
-    """A notebook run in a real kernel and saved, as it would be shared, holds no key."""
+    """A notebook run in a real kernel and saved, as it would be shared, holds no key; a hostile
+    answer's outputs there hold no active content (issue #9 through `%%aiml` in a kernel)."""
     api.queue(
         Reply(content="first answer", reasoning="some thinking"),
         *leaky_faults(),
         Reply(content="after the errors"),
+        Reply(content=HOSTILE, reasoning=HOSTILE_REASONING, chunk_chars=5),
     )
     monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIML_API_BASE", api.base_url)
@@ -160,16 +172,26 @@ def test_key_in_no_saved_notebook(monkeypatch, api, tmp_path):
         "%%aiml\nthis fails with 401",
         "%xmode Verbose",
         "%%aiml\nthis fails with 400",
+        # What %debug would walk: the frames of the last error.
+        "tb = sys.last_traceback\nwhile tb is not None:\n"
+        "    print(tb.tb_frame.f_code.co_name, {k: v for k, v in tb.tb_frame.f_locals.items()\n"
+        "          if not k.startswith('_') and k not in ('In', 'Out', 'tb')})\n"
+        "    tb = tb.tb_next",
+        "%tb",
         "%%aiml\nthis fails with 502",
         "%%aiml\nand this works",
         "aiml_response",
         "print(repr(aiml_response), aiml_response.raw, aiml_response.request)",
-        "import aiml_magics\nm = aiml_magics.instance()\nprint(m, m.client(), m.trait_values())",
+        "import aiml_magics\nm = aiml_magics.instance()\nprint(m, m.client(), m.trait_values(), vars(m))",
         "%aiml config",
         "%config AIMLMagics",
         "%aiml history",
         "%aiml snippet",
         "%%aiml --dry-run\nshow me",
+        "%%aiml\nsummarise this page",
+        "aiml_response",
+        "%aiml history",
+        "print(repr(get_ipython().config))",
     ]
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
@@ -184,11 +206,21 @@ def test_key_in_no_saved_notebook(monkeypatch, api, tmp_path):
     assert_clean(json.dumps(json.loads(saved), ensure_ascii=True), "saved notebook (escaped)")
     assert "after the errors" in saved and "****HECK" in saved  # it ran, and masked what it named
     assert "POST /v1/chat/completions" in saved  # debug logging was on in the kernel
+    assert "ask {}" in saved  # the frames under the error were walked, and hold nothing
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
-    # Typed errors (all AIMLError subclasses): 401, 400, then the proxy's 502.
-    assert [e.ename for e in errors] == ["AuthenticationError", "BadRequestError", "ServerError"]
+    # Typed errors (all AIMLError subclasses): 401, 400, %tb's replay of the 400, the proxy's 502.
+    assert [e.ename for e in errors] == ["AuthenticationError", "BadRequestError", "BadRequestError",
+                                         "ServerError"]
     assert all(len(e.traceback) == 1 for e in errors)  # one paragraph, even in Verbose mode
-    assert len(api.chat_requests) == 5
+    assert len(api.chat_requests) == 6
+    hostile = [c for c in nb.cells if c.source in ("%%aiml\nsummarise this page", "aiml_response",
+                                                      "%aiml history")][-3:]
+    markdowns = [o.data["text/markdown"] for c in hostile for o in c.outputs
+                 if "text/markdown" in o.get("data", {})]
+    assert len(markdowns) == 3 and "Your key is ****HECK" in markdowns[0]
+    for md in markdowns:
+        assert_inert(md, "kernel output")
+        assert "\x1b" not in md
 
 
 # -- plain http ------------------------------------------------------------------------------------
@@ -392,3 +424,216 @@ def test_proxy_from_the_environment_is_kept_for_the_real_service(monkeypatch, no
     local = AIMLClient(TEST_KEY, "http://127.0.0.1:9/v1").session
     assert not local.proxies and local.trust_env is False
     assert no_network == []
+
+
+# -- issue #9: whatever the service sends back, no piece of the key shows ----------------------------
+
+
+def _echoes() -> list:
+    """Error bodies that quote the key the ways gateways and proxies do: whole, past an excerpt
+    limit (so the cut falls inside the key), upper-cased, wrapped over lines, padded."""
+    wrapped = f"  {TEST_KEY[:15]}\n    {TEST_KEY[15:30]} \t{TEST_KEY[30:]}  "
+    return [
+        Error(401, "x" * 385 + f" {TEST_KEY}"),  # the 400-character clip cuts inside the key
+        Error(401, f"INVALID KEY {TEST_KEY.upper()}", shape="openai"),
+        Error(400, f"bad header: Bearer {wrapped}", shape="gateway_str"),
+        Error(502, f"<html><title>{'A' * 100} {TEST_KEY}</title></html>", shape="text"),  # 120 clip
+        Error(502, f"<html><body><h1>proxy</h1>{TEST_KEY[:9]}&#45;{TEST_KEY[9:]}</body></html>",
+              shape="text"),
+        Error(403, f"   {TEST_KEY}   ", shape="text"),
+    ]
+
+
+def test_error_pages_that_echo_the_key_show_no_piece_of_it(shell, api):
+    shell.run_line_magic("config", "AIMLMagics.max_retries = 0")
+    api.queue(*_echoes())
+    for i in range(len(_echoes())):
+        run = run_cell(shell, f"%%aiml --no-stream\nfails {i}")
+        assert isinstance(run.error, AIMLError), run.shown
+        shown = "".join(run.error._render_traceback_()) + str(run.error) + run.shown
+        shown += repr(run.error.args) + repr(run.error.service_message)
+        assert_clean(shown, f"echo {i}")
+        assert "****" in shown, shown  # masked, not dropped
+    assert len(api.chat_requests) == len(_echoes())
+
+
+def test_verbose_tracebacks_hold_no_frame_with_the_key(shell, api):
+    """`%xmode Verbose` shows locals; `%tb` and `%debug` read the frames of the last error."""
+    shell.run_line_magic("config", "AIMLMagics.max_retries = 0")
+    api.queue(Error(401, f"Incorrect API key provided: {TEST_KEY}"), RawStream(
+        [f'data: {{"choices":[{{"delta":{{"content":"{TEST_KEY}"}}}}]}}\n\n'.encode()], close=True))
+    assert run_cell(shell, "%xmode Verbose").error is None
+    try:
+        for cell in ("%%aiml\nfails", "%%aiml\ncut with the key in it"):
+            run = run_cell(shell, cell)
+            assert isinstance(run.error, AIMLError), run.shown
+            assert len(run.error._render_traceback_()) == 1  # one paragraph, even in Verbose mode
+            frames, tb = [], sys.last_traceback
+            while tb is not None:
+                frames.append(tb.tb_frame)
+                tb = tb.tb_next
+            assert len(frames) >= 3
+            for frame in frames:
+                if frame.f_code.co_name == "<module>":
+                    continue  # the user's namespace: what they typed (the fixture's %config line)
+                assert_clean(repr(frame.f_locals), f"frame {frame.f_code.co_name}")
+            assert sys.last_value.__context__ is None
+            tb_out = run_cell(shell, "%tb")
+            assert_clean(tb_out.shown, "%tb")
+    finally:
+        run_cell(shell, "%xmode Context")
+
+
+def _reachable(root: object, depth: int = 4) -> list[tuple[str, object]]:
+    """Every object a variable inspector reaches from ``root`` in a few steps (ours only)."""
+    out, seen, todo = [], set(), [("root", root, 0)]
+    while todo:
+        path, obj, d = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        out.append((path, obj))
+        if d >= depth:
+            continue
+        if isinstance(obj, dict):
+            todo += [(f"{path}[{k!r}]", v, d + 1) for k, v in obj.items()]
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            todo += [(f"{path}[{i}]", v, d + 1) for i, v in enumerate(obj)]
+        elif type(obj).__module__.startswith("aiml_magics") and hasattr(obj, "__dict__"):
+            todo += [(f"{path}.{k}", v, d + 1) for k, v in vars(obj).items() if k != "shell"]
+    return out
+
+
+def test_objects_a_variable_inspector_reaches_are_masked(shell, api, magics):
+    api.queue(Reply(content=f"the key is {TEST_KEY}"))
+    assert run_cell(shell, "%%aiml\nwhat is my key?").error is None
+    client = magics.client()
+    assert client.session is not None
+    roots = {
+        "magics": magics, "client": client, "registry": aiml_magics.errors.SECRETS,
+        "conversation turns": magics.conversation.turns, "last response": magics.last_response,
+    }
+    for name, root in roots.items():
+        for path, obj in _reachable(root):
+            assert_clean(repr(obj), f"{name}: {path}")
+    assert_clean(repr(magics.trait_values()), "trait values (config included)")
+    assert_clean(repr(magics.session._client_ident), "client identity")
+    # Still the real key where it is used.
+    assert api.chat_requests[-1].headers["authorization"] == f"Bearer {TEST_KEY}"
+
+
+def test_config_holds_no_raw_key_after_percent_config(shell, api):
+    """The shell fixture ran `%config AIMLMagics.api_key = '<key>'`: IPython's config object
+    (shared by every configurable) holds the masked Secret, and the key still works."""
+    for text in (repr(shell.config), str(shell.config), repr(shell.config.AIMLMagics)):
+        assert_clean(text, "shell.config")
+    for configurable in shell.configurables:  # %config merges into each one's config
+        assert_clean(repr(configurable.config), type(configurable).__name__)
+    for cell in ("%config", "%config AIMLMagics", "print(get_ipython().config)"):
+        run = run_cell(shell, cell)
+        assert run.error is None
+        assert_clean(run.shown, cell)
+    cell = f"%config AIMLMagics.api_key = {TEST_KEY.lower()!r}\nprint(repr(get_ipython().config))"
+    run = run_cell(shell, cell)
+    assert_clean(run.shown, "config set and printed in one cell")
+    run_cell(shell, f"%config AIMLMagics.api_key = {TEST_KEY!r}")
+    assert run_cell(shell, "%%aiml\nstill works").error is None
+    assert api.chat_requests[-1].headers["authorization"] == f"Bearer {TEST_KEY}"
+
+
+def test_key_from_an_ipython_config_file_is_masked_too(bare_shell, api):
+    aiml_magics.unload_ipython_extension(bare_shell)
+    bare_shell.extension_manager.loaded.discard("aiml_magics")
+    bare_shell.config.AIMLMagics.api_key = TEST_KEY  # what c.AIMLMagics.api_key in a profile does
+    bare_shell.config.AIMLMagics.base_url = api.base_url
+    bare_shell.run_line_magic("load_ext", "aiml_magics")
+    assert_clean(repr(bare_shell.config), "config from a profile")
+    assert run_cell(bare_shell, "%%aiml\nhi").error is None
+    assert api.chat_requests[-1].headers["authorization"] == f"Bearer {TEST_KEY}"
+
+
+# -- issue #9 item 5: the URL we check is the URL we connect to ---------------------------------------
+
+
+@pytest.fixture
+def only_loopback_names(monkeypatch):
+    """Name lookups of anything but a loopback name fail (and are recorded): a wrong connection
+    is detected without any traffic leaving the machine."""
+    looked_up: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name not in ("127.0.0.1", "localhost", "::1"):
+            looked_up.append(name)
+            raise socket.gaierror(socket.EAI_NONAME, f"{name}: blocked by the test")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return looked_up
+
+
+AMBIGUOUS = [
+    ("http://evil.example\\@127.0.0.1:{port}/v1", "backslash"),
+    ("http://evil.example\\\\@127.0.0.1:{port}/v1", "backslash"),
+    ("http://user:hunter2pass@127.0.0.1:{port}/v1", "user-info"),
+    ("http://127.0.0.1:{port}@evil.example/v1", "user-info"),
+    ("https://token@api.aimlapi.com/v1", "user-info"),
+    ("http://127.0.0.1:{port}/v1?key=hunter2pass", "query string"),
+    ("http://127.0.0.1:{port}/v1#hunter2pass", "fragment"),
+    ("http://127.0.0.1:{port}/v1 evil", "space"),
+]
+
+
+def test_requests_itself_would_go_to_the_backslash_host(api, only_loopback_names):
+    """Why item 5 matters: the transport's parser sees evil.example where urllib.parse sees
+    127.0.0.1 (so the old check passed). The patched lookup catches it; nothing leaves."""
+    from urllib.parse import urlsplit
+
+    import requests
+
+    url = f"http://evil.example\\@127.0.0.1:{api.port}/v1/models"
+    assert urlsplit(url).hostname == "127.0.0.1"
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(url, timeout=5)
+    assert only_loopback_names == ["evil.example"]
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(("template", "problem"), AMBIGUOUS)
+def test_ambiguous_base_urls_are_refused_before_any_connection(
+    bare_shell, api, only_loopback_names, monkeypatch, caplog, template, problem
+):
+    url = template.format(port=api.port)
+    bare_shell.run_line_magic("config", f"AIMLMagics.api_key = {TEST_KEY!r}")
+    run_cell(bare_shell, f"%config AIMLMagics.base_url = {url!r}")  # %config logs the refusal
+    assert "base_url is refused: it " in caplog.text and problem in caplog.text, caplog.text
+    assert "hunter2pass" not in caplog.text
+    assert aiml_magics.instance().base_url is None  # the setting kept its old value
+    monkeypatch.setenv("AIML_API_BASE", url)  # the same URL from the environment
+    for cell in ("%%aiml\nhello", "%%aiml --dry-run\nhello", "%aiml models"):
+        run = run_cell(bare_shell, cell)
+        assert isinstance(run.error, AIMLError), (cell, run.shown)
+        message = str(run.error)
+        assert message.startswith("base_url is refused: it ") and problem in message
+        assert message.count(". ") == 0  # one sentence
+        for text in (message, run.shown):
+            assert "hunter2pass" not in text and "evil.example" not in text
+    assert api.requests == [] and only_loopback_names == []
+
+
+def test_secret_registry_is_masked_and_keeps_every_key_registered_from_threads():
+    import threading
+
+    from aiml_magics.secrets import SecretRegistry
+
+    registry = SecretRegistry()
+    keys = [[f"sk-thread{i}-{j:05d}-{TEST_KEY[-12:]}" for j in range(200)] for i in range(8)]
+    threads = [threading.Thread(target=lambda ks=ks: [registry.add(k) for k in ks]) for ks in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(registry) == 1600  # no registration lost to a concurrent one
+    assert_clean(repr(registry) + repr(vars(registry)) + repr(registry.items()), "registry")
+    assert registry.redact(f"echo {keys[3][7]} end") == "echo ****HECK end"

@@ -1,0 +1,183 @@
+"""The API key: masking, redaction before any clipping, and a registry whose repr is masked.
+
+A key can come back from anywhere: an error page that echoes it (whole, cut by an excerpt,
+upper-cased, wrapped over lines), or an answer that quotes it. Redaction therefore looks for any
+piece of a known secret of ``PIECE`` characters or more, ignoring case and whitespace, and runs on
+the full text before anything is clipped. No IPython here.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+PIECE = 8  # a piece of a key this long is worth hiding; shorter ones say nothing
+_WS = re.compile(r"\s+")
+_NOT_WS = re.compile(r"\S")
+# What str.isspace() (and so re's \s) calls whitespace: dropped by translate, which makes one copy
+# in C instead of re.sub's list of pieces.
+_SPACES = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
+    map(chr, range(0x2000, 0x200B))
+)
+# Keys are printable ASCII, so folding ASCII letters is enough; str.lower() on non-ASCII text
+# would allocate several times the text.
+_FOLD: dict[int, int | None] = {**dict.fromkeys(map(ord, _SPACES)), **{c: c + 32 for c in range(65, 91)}}
+
+
+def mask_key(key: str | None) -> str:
+    """The most of a key we ever show: its last 4 characters, and only for long keys."""
+    if not key:
+        return "(not set)"
+    key = str.__str__(key)
+    return "****" + key[-4:] if len(key) >= 16 else "****"
+
+
+class Secret(str):
+    """A str that never shows itself: repr/str/format give the masked form; ``reveal()`` the value.
+
+    Used wherever a key sits in an object a user, a variable inspector or a verbose traceback can
+    reach (settings, IPython's config, the client, the Authorization header value).
+    """
+
+    def __repr__(self) -> str:
+        return repr(mask_key(self.reveal()))
+
+    def __str__(self) -> str:
+        return mask_key(self.reveal())
+
+    def __format__(self, spec: str) -> str:
+        return format(mask_key(self.reveal()), spec)
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+class BearerHeader(Secret):
+    """``Bearer <key>`` for the Authorization header; its repr and str stay masked."""
+
+    def __repr__(self) -> str:
+        return repr(f"Bearer {mask_key(self.reveal()[7:])}")
+
+    def __str__(self) -> str:
+        return f"Bearer {mask_key(self.reveal()[7:])}"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def reveal(value: str | None) -> str | None:
+    """The plain value of a possibly wrapped secret."""
+    return None if value is None else str.__str__(value)
+
+
+class SecretRegistry:
+    """The secrets every message and view scrubs. Copy-on-write: a reader never sees a set that
+    another thread is changing, and no lock is held while text is scanned (writers take one, so
+    two sessions registering keys at once both stay registered)."""
+
+    def __init__(self) -> None:
+        self._items: tuple[Secret, ...] = ()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<SecretRegistry: {len(self._items)} secret(s), masked>"
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, secret: str | None) -> None:
+        """Remember a secret (stripped of surrounding whitespace) so every later message scrubs it."""
+        value = _WS.sub("", reveal(secret) or "")
+        if len(value) < 4:
+            return
+        with self._lock:
+            if value not in self._items:
+                self._items = (*self._items, Secret(value))
+
+    def items(self) -> tuple[Secret, ...]:
+        return self._items
+
+    def redact(self, text: str, extra: Iterable[str | None] = ()) -> str:
+        """Mask every piece of PIECE+ characters of a known secret (case and whitespace ignored)."""
+        out, last = [], 0
+        for start, end, mask in self.spans(text, extra):
+            out.append(text[last:start])
+            out.append(mask)
+            last = end
+        if not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
+
+    def spans(self, text: str, extra: Iterable[str | None] = ()) -> list[tuple[int, int, str]]:
+        """(start, end, mask) of every stretch of ``text`` that is a piece of a secret, in order."""
+        secrets = [*self._items, *(Secret(_WS.sub("", reveal(s) or "")) for s in extra if s)]
+        if not text or not secrets:
+            return []
+        squeezed = text.translate(_FOLD)
+        hits = [(s, g) for s in secrets for g in _grams(s) if g in squeezed]
+        return _spans(text, hits) if hits else []
+
+
+def _grams(secret: Secret) -> frozenset[str]:
+    value = secret.reveal().lower()
+    if len(value) < PIECE:
+        return frozenset([value])
+    return frozenset(value[i : i + PIECE] for i in range(len(value) - PIECE + 1))
+
+
+def _spans(text: str, hits: list[tuple[Secret, str]]) -> list[tuple[int, int, str]]:
+    """The stretches covered by the found pieces; one that is a whole key keeps its tail."""
+    positions = [m.start() for m in _NOT_WS.finditer(text)]
+    squeezed = "".join(text[p] for p in positions).lower()
+    covered: list[tuple[int, int]] = []
+    for _, gram in hits:
+        at = squeezed.find(gram)
+        while at >= 0:
+            covered.append((at, at + len(gram)))
+            at = squeezed.find(gram, at + 1)
+    covered.sort()
+    merged: list[list[int]] = []
+    for a, b in covered:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    wholes = {s.reveal().lower() for s, _ in hits}
+    out = []
+    for a, b in merged:
+        whole = squeezed[a:b] in wholes and b - a >= 16
+        tail = "".join(text[p] for p in positions[b - 4 : b]) if whole else ""
+        out.append((positions[a], positions[b - 1] + 1, "****" + tail))
+    return out
+
+
+def redact_obj(obj: Any, registry: SecretRegistry) -> Any:
+    """A copy of JSON-like data with every string redacted (bodies kept in ``.raw``)."""
+    if isinstance(obj, str):
+        return registry.redact(obj)
+    if isinstance(obj, dict):
+        return {k: redact_obj(v, registry) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact_obj(v, registry) for v in obj]
+    return obj
+
+
+def forget_frames(exc: BaseException) -> None:
+    """Clear the locals of the finished frames under a user-facing error, and of the errors it
+    came from: ``%tb``, ``%debug`` and ``%xmode Verbose`` would otherwise show a response body or
+    header that quotes the key. The error's own message is already redacted."""
+    import traceback
+
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)
+        todo += [e.__cause__, e.__context__]
+    exc.__context__ = None
