@@ -7,9 +7,7 @@ Every message passes through :func:`redact` so a key can never leak through an e
 
 from __future__ import annotations
 
-import html
 import re
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -308,6 +306,8 @@ def service_message(body: bytes | str, content_type: str = "") -> str:
     if msg:
         return msg
     if "html" in content_type.lower() or text.lstrip()[:1] == "<":
+        import html  # (html.entities costs a millisecond: not at %load_ext)
+
         title = _TITLE.search(text)
         page = _clip(html.unescape(title.group(1) if title else _TAG.sub(" ", text)), 120)
         return f"an HTML error page (“{page}”), likely from a proxy in front of the service"
@@ -384,6 +384,8 @@ def http_error(
     """
     msg = service_message(body, content_type)
     try:
+        from http import HTTPStatus
+
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "HTTP error"

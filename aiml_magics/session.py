@@ -26,23 +26,7 @@ from .response import ChatResponse, parse_json_answer
 from .secrets import Secret, forget_frames
 from .settings import Settings
 from .sources import CallbackView, LiveSource, NoView, Source, View, ViewFactory
-
-DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
-BASE_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
-KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
-# Options of one request that are not settings (the settings' names are taken as overrides).
-CALL_OPTIONS = ("new", "json")
-
-
-def env_value(names: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """The first set variable among ``names``: (value, variable name)."""
-    import os
-
-    for name in names:
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value, name
-    return None, None
+from .urls import BASE_VARS, KEY_VARS, env_value
 
 
 class Session:
@@ -124,7 +108,7 @@ class Session:
         return None, "not set"
 
     def effective_base(self) -> tuple[str, str]:
-        from .client import normalize_base_url
+        from .urls import DEFAULT_BASE_URL, normalize_base_url
 
         if self.settings.base_url:
             return normalize_base_url(self.settings.base_url), "%config"

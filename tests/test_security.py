@@ -247,7 +247,6 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
     monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
     monkeypatch.setattr(socket.socket, "connect_ex", refuse("socket.connect_ex"))
-    monkeypatch.setattr(client_module, "_warned_insecure", set())
     return calls
 
 
@@ -370,7 +369,6 @@ def test_allowed_plain_http_says_so_in_every_footer(shell, api, monkeypatch):
     """The once-per-host warning goes to stderr, which the final render may clear: the footer
     of every such answer carries it too. Traffic stays on 127.0.0.1; only the verdict is forced."""
     monkeypatch.setattr(client_module, "is_loopback", lambda url: False)
-    monkeypatch.setattr(client_module, "_warned_insecure", set())
     shell.run_line_magic("config", "AIMLMagics.allow_insecure_http = True")
     for _ in range(2):
         with warnings.catch_warnings():
