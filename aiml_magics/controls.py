@@ -21,7 +21,7 @@ from traitlets import TraitError
 
 from .errors import AIMLError, redact
 from .models import FALLBACK_MODELS, alias_map, describe_model, model_ids, resolve_model
-from .params import RANGES, check_model, range_for
+from .params import PARAMS, Param, check_model, range_for, range_words
 from .render import is_terminal
 
 LABEL_STYLE = {"description_width": "13em"}  # room for "max_completion_tokens"
@@ -157,31 +157,16 @@ class AIMLPanel(W.VBox):
         self.model_info.observe(_hide_when_empty, "value")
         self.models_note.observe(_hide_when_empty, "value")
 
-        # -- numbers -----------------------------------------------------------------------------
-        self.max_completion_tokens = W.BoundedIntText(
-            value=1024,
-            min=1,
-            max=TOKENS_MAX,
-            description="max_completion_tokens",
-            tooltip="Upper bound on generated tokens, reasoning included (>= 1).",
-            style=LABEL_STYLE,
-        )
-        self.temperature = _slider(
-            "temperature",
-            0.05,
-            "0 to 2 (0 to 1 for Claude and MiniMax models); lower is more deterministic.",
-        )
-        self.top_p = _slider("top_p", 0.01, "Nucleus sampling, 0.01 to 1.")
-        self._optionals = {
-            "max_completion_tokens": _Optional(magics, "max_completion_tokens", self.max_completion_tokens),
-            "temperature": _Optional(
-                magics, "temperature", self.temperature, high=self._temperature_high
-            ),
-            "top_p": _Optional(magics, "top_p", self.top_p),
-        }
-        self.max_completion_tokens_unset = self._optionals["max_completion_tokens"].unset
-        self.temperature_unset = self._optionals["temperature"].unset
-        self.top_p_unset = self._optionals["top_p"].unset
+        # -- numbers: every ranged parameter the table puts on the panel ---------------------------
+        self._optionals: dict[str, _Optional] = {}
+        for param in PARAMS:
+            if not (param.panel and param.range is not None):
+                continue
+            control = _number_control(param)
+            high = self._temperature_high if param.name == "temperature" else None
+            self._optionals[param.name] = _Optional(magics, param.name, control, high=high)
+            setattr(self, param.name, control)  # e.g. panel.temperature, panel.top_p_unset
+            setattr(self, f"{param.name}_unset", self._optionals[param.name].unset)
 
         # -- prompt and switches -----------------------------------------------------------------
         self.system = W.Textarea(
@@ -464,17 +449,31 @@ def show_panel(magics: Any) -> AIMLPanel | None:
     return panel
 
 
-def _slider(name: str, step: float, tooltip: str) -> W.FloatSlider:
-    """A slider over the parameter's own range (params.RANGES, what the service accepts)."""
-    rng = RANGES[name]
+SLIDER_STEPS = {"temperature": 0.05}  # else a hundredth of the range
+
+
+def _number_control(param: Param) -> W.ValueWidget:
+    """The control for a ranged parameter: a slider over the range the service accepts, or a
+    number box when the range has no upper end (a token count)."""
+    rng = param.range
+    assert rng is not None
+    tooltip = f"{param.help[:1].upper()}{param.help[1:]}: {range_words(param.name)}."
+    if rng.high is None:
+        box = W.BoundedIntText if rng.integer else W.BoundedFloatText
+        return box(
+            value=1024 if rng.integer else rng.low, min=rng.low, max=TOKENS_MAX,
+            description=param.name, tooltip=tooltip, style=LABEL_STYLE,
+        )
+    low = rng.low if rng.low is not None else 0.0
+    step = SLIDER_STEPS.get(param.name, round((rng.high - low) / 100, 4) or 0.01)
     return W.FloatSlider(
-        value=min(1.0, rng.high or 1.0),
-        min=rng.low,
+        value=min(1.0, rng.high),
+        min=low,
         max=rng.high,
         step=step,
         readout_format=".2f",
         continuous_update=False,
-        description=name,
+        description=param.name,
         tooltip=tooltip,
         style=LABEL_STYLE,
         layout=W.Layout(width=WIDE),

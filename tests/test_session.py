@@ -285,3 +285,12 @@ def test_cell_magic_help_lists_every_flag(shell):
     for command in ("reset", "history", "config", "models", "key", "panel", "snippet", "replay"):
         assert f"%aiml {command}" in run.stdout
     assert "%%%aiml" not in run.stdout
+
+
+def test_the_readme_settings_table_names_every_setting():
+    from aiml_magics.params import PARAMS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Settings") : readme.index("## The control panel")]
+    missing = [p.name for p in PARAMS if f"`{p.name}`" not in table]
+    assert missing == [], missing
