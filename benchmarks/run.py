@@ -34,7 +34,7 @@ ENV = {
     "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE), os.environ.get("PYTHONPATH", "")]),
     "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "aiml_magics_bench_pycache"),
 }
-HEAVY = ("requests", "urllib3", "ipywidgets", "markdown")
+HEAVY = ("requests", "urllib3", "ipywidgets", "markdown", "ssl", "http.client", "email.utils")
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -96,14 +96,16 @@ def load(n: int, python: str = sys.executable, before: Path | None = None) -> di
     module = None
     for _, root in variants.values():  # the byte-code caches
         warm = _LOAD.format(load=True, heavy=HEAVY)
-        subprocess.run([python, "-c", warm], capture_output=True, env=_env(root), check=True)
+        subprocess.run([python, "-c", warm], capture_output=True, env=_env(root), cwd=root, check=True)
     for _ in range(n):
         for name, (with_ext, root) in variants.items():  # interleaved, so drift hits all alike
             code = _LOAD.format(load=with_ext, heavy=HEAVY)
             before_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
+            # cwd=root: `python -c` puts the working directory first on sys.path.
             out = subprocess.run(
-                [python, "-c", code], capture_output=True, text=True, env=_env(root), check=True
+                [python, "-c", code], capture_output=True, text=True, env=_env(root), cwd=root,
+                check=True,
             ).stdout
             walls[name].append((time.perf_counter() - t) * 1e3)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -113,6 +115,7 @@ def load(n: int, python: str = sys.executable, before: Path | None = None) -> di
             info = json.loads(out)
             if with_ext:
                 inproc[name].append(info["load_ms"])
+                assert info["module"].startswith(str(root)), (name, info["module"])
             if name == "ours":
                 heavy = info["heavy"]
                 module = info["module"]
