@@ -8,7 +8,7 @@ server that holds the connection open; error frames end it as incomplete; every 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .bounded import READ_BLOCK, failure_words, finish_quickly, read_capped, set_read_timeout
@@ -118,6 +118,26 @@ class ChatStream:
             self.done or (a.finish_reason is not None and a.usage is not None)
         )
 
+    def _take(self, events: list[str]) -> Generator[tuple[str, str], None, bool]:
+        """Yield the deltas of ``events``; True when the stream is over: ``[DONE]`` (``done`` is
+        set) or an error frame (``error`` is set)."""
+        assembler = self.assembler
+        for event in events:
+            if event == DONE:
+                self.done = True
+                return True
+            delta = self._decode(event)
+            if delta is None:
+                continue
+            if type(event) is not str and getattr(event, "name", "") == "error":
+                self._error_frame(delta)
+                return True
+            yield assembler.add(delta)
+            if assembler.error is not None:
+                self._error_frame(assembler.error)
+                return True
+        return False
+
     def _byte_chunks(self) -> Iterator[bytes]:
         raw = self._resp.raw
         chunked = getattr(raw, "chunked", False)
@@ -147,8 +167,7 @@ class ChatStream:
                 clean = self.error is None
                 return
             parser = SSEParser()
-            feed, add, decode = parser.feed, self.assembler.add, self._decode
-            assembler = self.assembler
+            feed, assembler = parser.feed, self.assembler
             received = 0
             for block in chunks:
                 received += len(block)
@@ -157,20 +176,9 @@ class ChatStream:
                     return
                 if len(self._head) < 512:
                     self._head += block[: 512 - len(self._head)]
-                for event in feed(block):
-                    if event == DONE:
-                        self.done = clean = True
-                        return
-                    delta = decode(event)
-                    if delta is None:
-                        continue
-                    if type(event) is not str and getattr(event, "name", "") == "error":
-                        self._error_frame(delta)
-                        return
-                    yield add(delta)
-                    if assembler.error is not None:
-                        self._error_frame(assembler.error)
-                        return
+                if (yield from self._take(feed(block))):
+                    clean = self.done
+                    return
                 if tail_until is None:
                     if assembler.finish_reason is not None and assembler.usage is not None:
                         # Complete: what may still come (credits, [DONE]) comes at once or not.
@@ -178,20 +186,8 @@ class ChatStream:
                         set_read_timeout(self._resp.raw, END_GRACE)
                 elif time.monotonic() >= tail_until:
                     return
-            for event in parser.close():
-                if event == DONE:
-                    self.done = True
-                    break
-                delta = decode(event)
-                if delta is None:
-                    continue
-                if type(event) is not str and getattr(event, "name", "") == "error":
-                    self._error_frame(delta)
-                    return
-                yield add(delta)
-                if assembler.error is not None:
-                    self._error_frame(assembler.error)
-                    return
+            if (yield from self._take(parser.close())) and not self.done:
+                return
             clean = self.error is None
             if not self.done and self.assembler.chunks == 0 and self._head.strip():
                 self.error = self._not_an_answer(self._head, ctype)
