@@ -59,11 +59,13 @@ class AIMLError(Exception):
     swaps the hint for one that names its commands (:meth:`advise`).
     """
 
+    kind_name = "error"  # each subclass names what failed; ``kind=`` can say more precisely
+
     def __init__(
         self,
         message: str,
         *,
-        kind: str = "error",
+        kind: str | None = None,
         status: int | None = None,
         service_message: str | None = None,
         hint: str | None = None,
@@ -71,7 +73,7 @@ class AIMLError(Exception):
         self.facts = visible_controls(redact(message))  # it may quote the service, reach a terminal
         self.hint = redact(hint) if hint else ""
         super().__init__(self.message)
-        self.kind = kind
+        self.kind = kind or self.kind_name
         self.status = status
         self.service_message = redact(service_message) if service_message else None
 
@@ -96,34 +98,32 @@ class AIMLError(Exception):
 class ParameterError(AIMLError, ValueError):
     """A parameter outside what the service accepts; raised before any request is sent."""
 
+    kind_name = "parameter"
+
     def __init__(self, message: str) -> None:
-        super().__init__(message, kind="parameter")
+        super().__init__(message)
 
 
 class ConfigError(AIMLError):
     """A setting that cannot work (base URL, key text, plain http); nothing was sent."""
 
-    def __init__(self, message: str, *, kind: str = "config", hint: str | None = None) -> None:
-        super().__init__(message, kind=kind, hint=hint)
+    kind_name = "config"
 
 
 class BadKeyError(ConfigError):
     """The key cannot be sent as typed (a space, a line break, a non-ASCII character)."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message, kind="config", hint=hint)
-
 
 class MissingKeyError(ConfigError):
     """No API key is set; nothing was sent."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message, kind="no_key", hint=hint)
+    kind_name = "no_key"
 
 
 class APIStatusError(AIMLError):
     """The service answered with an HTTP error status (``.status``)."""
 
+    kind_name = "http"
     default_status = 0
     successor: str | None = None  # the current model id, when the requested one was retired
 
@@ -136,8 +136,7 @@ class APIStatusError(AIMLError):
         hint: str | None = None,
     ) -> None:
         super().__init__(
-            message, kind="http", status=status or self.default_status,
-            service_message=service_message, hint=hint,
+            message, status=status or self.default_status, service_message=service_message, hint=hint
         )
 
 
@@ -181,22 +180,19 @@ class ConnectError(AIMLError):
     """The connection failed: before the request was sent (nothing billed), or before an answer
     came; the message says which."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message, kind="connection", hint=hint)
+    kind_name = "connection"
 
 
 class ResponseTimeout(AIMLError):
     """The request was sent but no answer came within the read timeout (it may be billed)."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message, kind="timeout", hint=hint)
+    kind_name = "timeout"
 
 
 class ProtocolError(AIMLError):
     """Something answered, but not with a chat completion (a wrong base URL, a proxy page)."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message, kind="protocol", hint=hint)
+    kind_name = "protocol"
 
 
 class IncompleteAnswer(AIMLError):
@@ -204,6 +200,8 @@ class IncompleteAnswer(AIMLError):
 
     ``limit`` names the setting that stopped it, when one did (``max_answer_bytes``).
     """
+
+    kind_name = "stream"
 
     def __init__(
         self,
@@ -214,7 +212,7 @@ class IncompleteAnswer(AIMLError):
         limit: str | None = None,
         service_message: str | None = None,
     ) -> None:
-        super().__init__(message, kind="stream", hint=hint, service_message=service_message)
+        super().__init__(message, hint=hint, service_message=service_message)
         self.response = response
         self.limit = limit
 
@@ -222,8 +220,7 @@ class IncompleteAnswer(AIMLError):
 class LimitError(AIMLError):
     """Something from the service was larger than a limit allows, so it was not read."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message, kind="limit", hint=hint)
+    kind_name = "limit"
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
