@@ -355,7 +355,8 @@ class AIMLMagics(Magics, Settings):
         from .errors import ParameterError
         from .schema import is_model_class
 
-        value = (self.shell.user_ns if self.shell is not None else {}).get(name)
+        namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        value = namespace.get(name)
         if not (isinstance(value, dict) or is_model_class(value)):
             what = "is not defined" if value is None else f"is a {type(value).__name__}"
             raise ParameterError(

@@ -155,7 +155,7 @@ _UNAVAILABLE = object()
 
 def _jsonschema_first(schema: dict[str, Any], value: Any) -> Any:
     try:
-        import jsonschema
+        import jsonschema  # type: ignore[import-untyped]
     except ImportError:
         return _UNAVAILABLE
     validator = jsonschema.validators.validator_for(schema)(schema)
@@ -224,7 +224,8 @@ def first_violation(schema: Any, value: Any, where: str = "answer") -> str | Non
         for name in schema.get("required", []) or []:
             if name not in value:
                 return f"{where}: {name!r} is a required property"
-        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        found = schema.get("properties")
+        props: dict[str, Any] = found if isinstance(found, dict) else {}
         for name, sub in props.items():
             if name in value:
                 problem = first_violation(sub, value[name], f"{where}.{name}")
