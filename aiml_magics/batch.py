@@ -206,7 +206,8 @@ def _items(prompts_or_template: Any, rows: Any, limits: Any) -> tuple[list[str],
                 "(a DataFrame or a list of dicts)."
             )
         prompts = [str(p) for p in prompts_or_template]
-        index = getattr(prompts_or_template, "index", None)  # a Series of prompts joins back too
+        series = type(prompts_or_template).__name__ == "Series"
+        index = prompts_or_template.index if series else None  # a Series of prompts joins back
         labels = list(index) if index is not None else list(range(len(prompts)))
         return prompts, labels, index
     if not isinstance(prompts_or_template, str):
