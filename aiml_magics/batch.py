@@ -157,13 +157,19 @@ class Batch(Sequence[Any]):
     def to_dataframe(self) -> Any:
         """One row per input, with the index of a DataFrame ``rows`` (so it joins back): prompt,
         text, tokens, credits, seconds, error, request id; with a schema, one column per field."""
-        import pandas as pd
+        try:
+            import pandas as pd
+        except ImportError:
+            raise AIMLError("to_dataframe() needs pandas, which is not installed: `pip install pandas`.",
+                            kind="dependency") from None
+        from .errors import redact
 
         records = []
         for prompt, rid, r in zip(self.prompts, self.request_ids, self.results, strict=True):
             answer = r if isinstance(r, ChatResponse) else None
             failure = r if isinstance(r, Failure) else None
-            record: dict[str, Any] = {"prompt": prompt, "text": answer.text if answer else None}
+            record: dict[str, Any] = {"prompt": redact(prompt),
+                                      "text": redact(answer.text) if answer else None}
             for name in self.fields:
                 record[name] = _field(answer.data, name) if answer is not None else None
             record.update(
@@ -172,6 +178,7 @@ class Batch(Sequence[Any]):
                 seconds=round(answer.elapsed, 3) if answer else None,
                 error=f"{failure.kind}: {failure.message}" if failure else None,
                 status=failure.status if failure else None,
+                source=answer.source if answer else None,
                 request_id=rid,
             )
             records.append(record)
@@ -182,7 +189,7 @@ class Batch(Sequence[Any]):
 
 
 def _columns(fields: list[str]) -> list[str]:
-    return ["prompt", "text", *fields, "tokens", "credits", "seconds", "error", "status",
+    return ["prompt", "text", *fields, "tokens", "credits", "seconds", "error", "status", "source",
             "request_id"]
 
 
@@ -425,7 +432,7 @@ class _Runner:
 
             problem = apply(self.schema, resp)
             if problem is not None:
-                self._fail(pos, Failure(str(problem).split(" The raw text")[0], kind="schema",
+                self._fail(pos, Failure(f"does not match the schema: {problem.violation}", kind="schema",
                                         request_id=self.ids[pos], attempts=self.attempts[pos],
                                         response=resp))
                 return

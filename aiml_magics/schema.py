@@ -24,9 +24,11 @@ _MAX_DEPTH = 64
 class SchemaMismatch(AIMLError):
     """The answer does not match the schema: ``.response`` keeps it (``.data`` is None)."""
 
-    def __init__(self, message: str, response: ChatResponse | None = None, **kw: Any) -> None:
+    def __init__(self, message: str, response: ChatResponse | None = None, violation: str = "",
+                 **kw: Any) -> None:
         super().__init__(message, kind="schema", **kw)
         self.response = response
+        self.violation = violation
 
 
 def is_model_class(schema: Any) -> bool:
@@ -138,10 +140,13 @@ def apply(schema: Any, resp: ChatResponse) -> SchemaMismatch | None:
     resp.data = data
     if problem is None:
         return None
+    name = schema_name(schema)
+    called = "the schema" if name == "answer" else f"the schema {name}"
     return SchemaMismatch(
-        f"The answer does not match the schema {schema_name(schema)}: {problem}. The raw text "
-        "is kept in .text and .data is None; ask again, or loosen the schema.",
+        f"The answer does not match {called}: {problem}. The raw text is kept in .text and "
+        ".data is None; ask again, or loosen the schema.",
         response=resp,
+        violation=problem,
     )
 
 
