@@ -10,6 +10,8 @@ import json
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import aiml_magics
 from aiml_magics.prompt import Limits, expand
@@ -128,3 +130,22 @@ def test_dry_run_names_what_was_expanded(shell, api):
     assert "Expanded from the notebook: {df}." in run.shown
     assert "| 0 | 1 |" in json.dumps(aiml_magics.instance().last_request)
     assert "{nothing}" in run.shown
+
+
+@given(st.text())
+def test_text_without_a_known_reference_is_never_changed(text):
+    assert expand(text, {}).text == text
+    if "{x" not in text:
+        assert expand(text, {"x": 1}).text == text
+
+
+def test_limits_are_settings_and_are_checked(shell, api):
+    shell.user_ns["df"] = pd.DataFrame({"a": range(50)})
+    shell.run_line_magic("config", "AIMLMagics.expand_max_rows = 3")
+    assert run_cell(shell, "%%aiml\n{df}").error is None
+    assert "3 of 50 rows" in api.last_json["messages"][-1]["content"]
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError, match="expand_max_rows = 0 is out of range"):
+        aiml_magics.instance().expand_max_rows = 0
+    assert aiml_magics.instance().expand_max_rows == 3
