@@ -308,13 +308,9 @@ def run_map(
         results, stopped = runner.run()
     finally:
         if own:
-            pool.shutdown(wait=stopped_cleanly(runner), cancel_futures=True)
+            pool.shutdown(wait=runner.stopped != "interrupted", cancel_futures=True)
         bar.close()
     return Batch(results, prompts, ids, index, fields, stopped)
-
-
-def stopped_cleanly(runner: _Runner) -> bool:
-    return runner.stopped != "interrupted"
 
 
 def _local_answer(session: Session, payload: dict[str, Any]) -> Outcome:
@@ -353,14 +349,16 @@ class _Runner:
         except KeyboardInterrupt:
             self.stopped = "interrupted"
             for fut, pos in self.inflight.items():
-                if not fut.cancel() and fut.done() and not fut.cancelled():
-                    self._take(fut, pos, time.monotonic())
+                if fut.cancel():  # had not started: not sent
+                    self.pending.append(pos)
                     continue
+                if fut.done():
+                    self._take(fut, pos, time.monotonic())
                 if self.results[pos] is None:
                     self.results[pos] = Failure("stopped by Ctrl-C while in flight: no answer kept",
                                                 kind="interrupted", request_id=self.ids[pos],
                                                 attempts=self.attempts[pos])
-        for pos in self.pending:
+        for pos in sorted(self.pending):
             if self.results[pos] is None:
                 why = self.stopped or "interrupted"
                 self.results[pos] = Failure(f"not sent: {why}", kind=f"not sent: {why}",

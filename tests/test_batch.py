@@ -233,8 +233,8 @@ def test_dask_distributed_cluster_with_worker_processes(session, api):
 
 
 def test_map_in_a_notebook_uses_the_notebook_session(shell, api):
-    run = run_cell(shell, "import aiml_magics\nb = aiml_magics.map(['x', 'y'], progress=False)")
+    run = run_cell(shell, "import aiml_magics\naiml_b = aiml_magics.map(['x', 'y'], progress=False)")
     assert run.error is None
-    assert shell.user_ns["b"].texts() == ["echo: x", "echo: y"]
+    assert shell.user_ns["aiml_b"].texts() == ["echo: x", "echo: y"]
     assert api.chat_requests[0].headers["authorization"] == f"Bearer {TEST_KEY}"
-    assert TEST_KEY not in repr(shell.user_ns["b"])
+    assert TEST_KEY not in repr(shell.user_ns["aiml_b"])

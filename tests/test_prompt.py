@@ -105,8 +105,9 @@ def test_series_and_long_values_are_clipped_with_a_note():
 # -- through %%aiml cells ---------------------------------------------------------------------------
 
 
-def test_cell_expands_from_the_namespace_and_request_shows_it(shell, api):
-    shell.user_ns.update(city="Paris", cfg={"n": 3})
+def test_cell_expands_from_the_namespace_and_request_shows_it(shell, api, monkeypatch):
+    monkeypatch.setitem(shell.user_ns, "city", "Paris")
+    monkeypatch.setitem(shell.user_ns, "cfg", {"n": 3})
     run = run_cell(shell, '%%aiml\nTell me about {city} in {cfg["n"]} words. JSON: {"a": {1}}')
     assert run.error is None
     sent = api.last_json["messages"][-1]["content"]
@@ -114,8 +115,8 @@ def test_cell_expands_from_the_namespace_and_request_shows_it(shell, api):
     assert shell.user_ns["aiml_response"].request["messages"][-1]["content"] == sent
 
 
-def test_no_expand_flag_and_setting_send_as_typed(shell, api):
-    shell.user_ns["city"] = "Paris"
+def test_no_expand_flag_and_setting_send_as_typed(shell, api, monkeypatch):
+    monkeypatch.setitem(shell.user_ns, "city", "Paris")
     assert run_cell(shell, "%%aiml --no-expand\nabout {city}").error is None
     assert api.last_json["messages"][-1]["content"] == "about {city}"
     shell.run_line_magic("config", "AIMLMagics.expand_variables = False")
@@ -123,8 +124,8 @@ def test_no_expand_flag_and_setting_send_as_typed(shell, api):
     assert api.last_json["messages"][-1]["content"] == "again {city}"
 
 
-def test_dry_run_names_what_was_expanded(shell, api):
-    shell.user_ns["df"] = pd.DataFrame({"a": [1, 2]})
+def test_dry_run_names_what_was_expanded(shell, api, monkeypatch):
+    monkeypatch.setitem(shell.user_ns, "df", pd.DataFrame({"a": [1, 2]}))
     run = run_cell(shell, "%%aiml --dry-run\nSummarise {df} and {nothing}")
     assert run.error is None and not api.chat_requests
     assert "Expanded from the notebook: {df}." in run.shown
@@ -139,8 +140,8 @@ def test_text_without_a_known_reference_is_never_changed(text):
         assert expand(text, {"x": 1}).text == text
 
 
-def test_limits_are_settings_and_are_checked(shell, api):
-    shell.user_ns["df"] = pd.DataFrame({"a": range(50)})
+def test_limits_are_settings_and_are_checked(shell, api, monkeypatch):
+    monkeypatch.setitem(shell.user_ns, "df", pd.DataFrame({"a": range(50)}))
     shell.run_line_magic("config", "AIMLMagics.expand_max_rows = 3")
     assert run_cell(shell, "%%aiml\n{df}").error is None
     assert "3 of 50 rows" in api.last_json["messages"][-1]["content"]

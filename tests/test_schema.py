@@ -119,8 +119,9 @@ def test_violating_answer_raises_one_paragraph_and_keeps_the_text(session, api):
     assert len(session.history) == 1
 
 
-def test_cell_schema_from_a_dict_and_from_a_model(shell, api):
-    shell.user_ns.update(Score=DICT_SCHEMA, Person=Person)
+def test_cell_schema_from_a_dict_and_from_a_model(shell, api, monkeypatch):
+    monkeypatch.setitem(shell.user_ns, "Score", DICT_SCHEMA)
+    monkeypatch.setitem(shell.user_ns, "Person", Person)
     api.queue(Reply(content='{"label": "bad", "score": 0.1}'), Reply(content=json.dumps(PERSON)))
     assert run_cell(shell, "%%aiml --schema Score\nrate this").error is None
     assert shell.user_ns["aiml_response"].data == {"label": "bad", "score": 0.1}
@@ -129,8 +130,8 @@ def test_cell_schema_from_a_dict_and_from_a_model(shell, api):
     assert shell.user_ns["aiml_response"].data.name == "Ada"
 
 
-def test_cell_with_a_violating_answer_fails_and_the_next_cell_works(shell, api):
-    shell.user_ns["Person"] = Person
+def test_cell_with_a_violating_answer_fails_and_the_next_cell_works(shell, api, monkeypatch):
+    monkeypatch.setitem(shell.user_ns, "Person", Person)
     api.queue(Reply(content='{"name": "Ada", "age": "old"}'))
     run = run_cell(shell, "%%aiml --schema Person\nwho")
     assert run.error is not None
@@ -141,7 +142,7 @@ def test_cell_with_a_violating_answer_fails_and_the_next_cell_works(shell, api):
     assert run_cell(shell, "%%aiml\nnext").error is None
 
 
-def test_unknown_schema_name_fails_before_sending(shell, api):
-    shell.user_ns["notaschema"] = 5
+def test_unknown_schema_name_fails_before_sending(shell, api, monkeypatch):
+    monkeypatch.setitem(shell.user_ns, "notaschema", 5)
     run = run_cell(shell, "%%aiml --schema notaschema\nwho")
     assert run.error is not None and "int" in str(run.error) and not api.chat_requests
