@@ -17,6 +17,10 @@ _LAZY = {
     "Session": "session",
     "chat": "session",
     "default_session": "session",
+    "map": "batch",
+    "Batch": "batch",
+    "Failure": "batch",
+    "SchemaMismatch": "schema",
     "ChatResponse": "response",
     "Usage": "response",
     "History": "history",
@@ -41,15 +45,17 @@ _LAZY = {
 }
 
 __all__ = [
-    "AIMLError", "APIStatusError", "AuthenticationError", "BadRequestError", "ChatResponse",
-    "ConfigError", "ConnectError", "CreditsError", "Exchange", "History", "IncompleteAnswer",
+    "AIMLError", "APIStatusError", "AuthenticationError", "BadRequestError", "Batch", "ChatResponse",
+    "ConfigError", "ConnectError", "CreditsError", "Exchange", "Failure", "History", "IncompleteAnswer",
     "MissingKeyError", "NotFoundError", "ParameterError", "ProtocolError", "RateLimitError",
-    "ResponseTimeout", "ServerError", "Session", "Settings", "StreamInterrupted", "Usage",
-    "__version__", "chat", "default_session", "instance", "load_ipython_extension", "panel",
+    "ResponseTimeout", "SchemaMismatch", "ServerError", "Session", "Settings", "StreamInterrupted",
+    "Usage", "__version__", "chat", "default_session", "instance", "load_ipython_extension", "map",
+    "panel",
     "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
+    from .batch import Batch, Failure, map
     from .errors import (
         AIMLError,
         APIStatusError,
@@ -70,6 +76,7 @@ if TYPE_CHECKING:
     )
     from .history import Exchange, History
     from .response import ChatResponse, Usage
+    from .schema import SchemaMismatch
     from .session import Session, chat, default_session
     from .settings import Settings
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import traceback
 import uuid
@@ -174,7 +175,7 @@ class AIMLClient:
                 stacklevel=2,
             )
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, request_id: str | None = None) -> dict[str, str]:
         if not self._key:
             raise MissingKeyError(
                 "No API key is set.",
@@ -186,13 +187,13 @@ class AIMLClient:
         return {
             "Authorization": BearerHeader(f"Bearer {self._key.reveal()}"),
             "Content-Type": "application/json",
-            "X-Client-Request-Id": f"aiml-magics-{uuid.uuid4().hex}",
+            "X-Client-Request-Id": clean_request_id(request_id) or f"aiml-magics-{uuid.uuid4().hex}",
         }
 
-    def _post(self, payload: dict[str, Any]) -> requests.Response:
+    def _post(self, payload: dict[str, Any], request_id: str | None = None) -> requests.Response:
         """Send one request; the body is left unread (``stream=True``) so it is read in bounds."""
         url = f"{self.base_url}/chat/completions"
-        headers = self._headers()
+        headers = self._headers(request_id)
         self._check_transport(url, True)
         import requests
 
@@ -233,7 +234,7 @@ class AIMLClient:
                 body_bytes = b""
             retries = _retries_done(resp)
             asked = parse_retry_after(resp.headers.get("Retry-After"))
-            raise http_error(
+            error = http_error(
                 resp.status_code,
                 body_bytes,
                 content_type=resp.headers.get("Content-Type", ""),
@@ -244,6 +245,8 @@ class AIMLClient:
                 retry_after=asked if retries < self.max_retries and asked else None,
                 wait_budget=self.max_wait,
             )
+            error.retry_after = asked  # type: ignore[attr-defined]  # map()'s shared backoff reads it
+            raise error
         return resp
 
     def _network_error(self, exc: BaseException) -> AIMLError:
@@ -304,11 +307,12 @@ class AIMLClient:
             )
         return body
 
-    def complete(self, payload: dict[str, Any]) -> ChatResponse:
-        """One non-streamed request; the response keeps the body and the payload sent."""
+    def complete(self, payload: dict[str, Any], request_id: str | None = None) -> ChatResponse:
+        """One non-streamed request; the response keeps the body and the payload sent.
+        ``request_id`` is sent as ``X-Client-Request-Id`` (cleaned; default: a fresh one)."""
         started = time.monotonic()
         payload = {k: v for k, v in payload.items() if k != "stream"}
-        resp = self._post(payload)
+        resp = self._post(payload, request_id)
         raw = self._read_body(
             resp, self.max_answer_bytes, "the answer",
             " (the max_answer_bytes setting)",
@@ -344,11 +348,11 @@ class AIMLClient:
         note_empty(result)
         return mask_answer(result)
 
-    def stream(self, payload: dict[str, Any]) -> ChatStream:
+    def stream(self, payload: dict[str, Any], request_id: str | None = None) -> ChatStream:
         """Open a streamed request; iterate the result for (content, reasoning) deltas."""
         payload = dict(payload, stream=True)
         started = time.monotonic()
-        return ChatStream(self._post(payload), payload, started, self.max_answer_bytes)
+        return ChatStream(self._post(payload, request_id), payload, started, self.max_answer_bytes)
 
     def adopt_models(self, other: AIMLClient) -> None:
         """Take over another client's cached models list (same service, new key or timeouts)."""
@@ -411,6 +415,17 @@ class AIMLClient:
         self._models = items
         self._models_etag = resp.headers.get("ETag")
         return items
+
+
+_REQUEST_ID_BAD = re.compile(r"[^A-Za-z0-9._:-]")
+
+
+def clean_request_id(text: str | None) -> str | None:
+    """An ``X-Client-Request-Id`` the service keeps: 1-128 characters of ``[A-Za-z0-9._:-]``
+    (it silently drops any other value). Other characters become ``-``; None when empty."""
+    if not text:
+        return None
+    return _REQUEST_ID_BAD.sub("-", str(text))[:128]
 
 
 def is_chat_model(model: dict[str, Any]) -> bool:

@@ -349,7 +349,7 @@ def _turns(n: int) -> str:
     return f"{n} turn{'' if n == 1 else 's'}"
 
 
-def show_dry_run(magics: Any, payload: dict[str, Any]) -> None:
+def show_dry_run(magics: Any, payload: dict[str, Any], expanded: Any = ()) -> None:
     session = magics.session
     base, _ = session.effective_base()
     key, _ = session.effective_key()
@@ -360,8 +360,13 @@ def show_dry_run(magics: Any, payload: dict[str, Any]) -> None:
         f"{json.dumps(payload, ensure_ascii=False, indent=2)}"
     )
     # The payload quotes earlier answers (untrusted): the fence is made inert like any answer.
+    names = ", ".join(f"{{{n}}}" for n in expanded)
+    note = f"Expanded from the notebook: {names}." if names else "No names were expanded."
     display_markdown(
-        magics, "**Dry run: nothing was sent.**\n\n" + safe_markdown(f"```http\n{text}\n```"), text
+        magics,
+        "**Dry run: nothing was sent.** " + safe_markdown(note)
+        + "\n\n" + safe_markdown(f"```http\n{text}\n```"),
+        f"{note}\n\n{text}",
     )
     session.last_request = payload
 

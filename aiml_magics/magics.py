@@ -29,6 +29,8 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--new",), {"action": "store_true"}, "start a fresh conversation before this cell"),
     (("--out", "-o"), {"metavar": "NAME"}, "also store the response in this variable"),
     (("--dry-run",), {"action": "store_true"}, "show the request that would be sent; send nothing"),
+    (("--schema",), {"metavar": "NAME"},
+     "a JSON-schema dict or pydantic class in the notebook: the answer is checked, into .data"),
 )
 METAVARS = {"model": "ID", "temperature": "T", "top_p": "P"}
 KIND_METAVARS = {"str": "TEXT", "int": "N", "float": "X", "list": "TEXT"}
@@ -318,9 +320,17 @@ class AIMLMagics(Magics, Settings):
             options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
             options["stream"] = False if args.no_stream else None
             options["memory"] = False if args.no_memory else None
-            payload = session.prepare(prompt, new=args.new, json=args.json, **options)
+            schema = self._schema(args.schema)
+            expanded: list[str] = []
+            if self.expand_variables and not args.no_expand_variables and self.shell is not None:
+                from .prompt import Limits, expand
+
+                limits = Limits(self.expand_max_rows, self.expand_max_columns, self.expand_max_chars)
+                done = expand(prompt, self.shell.user_ns, limits)
+                prompt, expanded = done.text, done.names
+            payload = session.prepare(prompt, new=args.new, json=args.json, schema=schema, **options)
             if args.dry_run:
-                show_dry_run(self, payload)
+                show_dry_run(self, payload, expanded=expanded)
                 return None
             if args.new:  # only now: a refused or dry-run cell leaves the conversation as it was
                 session.reset()
@@ -328,7 +338,7 @@ class AIMLMagics(Magics, Settings):
             try:
                 return session.send(
                     payload, prompt, remember=self.memory and not args.no_memory,
-                    view=self._view(owns_cell),
+                    view=self._view(owns_cell), schema=schema,
                 )
             finally:
                 resp = session.last_response
@@ -337,6 +347,23 @@ class AIMLMagics(Magics, Settings):
                     if args.out:
                         values[args.out] = resp
                     self.shell.push(values)
+
+    def _schema(self, name: str | None) -> Any:
+        """``--schema NAME``: the dict or pydantic class of that name in the notebook."""
+        if name is None:
+            return None
+        from .errors import ParameterError
+        from .schema import is_model_class
+
+        namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        value = namespace.get(name)
+        if not (isinstance(value, dict) or is_model_class(value)):
+            what = "is not defined" if value is None else f"is a {type(value).__name__}"
+            raise ParameterError(
+                f"--schema {name}: {name} {what}; it must be a JSON-schema dict or a pydantic "
+                "model class defined in the notebook."
+            )
+        return value
 
     def _view(self, owns_cell: bool) -> Any:
         make = self.make_renderer

@@ -116,6 +116,14 @@ PARAMS: tuple[Param, ...] = (
     Param("max_answer_bytes", "int", MAX_ANSWER_BYTES,
           "largest answer read, in bytes after decompression; past it the rest is not read and "
           "what arrived is kept", none=False),
+    # -- prompt expansion (prompt.py) ---------------------------------------------------------
+    Param("expand_variables", "bool", True, "replace {name}, {name.attr} and {name[key]} in a "
+          "cell with the value from the notebook (--no-expand: this cell is sent as typed)",
+          flags=("--no-expand",), none=False),
+    Param("expand_max_rows", "int", 20, "rows of a DataFrame put into a prompt", none=False),
+    Param("expand_max_columns", "int", 20, "columns of a DataFrame put into a prompt", none=False),
+    Param("expand_max_chars", "int", 2000, "characters of any other value put into a prompt",
+          none=False),
 )
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 REQUEST_PARAMS: tuple[Param, ...] = tuple(p for p in PARAMS if p.request and p.name != "model")

@@ -157,6 +157,7 @@ class Session:
         *,
         new: bool = False,
         json: bool = False,
+        schema: Any = None,
         **options: Any,
     ) -> dict[str, Any]:
         """The request body ``chat`` would send, checked; nothing is sent.
@@ -183,9 +184,14 @@ class Session:
             messages = self.history.messages(prompt, pick("system"))
         else:
             messages = History(0).messages(prompt, pick("system"))
-        return build_payload(
+        payload = build_payload(
             pick("model"), messages, params, stream=bool(pick("stream")), json_mode=json
         )
+        if schema is not None:  # a JSON schema or pydantic class: schema.py
+            from .schema import response_format
+
+            payload["response_format"] = response_format(schema)
+        return payload
 
     def chat(
         self,
@@ -197,6 +203,7 @@ class Session:
         view: ViewFactory | None = None,
         new: bool = False,
         json: bool = False,
+        schema: Any = None,
         **options: Any,
     ) -> ChatResponse:
         """Send ``prompt`` (with the conversation so far) and return the answer.
@@ -207,7 +214,7 @@ class Session:
         is kept in the history and ``last_response``.
         """
         try:
-            payload = self.prepare(prompt, new=new, json=json, **options)
+            payload = self.prepare(prompt, new=new, json=json, schema=schema, **options)
         except AIMLError as exc:
             forget_frames(exc)
             raise
@@ -216,12 +223,17 @@ class Session:
         if new:  # only now: a refused request leaves the conversation as it was
             self.reset()
         return self.send(payload, prompt, remember=remember, view=self._view(display, on_delta,
-                                                                              on_reasoning, view))
+                                                                              on_reasoning, view),
+                         schema=schema)
 
     def send(
-        self, payload: dict[str, Any], prompt: str, *, remember: bool = True, view: ViewFactory | None = None
+        self, payload: dict[str, Any], prompt: str, *, remember: bool = True, view: ViewFactory | None = None,
+        schema: Any = None,
     ) -> ChatResponse:
-        """Send a prepared body through the source, keep the exchange, raise if it did not end well."""
+        """Send a prepared body through the source, keep the exchange, raise if it did not end well.
+
+        With ``schema``, the answer is validated once kept: ``.data`` is the value, or None and
+        ``SchemaMismatch`` is raised."""
         self.last_request = payload
         started = time.time()
         make = view or _no_view
@@ -233,7 +245,14 @@ class Session:
 
         try:
             resp = self.source.answer(self.client, payload, bool(payload.get("stream")), shown)
+            mismatch = None
+            if schema is not None:
+                from .schema import apply
+
+                mismatch = apply(schema, resp)
             self._keep(resp, prompt, remember, started)
+            if mismatch is not None:
+                raise mismatch
         except (AIMLError, StreamInterrupted) as exc:
             forget_frames(exc)  # the frames below may hold a body or header that quotes the key
             raise

@@ -76,6 +76,10 @@ class Settings(Configurable):
         allow_insecure_http: bool
         allow_remote_images: bool
         max_answer_bytes: int
+        expand_variables: bool
+        expand_max_rows: int
+        expand_max_columns: int
+        expand_max_chars: int
 
     @validate(*RANGES)
     def _check_range(self, proposal: Any) -> Any:
@@ -123,6 +127,11 @@ class Settings(Configurable):
     def _check_answer_bytes(self, proposal: Any) -> Any:
         return _bounded("max_answer_bytes", proposal["value"], 1024, 1 << 30,
                         f"an integer from 1024 to {1 << 30:,} (1 GiB)")
+
+    @validate("expand_max_rows", "expand_max_columns", "expand_max_chars")
+    def _check_expand(self, proposal: Any) -> Any:
+        return _bounded(proposal["trait"].name, proposal["value"], 1, 1_000_000,
+                        "an integer from 1 to 1,000,000")
 
     @validate("base_url")
     def _check_base(self, proposal: Any) -> Any:

@@ -631,7 +631,21 @@ class _Handler(BaseHTTPRequestHandler):
         if problem:
             self._gateway_error(400, f"Body validation error! {problem}")
             return
-        behaviour = api._next_behaviour(rec)
+        with api._lock:
+            api.in_flight += 1
+            api.peak_in_flight = max(api.peak_in_flight, api.in_flight)
+            crowded = api.max_in_flight is not None and api.in_flight > api.max_in_flight
+            api.rate_limited += crowded
+        try:
+            if crowded:
+                self._error(Error(429))
+            else:
+                self._answer(api._next_behaviour(rec), rec)
+        finally:
+            with api._lock:
+                api.in_flight -= 1
+
+    def _answer(self, behaviour: Behaviour, rec: Recorded) -> None:
         if isinstance(behaviour, Reply):
             self._reply(behaviour, rec.json)
         elif isinstance(behaviour, Error):
@@ -906,6 +920,11 @@ class FakeAIMLAPI:
         self._stop_event = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # map() tests: above this many chat requests in flight, answer 429 (None: no limit).
+        self.max_in_flight: int | None = None
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.rate_limited = 0  # 429s sent because of max_in_flight
 
     # ---- lifecycle ----
 

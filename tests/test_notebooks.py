@@ -144,19 +144,25 @@ def test_data_exploration_offline(monkeypatch, api, tmp_path):
     nb = execute(ROOT / "notebooks" / "data-exploration.ipynb", monkeypatch, api, tmp_path, key=None)
     assert failures(nb) == []
     assert api.chat_requests == []
-    answers = [c for c in code_cells(nb) if c.source.startswith("%%aiml")]
-    assert len(answers) == 4
-    for c in answers:  # every answer is plainly the echo: no recording exists for these questions
-        assert final_markdown(c).rstrip().endswith("offline echo</sub>")
-    table = cell(nb, "from html import escape").outputs
-    # The same table with or without pandas (a DataFrame's HTML puts whitespace between cells).
-    shown = re.sub(r">\s+<", "><", "".join(o.get("data", {}).get("text/html", "") for o in table))
-    assert "<td>offline_echo</td><td>True</td>" in shown
-    # The plain table shows every value whole; pandas clips long cells, so look for the field.
-    assert "json_object" in shown or "<td>would_send</td>" in shown
-    side = "".join(o.get("data", {}).get("text/html", "") for o in cell(nb, "def summary").outputs)
-    side = re.sub(r">\s+<", "><", side)
-    assert "<td>0.2</td><td>offline echo</td>" in side and "<td>1.2</td><td>offline echo</td>" in side
+    (answer,) = [c for c in code_cells(nb) if c.source.startswith("%%aiml")]
+    assert final_markdown(answer).rstrip().endswith("offline echo</sub>")  # labelled
+    # {reviews} went into the prompt as a table; the JSON-like braces stayed as typed.
+    sent = stdout(cell(nb, "sent = summary"))
+    assert "| 101 | kettle | 5 | Boils in two minutes" in sent and '{"json": true}' in sent
+    # map(): a progress widget, then one row per review, in order, with the review ids.
+    mapped = cell(nb, "import aiml_magics")
+    assert any(WIDGET in o.get("data", {}) for o in mapped.outputs)
+    assert "Batch(6 items: 6 answered, 0 failed" in mapped.outputs[-1]["data"]["text/plain"]
+    joined = cell(nb, "answers = batch").outputs[-1]["data"]["text/html"]
+    ids = re.findall(r"<th>(10[1-6])</th>", joined)
+    assert ids == ["101", "102", "103", "104", "105", "106"]
+    assert joined.count("offline echo</td>") == 6 and joined.count("aiml-") == 6
+    # The schema: the echo matches no schema, so every row is a failure that says why.
+    scored = cell(nb, "verdict = {").outputs[-1]["data"]["text/html"]
+    assert re.findall(r"<th>(10[1-6])</th>", scored) == ids
+    assert scored.count("schema: does not match the schema") == 6
+    history = cell(nb, "aiml_history").outputs[-1]["data"]["text/html"]
+    assert history.count("offline echo") == 1
 
 
 # -- live: the same notebooks against the loopback service ----------------------------------------

@@ -1,0 +1,478 @@
+"""``map()``: many prompts, one call, answers in input order. Plain Python.
+
+The unit of work (``run_job``) is a plain picklable function of a ``Job`` that builds its own
+client where it runs, so any ``concurrent.futures.Executor`` carries it: threads, processes, a
+dask.distributed cluster's ``client.get_executor()``. Retries are decided here, not in the
+worker: one shared backoff (a 429 pauses every new submission, for its ``Retry-After`` when it
+gives one, and halves the number in flight), per-item retries on 429/5xx/connection failures, a
+credit budget, and Ctrl-C returning what finished. No item's failure raises.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
+
+from .errors import AIMLError, ParameterError
+from .response import ChatResponse
+
+if TYPE_CHECKING:
+    from .session import Session
+
+RETRY_STATUSES = (500, 502, 503, 504)
+RETRY_KINDS = ("ConnectError", "ResponseTimeout", "ProtocolError")
+MAX_RETRY_AFTER = 60.0
+MAX_RATE_RETRIES = 30  # 429s one item may meet: the shared backoff slows the batch instead
+
+
+@dataclass
+class Failure:
+    """An item without an answer, and why: ``status`` (HTTP, if any), ``kind``, ``message``."""
+
+    message: str
+    kind: str = "error"
+    status: int | None = None
+    request_id: str | None = None
+    attempts: int = 0
+    response: ChatResponse | None = None  # an answer that arrived but did not match the schema
+
+    ok = False
+    text = ""
+
+    def __str__(self) -> str:
+        return f"failed: {self.message}"
+
+
+@dataclass
+class Job:
+    """What a worker needs to send one request (picklable; the key is not in its repr)."""
+
+    payload: dict[str, Any]
+    request_id: str
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    timeout: float = 120.0
+    allow_insecure_http: bool = False
+    max_answer_bytes: int = 32 << 20
+
+
+@dataclass
+class Outcome:
+    """What came back from a worker: an answer, or the facts of a failure."""
+
+    response: ChatResponse | None = None
+    status: int | None = None
+    kind: str = ""
+    message: str = ""
+    retry_after: float | None = None
+
+
+_local = threading.local()  # one client per worker thread (and process): connections reused
+
+
+def run_job(job: Job) -> Outcome:
+    """Send one request with a client built here; never raises for a failed request."""
+    from .client import AIMLClient
+
+    ident = (job.base_url, job.api_key, job.timeout, job.allow_insecure_http, job.max_answer_bytes)
+    clients = getattr(_local, "clients", None)
+    if clients is None:
+        clients = _local.clients = {}
+    client = clients.get(ident)
+    if client is None:
+        client = clients[ident] = AIMLClient(
+            job.api_key, job.base_url, timeout=job.timeout, max_retries=0,
+            allow_insecure_http=job.allow_insecure_http, max_answer_bytes=job.max_answer_bytes,
+        )
+    return _attempt(lambda: client.complete(job.payload, request_id=job.request_id))
+
+
+def _attempt(send: Callable[[], ChatResponse]) -> Outcome:
+    started = time.monotonic()
+    try:
+        resp = send()
+    except AIMLError as exc:
+        return Outcome(status=exc.status, kind=type(exc).__name__, message=str(exc),
+                       retry_after=getattr(exc, "retry_after", None))
+    except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
+        return Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
+    resp.elapsed = resp.elapsed or time.monotonic() - started
+    return Outcome(response=resp)
+
+
+class Batch(Sequence[Any]):
+    """The results of ``map``, in input order: a ``ChatResponse`` or a ``Failure`` per item."""
+
+    def __init__(
+        self,
+        results: list[ChatResponse | Failure],
+        prompts: list[str],
+        request_ids: list[str],
+        index: Any = None,
+        fields: list[str] | None = None,
+        stopped: str | None = None,
+    ) -> None:
+        self.results = results
+        self.prompts = prompts
+        self.request_ids = request_ids
+        self.row_index = index  # the DataFrame index of rows (or a Series' index), else None
+        self.fields = fields or []
+        self.stopped = stopped  # "budget" or "interrupted" when not everything was sent
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+    def __getitem__(self, i: Any) -> Any:
+        return self.results[i]
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.results)
+
+    @property
+    def failures(self) -> list[tuple[int, Failure]]:
+        return [(i, r) for i, r in enumerate(self.results) if isinstance(r, Failure)]
+
+    @property
+    def credits(self) -> float:
+        return sum(r.credits_used or 0 for r in self.results if isinstance(r, ChatResponse))
+
+    def __repr__(self) -> str:
+        failed = len(self.failures)
+        stopped = f", stopped: {self.stopped}" if self.stopped else ""
+        return (f"Batch({len(self)} items: {len(self) - failed} answered, {failed} failed, "
+                f"{self.credits:,.0f} credits{stopped})")
+
+    def texts(self) -> list[str]:
+        return [r.text for r in self.results]
+
+    def to_dataframe(self) -> Any:
+        """One row per input, with the index of a DataFrame ``rows`` (so it joins back): prompt,
+        text, tokens, credits, seconds, error, request id; with a schema, one column per field."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise AIMLError("to_dataframe() needs pandas, which is not installed: `pip install pandas`.",
+                            kind="dependency") from None
+        from .errors import redact
+
+        records = []
+        for prompt, rid, r in zip(self.prompts, self.request_ids, self.results, strict=True):
+            answer = r if isinstance(r, ChatResponse) else None
+            failure = r if isinstance(r, Failure) else None
+            record: dict[str, Any] = {"prompt": redact(prompt),
+                                      "text": redact(answer.text) if answer else None}
+            for name in self.fields:
+                record[name] = _field(answer.data, name) if answer is not None else None
+            record.update(
+                tokens=answer.usage.total_tokens if answer else None,
+                credits=answer.credits_used if answer else None,
+                seconds=round(answer.elapsed, 3) if answer else None,
+                error=f"{failure.kind}: {failure.message}" if failure else None,
+                status=failure.status if failure else None,
+                source=answer.source if answer else None,
+                request_id=rid,
+            )
+            records.append(record)
+        frame = pd.DataFrame.from_records(records, columns=_columns(self.fields))
+        if self.row_index is not None:
+            frame.index = self.row_index
+        return frame
+
+
+def _columns(fields: list[str]) -> list[str]:
+    return ["prompt", "text", *fields, "tokens", "credits", "seconds", "error", "status", "source",
+            "request_id"]
+
+
+def _field(data: Any, name: str) -> Any:
+    if isinstance(data, Mapping):
+        return data.get(name)
+    return getattr(data, name, None) if data is not None else None
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+
+def _items(prompts_or_template: Any, rows: Any, limits: Any) -> tuple[list[str], list[Any], Any]:
+    """(prompts, row labels, the DataFrame index or None)."""
+    from .prompt import expand
+
+    if rows is None:
+        if isinstance(prompts_or_template, str):
+            raise ParameterError(
+                "map() got one prompt: pass a list of prompts, or a template and rows= "
+                "(a DataFrame or a list of dicts)."
+            )
+        prompts = [str(p) for p in prompts_or_template]
+        series = type(prompts_or_template).__name__ == "Series"
+        index = prompts_or_template.index if series else None  # a Series of prompts joins back
+        labels = list(index) if index is not None else list(range(len(prompts)))
+        return prompts, labels, index
+    if not isinstance(prompts_or_template, str):
+        raise ParameterError("map(template, rows): the template must be a string.")
+    if _is_frame(rows):
+        columns = [str(c) for c in rows.columns]
+        mappings: Iterable[Mapping[str, Any]] = (
+            dict(zip(columns, values, strict=True))
+            for values in rows.itertuples(index=False, name=None)
+        )
+        index, labels = rows.index, list(rows.index)
+    else:
+        mappings = list(rows)
+        index, labels = None, list(range(len(mappings)))
+    prompts = []
+    for i, row in enumerate(mappings):
+        if not isinstance(row, Mapping):
+            raise ParameterError(f"map(): row {i} is a {type(row).__name__}, not a mapping.")
+        prompts.append(expand(prompts_or_template, row, limits).text)
+    return prompts, labels, index
+
+
+def _is_frame(value: Any) -> bool:
+    return type(value).__name__ == "DataFrame" and hasattr(value, "itertuples")
+
+
+def request_id_for(batch_id: str, position: int, label: Any) -> str:
+    """``aiml-<batch>-<position>-<row label>``, cleaned to what the service keeps."""
+    from .client import clean_request_id
+
+    return clean_request_id(f"aiml-{batch_id}-{position}-{label}") or f"aiml-{batch_id}-{position}"
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def run_map(
+    session: Session,
+    prompts_or_template: Any,
+    rows: Any = None,
+    *,
+    concurrency: int = 8,
+    executor: Executor | None = None,
+    progress: Any = None,
+    schema: Any = None,
+    budget: float | None = None,
+    retries: int = 3,
+    backoff: float = 0.5,
+    **params: Any,
+) -> Batch:
+    """See ``aiml_magics.map``."""
+    from .prompt import Limits
+
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 256:
+        raise ParameterError(f"concurrency = {concurrency!r}: use an integer from 1 to 256.")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or budget < 0):
+        raise ParameterError(f"budget = {budget!r}: use a number of credits >= 0.")
+    s = session.settings
+    limits = Limits(s.expand_max_rows, s.expand_max_columns, s.expand_max_chars)
+    prompts, labels, index = _items(prompts_or_template, rows, limits)
+    params = {**params, "memory": False, "stream": False}
+    payloads = [session.prepare(p, schema=schema, **params) for p in prompts]  # all checked first
+    batch_id = uuid.uuid4().hex[:8]
+    ids = [request_id_for(batch_id, i, label) for i, label in enumerate(labels)]
+    from .schema import field_names
+
+    fields = field_names(schema) if schema is not None else []
+    live = session.source.name != "replay"
+    if live:
+        key, _ = session.effective_key()
+        if key is None:
+            session.client()._headers()  # the one-paragraph MissingKeyError, before anything
+        base, _ = session.effective_base()
+        secret = str.__str__(key) if key is not None else None
+        jobs = [Job(p, rid, base, secret, s.timeout, s.allow_insecure_http, s.max_answer_bytes)
+                for p, rid in zip(payloads, ids, strict=True)]
+    own = executor is None or not live
+    pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
+
+    def submit(pos: int) -> Future[Outcome]:
+        if live:
+            return pool.submit(run_job, jobs[pos])
+        return pool.submit(_local_answer, session, payloads[pos])
+
+    from .progress import make_progress
+
+    bar = make_progress(progress, len(prompts))
+    runner = _Runner(len(prompts), submit, concurrency, retries, backoff, budget, schema, ids, bar)
+    try:
+        results, stopped = runner.run()
+    finally:
+        if own:
+            pool.shutdown(wait=runner.stopped != "interrupted", cancel_futures=True)
+        bar.close()
+    return Batch(results, prompts, ids, index, fields, stopped)
+
+
+def _local_answer(session: Session, payload: dict[str, Any]) -> Outcome:
+    """A non-live source (replay, the offline echo) answers in this process."""
+    from .sources import NoView
+
+    return _attempt(lambda: session.source.answer(session.client, payload, False,
+                                                  lambda label: NoView()))
+
+
+class _Runner:
+    """Submits items to the executor in order, within the shared window and pause."""
+
+    def __init__(self, n: int, submit: Callable[[int], Future[Outcome]], concurrency: int,
+                 retries: int, backoff: float, budget: float | None, schema: Any,
+                 ids: list[str], bar: Any) -> None:
+        self.n, self.submit, self.concurrency = n, submit, concurrency
+        self.retries, self.backoff, self.budget, self.schema = retries, backoff, budget, schema
+        self.ids, self.bar = ids, bar
+        self.results: list[Any] = [None] * n
+        self.pending: list[int] = list(range(n))  # kept sorted: input order first
+        self.ready_at = [0.0] * n
+        self.attempts = [0] * n
+        self.rate_hits = [0] * n
+        self.inflight: dict[Future[Outcome], int] = {}
+        self.window = float(concurrency)  # how many may be in flight now (halved by a 429)
+        self.pause_until = 0.0
+        self.rate_streak = 0
+        self.spent = 0.0
+        self.done = self.failed = 0
+        self.stopped: str | None = None
+
+    def run(self) -> tuple[list[Any], str | None]:
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self.stopped = "interrupted"
+            for fut, pos in self.inflight.items():
+                if fut.cancel():  # had not started: not sent
+                    self.pending.append(pos)
+                    continue
+                if fut.done():
+                    self._take(fut, pos, time.monotonic())
+                if self.results[pos] is None:
+                    self.results[pos] = Failure("stopped by Ctrl-C while in flight: no answer kept",
+                                                kind="interrupted", request_id=self.ids[pos],
+                                                attempts=self.attempts[pos])
+        for pos in sorted(self.pending):
+            if self.results[pos] is None:
+                why = self.stopped or "interrupted"
+                self.results[pos] = Failure(f"not sent: {why}", kind=f"not sent: {why}",
+                                            request_id=self.ids[pos], attempts=self.attempts[pos])
+        return self.results, self.stopped
+
+    def _loop(self) -> None:
+        while self.pending or self.inflight:
+            now = time.monotonic()
+            if self.budget is not None and self.spent >= self.budget and self.stopped is None:
+                self.stopped = "budget"
+            if self.stopped is None and now >= self.pause_until:
+                for pos in list(self.pending):
+                    if len(self.inflight) >= max(1, int(self.window)):
+                        break
+                    if self.ready_at[pos] <= now:
+                        self.pending.remove(pos)
+                        self.attempts[pos] += 1
+                        self.inflight[self.submit(pos)] = pos
+            if not self.inflight:
+                if self.stopped is not None or not self.pending:
+                    return
+                wake = max(self.pause_until, min(self.ready_at[p] for p in self.pending))
+                time.sleep(min(max(wake - now, 0.001), 0.1))
+                continue
+            finished, _ = wait(list(self.inflight), timeout=0.1, return_when=FIRST_COMPLETED)
+            now = time.monotonic()
+            for fut in finished:
+                self._take(fut, self.inflight.pop(fut), now)
+
+    def _take(self, fut: Future[Outcome], pos: int, now: float) -> None:
+        try:
+            out = fut.result()
+        except BaseException as exc:  # noqa: BLE001 - a worker that died, a pickling failure
+            out = Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
+        if out.response is not None:
+            self._answered(pos, out.response)
+        elif out.status == 429 and self.rate_hits[pos] < MAX_RATE_RETRIES:
+            self.rate_hits[pos] += 1
+            self.attempts[pos] -= 1  # a rate limit is the batch's pace, not the item's fault
+            if now >= self.pause_until:  # one halving per pause, however many 429s it brought
+                self.window = max(1.0, self.window / 2)
+                self.rate_streak += 1
+            wait_for = out.retry_after or self.backoff * 2 ** min(self.rate_streak - 1, 6)
+            self.pause_until = max(self.pause_until, now + min(wait_for, MAX_RETRY_AFTER))
+            self._requeue(pos)
+        elif self._retryable(out) and self.attempts[pos] <= self.retries:
+            self.ready_at[pos] = now + self.backoff * 2 ** (self.attempts[pos] - 1)
+            self._requeue(pos)
+        else:
+            self._fail(pos, Failure(_first_line(out.message), kind=out.kind or "error",
+                                    status=out.status, request_id=self.ids[pos],
+                                    attempts=self.attempts[pos]))
+
+    @staticmethod
+    def _retryable(out: Outcome) -> bool:
+        return out.status in RETRY_STATUSES or out.kind in RETRY_KINDS or out.status == 429
+
+    def _requeue(self, pos: int) -> None:
+        self.pending.append(pos)
+        self.pending.sort()
+
+    def _answered(self, pos: int, resp: ChatResponse) -> None:
+        self.spent += resp.credits_used or 0
+        self.rate_streak = 0
+        self.window = min(float(self.concurrency), self.window + 1.0 / max(self.window, 1.0))
+        if self.schema is not None:
+            from .schema import apply
+
+            problem = apply(self.schema, resp)
+            if problem is not None:
+                self._fail(pos, Failure(f"does not match the schema: {problem.violation}", kind="schema",
+                                        request_id=self.ids[pos], attempts=self.attempts[pos],
+                                        response=resp))
+                return
+        self.results[pos] = resp
+        self.done += 1
+        self.bar.update(self.done + self.failed, self.failed, self.spent)
+
+    def _fail(self, pos: int, failure: Failure) -> None:
+        self.results[pos] = failure
+        self.failed += 1
+        self.bar.update(self.done + self.failed, self.failed, self.spent)
+
+
+def _first_line(message: str) -> str:
+    text = " ".join(message.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def map(  # noqa: A001 - the public name the issue asks for: aiml_magics.map
+    prompts_or_template: Any,
+    rows: Any = None,
+    *,
+    concurrency: int = 8,
+    executor: Executor | None = None,
+    progress: Any = None,
+    schema: Any = None,
+    budget: float | None = None,
+    session: Session | None = None,
+    **params: Any,
+) -> Batch:
+    """Send many prompts and return a ``Batch`` in input order.
+
+    Either a list of prompts, or a template and ``rows`` (a DataFrame, or an iterable of
+    mappings), each row expanded with the ``{name}`` rules of a cell. ``executor`` is any
+    ``concurrent.futures.Executor`` (default: ``concurrency`` threads); ``schema`` a JSON-schema
+    dict or pydantic class (one column per field in ``to_dataframe()``); ``budget`` credits after
+    which nothing more is sent. ``params`` override the settings (model, temperature, ...);
+    ``retries`` and ``backoff`` tune the per-item retries. Uses the notebook's session unless
+    ``session`` is given. An item's failure never raises: it is a ``Failure`` in the batch.
+    """
+    from .session import default_session
+
+    return run_map(session or default_session(), prompts_or_template, rows,
+                   concurrency=concurrency, executor=executor, progress=progress, schema=schema,
+                   budget=budget, **params)

@@ -1,0 +1,240 @@
+"""``map()``: many prompts against the loopback fake, on threads, processes and a dask cluster.
+
+Behaviour, not timing: order and index, what each request carried, what the server saw while a
+429 pause was on, items lost (none), a failure among good items, Ctrl-C, budget, progress.
+"""
+
+from __future__ import annotations
+
+import _thread
+import io
+import json
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import pandas as pd
+import pytest
+from pydantic import BaseModel
+
+import aiml_magics
+from aiml_magics import Batch, Failure, ParameterError, Session
+from tests.conftest import KEY_VARS, TEST_KEY, run_cell
+from tests.fakeapi import Error, Reply
+
+
+@pytest.fixture
+def session(api, monkeypatch):
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    s = Session(api_key=TEST_KEY, base_url=api.base_url, max_retries=0)
+    yield s
+    s.close()
+
+
+def _prompt(rec) -> str:
+    return rec.json["messages"][-1]["content"]
+
+
+def test_template_over_a_dataframe_keeps_order_and_index(session, api):
+    df = pd.DataFrame({"city": ["Oslo", "Lima", "Pune", "Nice", "Kobe"]},
+                      index=pd.Index([50, 10, 40, 20, 30], name="id"))
+    # Later rows are answered sooner: order must come from the input, not from arrival.
+    delays = {"Oslo": 0.25, "Lima": 0.2, "Pune": 0.15, "Nice": 0.1, "Kobe": 0.0}
+
+    def reply(rec):
+        city = _prompt(rec).split()[-1]
+        return Reply(echo=True, delay=delays[city])
+
+    api.default = reply
+    batch = aiml_magics.map("About {city}", df, session=session, concurrency=5, progress=False)
+    assert isinstance(batch, Batch) and len(batch) == 5
+    assert [r.text for r in batch] == [f"echo: About {c}" for c in df.city]
+    frame = batch.to_dataframe()
+    assert list(frame.index) == [50, 10, 40, 20, 30] and frame.index.name == "id"
+    joined = df.join(frame[["text", "credits"]])
+    assert list(joined.text) == [f"echo: About {c}" for c in df.city]
+    assert list(frame.credits) == [2002] * 5 and frame.error.isna().all()
+
+
+def test_prompts_list_and_request_ids_tie_to_rows(session, api):
+    rows = [{"q": "a b"}, {"q": "c/d"}]
+    batch = aiml_magics.map("Q: {q}", rows, session=session, progress=False)
+    assert batch.texts() == ["echo: Q: a b", "echo: Q: c/d"]
+    sent = {_prompt(r): r.headers["x-client-request-id"] for r in api.chat_requests}
+    for i, (prompt, rid) in enumerate(zip(batch.prompts, batch.request_ids, strict=True)):
+        assert sent[prompt] == rid and rid.endswith(f"-{i}-{i}")
+        assert len(rid) <= 128 and all(c.isalnum() or c in "._:-" for c in rid)
+    assert list(batch.to_dataframe().request_id) == batch.request_ids
+    odd = aiml_magics.map(pd.Series(["x"], index=["row one/ü" + "z" * 200]), session=session,
+                          progress=False)
+    rid = odd.request_ids[0]
+    assert len(rid) == 128 and "row-one--" in rid
+    assert api.chat_requests[-1].headers["x-client-request-id"] == rid
+
+
+def test_a_failed_item_among_good_ones_and_retries_on_5xx(session, api):
+    seen: dict[str, int] = {}
+
+    def reply(rec):
+        p = _prompt(rec)
+        seen[p] = seen.get(p, 0) + 1
+        if p == "bad":
+            return Error(400, "Body validation error! nope")
+        if p == "flaky" and seen[p] < 3:
+            return Error(503)
+        return Reply(echo=True)
+
+    api.default = reply
+    batch = aiml_magics.map(["ok1", "bad", "flaky", "ok2"], session=session, progress=False,
+                            backoff=0.01)
+    assert [type(r).__name__ for r in batch] == ["ChatResponse", "Failure", "ChatResponse",
+                                                 "ChatResponse"]
+    failure = batch[1]
+    assert failure.status == 400 and "nope" in failure.message and seen["bad"] == 1
+    assert seen["flaky"] == 3 and batch[2].text == "echo: flaky"
+    frame = batch.to_dataframe()
+    assert frame.status[1] == 400 and "nope" in frame.error[1] and frame.text.isna().sum() == 1
+
+
+def test_429_with_retry_after_pauses_every_worker(session, api):
+    first = threading.Event()
+    log: list[tuple[float, str, int]] = []
+
+    def reply(rec):
+        if not first.is_set():
+            first.set()
+            log.append((time.monotonic(), _prompt(rec), 429))
+            return Error(429, headers={"Retry-After": "1"})
+        log.append((time.monotonic(), _prompt(rec), 200))
+        return Reply(echo=True, delay=0.05)
+
+    api.default = reply
+    batch = aiml_magics.map([f"p{i}" for i in range(6)], session=session, concurrency=3,
+                            progress=False)
+    assert not batch.failures and batch.texts() == [f"echo: p{i}" for i in range(6)]
+    limited_at = log[0][0]
+    # The other two first requests were already in flight; after those, nothing is sent
+    # until the asked second has passed.
+    later = [t for t, _, _ in log[3:]]
+    assert later and min(later) >= limited_at + 0.9
+    assert sum(1 for _, p, _ in log if p == log[0][1]) == 2  # the limited item was sent again
+
+
+def test_a_server_that_refuses_more_than_3_in_flight_loses_nothing(session, api):
+    api.max_in_flight = 3
+    api.default = Reply(echo=True, delay=0.05)
+    batch = aiml_magics.map([f"p{i}" for i in range(24)], session=session, concurrency=8,
+                            progress=False, backoff=0.02)
+    assert not batch.failures
+    assert batch.texts() == [f"echo: p{i}" for i in range(24)]
+    assert api.rate_limited > 0  # the limit was really hit, and slowed the batch instead
+
+
+def test_ctrl_c_returns_what_finished_and_marks_the_rest(session, api):
+    count = 0
+
+    def reply(rec):
+        nonlocal count
+        count += 1
+        if count == 4:
+            _thread.interrupt_main()
+        return Reply(echo=True, delay=0.1)
+
+    api.default = reply
+    batch = aiml_magics.map([f"p{i}" for i in range(20)], session=session, concurrency=2,
+                            progress=False)
+    assert batch.stopped == "interrupted" and len(batch) == 20
+    answered = [r for r in batch if not isinstance(r, Failure)]
+    assert 1 <= len(answered) < 20
+    kinds = {r.kind for r in batch if isinstance(r, Failure)}
+    assert "not sent: interrupted" in kinds
+    assert batch[19].message == "not sent: interrupted"
+    assert len(api.chat_requests) < 20
+
+
+def test_budget_stops_submitting(session, api):
+    api.default = Reply(echo=True, credits=2002)
+    batch = aiml_magics.map([f"p{i}" for i in range(10)], session=session, concurrency=1,
+                            budget=5000, progress=False)
+    assert batch.stopped == "budget"
+    assert len(api.chat_requests) == 3  # 2 answers spent 4,004 < 5,000; the third passed it
+    assert [r.message for r in batch[3:]] == ["not sent: budget"] * 7
+    assert batch.credits == 3 * 2002
+
+
+def test_progress_text_bar_shows_done_failures_and_credits(session, api):
+    api.default = lambda rec: Error(400) if _prompt(rec) == "p1" else Reply(echo=True)
+    out = io.StringIO()
+    aiml_magics.map(["p0", "p1", "p2"], session=session, progress=out)
+    last = out.getvalue().rstrip("\n").split("\r")[-1]
+    assert last == "[########################] 3/3 done, 1 failed, 4,004 credits"
+    quiet = io.StringIO()
+    aiml_magics.map(["p0"], session=session, progress=False)
+    assert quiet.getvalue() == ""
+
+
+class Verdict(BaseModel):
+    label: str
+    score: float
+
+
+def test_schema_gives_one_column_per_field_and_a_violation_is_a_failure(session, api):
+    def reply(rec):
+        p = _prompt(rec)
+        if p == "broken":
+            return Reply(content='{"label": "x"}')
+        return Reply(content=json.dumps({"label": p, "score": 0.5}))
+
+    api.default = reply
+    batch = aiml_magics.map(["good", "broken", "fine"], session=session, schema=Verdict,
+                            progress=False)
+    assert isinstance(batch[0].data, Verdict)
+    assert batch[1].kind == "schema" and "score" in batch[1].message
+    assert batch[1].response.text == '{"label": "x"}'
+    frame = batch.to_dataframe()
+    assert list(frame.columns[:4]) == ["prompt", "text", "label", "score"]
+    assert frame.label[0] == "good" and pd.isna(frame.label[1]) and frame.label[2] == "fine"
+    assert frame.score[2] == 0.5 and "score" in frame.error[1]
+    assert api.last_json["response_format"]["json_schema"]["name"] == "Verdict"
+
+
+def test_bad_arguments_fail_before_anything_is_sent(session, api):
+    with pytest.raises(ParameterError):
+        aiml_magics.map("one prompt", session=session)
+    with pytest.raises(ParameterError):
+        aiml_magics.map(["a"], session=session, temperature=9)
+    with pytest.raises(ParameterError):
+        aiml_magics.map(["a"], session=session, concurrency=0)
+    assert not api.chat_requests
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_any_executor(session, api, kind):
+    pool = ThreadPoolExecutor(3) if kind == "threads" else ProcessPoolExecutor(2)
+    with pool:
+        batch = aiml_magics.map([f"p{i}" for i in range(6)], session=session, executor=pool,
+                                progress=False)
+    assert batch.texts() == [f"echo: p{i}" for i in range(6)]
+    ids = {r.headers["x-client-request-id"] for r in api.chat_requests}
+    assert ids == set(batch.request_ids)
+
+
+def test_dask_distributed_cluster_with_worker_processes(session, api):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as cluster, \
+            distributed.Client(cluster) as client:
+        pids = set(client.run(lambda: __import__("os").getpid()).values())
+        batch = aiml_magics.map([f"p{i}" for i in range(6)], session=session,
+                                executor=client.get_executor(), concurrency=4, progress=False)
+    assert batch.texts() == [f"echo: p{i}" for i in range(6)]
+    assert len(pids) == 2 and __import__("os").getpid() not in pids
+
+
+def test_map_in_a_notebook_uses_the_notebook_session(shell, api):
+    run = run_cell(shell, "import aiml_magics\naiml_b = aiml_magics.map(['x', 'y'], progress=False)")
+    assert run.error is None
+    assert shell.user_ns["aiml_b"].texts() == ["echo: x", "echo: y"]
+    assert api.chat_requests[0].headers["authorization"] == f"Bearer {TEST_KEY}"
+    assert TEST_KEY not in repr(shell.user_ns["aiml_b"])
