@@ -38,13 +38,17 @@ _LAZY = {
     "ProtocolError": "errors",
     "IncompleteAnswer": "errors",
     "StreamInterrupted": "errors",
+    "ToolRoundsExceeded": "errors",
+    "ToolCall": "response",
+    "Tool": "tools",
 }
 
 __all__ = [
     "AIMLError", "APIStatusError", "AuthenticationError", "BadRequestError", "ChatResponse",
     "ConfigError", "ConnectError", "CreditsError", "Exchange", "History", "IncompleteAnswer",
     "MissingKeyError", "NotFoundError", "ParameterError", "ProtocolError", "RateLimitError",
-    "ResponseTimeout", "ServerError", "Session", "Settings", "StreamInterrupted", "Usage",
+    "ResponseTimeout", "ServerError", "Session", "Settings", "StreamInterrupted", "Tool",
+    "ToolCall", "ToolRoundsExceeded", "Usage",
     "__version__", "chat", "default_session", "instance", "load_ipython_extension", "panel",
     "unload_ipython_extension",
 ]
@@ -67,11 +71,13 @@ if TYPE_CHECKING:
         ResponseTimeout,
         ServerError,
         StreamInterrupted,
+        ToolRoundsExceeded,
     )
     from .history import Exchange, History
-    from .response import ChatResponse, Usage
+    from .response import ChatResponse, ToolCall, Usage
     from .session import Session, chat, default_session
     from .settings import Settings
+    from .tools import Tool
 
 _magics: Any = None
 

@@ -58,9 +58,11 @@ class Exchange:
         return {k: v for k, v in self.request.items() if k not in TRANSPORT}
 
     def messages(self) -> list[dict[str, Any]]:
-        """This exchange as conversation messages: the user's, then the assistant's."""
+        """This exchange as conversation messages: the user's, any tool rounds (the assistant's
+        ``tool_calls`` and one ``tool`` message per call), then the assistant's answer."""
         return [
             {"role": "user", "content": self.prompt},
+            *self.response.tool_messages,
             {"role": "assistant", "content": self.response.text},
         ]
 

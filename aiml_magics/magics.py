@@ -29,6 +29,9 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--new",), {"action": "store_true"}, "start a fresh conversation before this cell"),
     (("--out", "-o"), {"metavar": "NAME"}, "also store the response in this variable"),
     (("--dry-run",), {"action": "store_true"}, "show the request that would be sent; send nothing"),
+    (("--tools",), {"metavar": "F,G"}, "functions (by name) the model may call"),
+    (("--tool-choice",), {"metavar": "CHOICE"}, "auto, none, required or a tool's name"),
+    (("--confirm-tools",), {"action": "store_true"}, "ask yes/no before each tool call"),
 )
 METAVARS = {"model": "ID", "temperature": "T", "top_p": "P"}
 KIND_METAVARS = {"str": "TEXT", "int": "N", "float": "X", "list": "TEXT"}
@@ -318,7 +321,10 @@ class AIMLMagics(Magics, Settings):
             options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
             options["stream"] = False if args.no_stream else None
             options["memory"] = False if args.no_memory else None
-            payload = session.prepare(prompt, new=args.new, json=args.json, **options)
+            options["parallel_tool_calls"] = False if args.no_parallel_tool_calls else None
+            tools = self._tools(args.tools)
+            payload = session.prepare(prompt, new=args.new, json=args.json, tools=tools,
+                                      tool_choice=args.tool_choice, **options)
             if args.dry_run:
                 show_dry_run(self, payload)
                 return None
@@ -328,7 +334,8 @@ class AIMLMagics(Magics, Settings):
             try:
                 return session.send(
                     payload, prompt, remember=self.memory and not args.no_memory,
-                    view=self._view(owns_cell),
+                    view=self._view(owns_cell), tools=tools,
+                    confirm=True if args.confirm_tools else None,
                 )
             finally:
                 resp = session.last_response
@@ -337,6 +344,30 @@ class AIMLMagics(Magics, Settings):
                     if args.out:
                         values[args.out] = resp
                     self.shell.push(values)
+
+    def _tools(self, names: str | None) -> list[Any] | None:
+        """``--tools f,g``: functions of the notebook's namespace, refused before sending when a
+        name is unknown or not a function."""
+        if names is None:
+            return None
+        from .errors import ParameterError
+
+        namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        found = []
+        for name in (n.strip() for n in names.split(",")):
+            if not name:
+                continue
+            if name not in namespace:
+                raise ParameterError(f"--tools: there is no {name!r} in the notebook: define the "
+                                     "function first, then name it here.")
+            value = namespace[name]
+            if not callable(value) or isinstance(value, type):
+                raise ParameterError(f"--tools: {name!r} is a {type(value).__name__}, not a "
+                                     "function: only functions can be tools.")
+            found.append(value)
+        if not found:
+            raise ParameterError("--tools needs function names, separated by commas.")
+        return found
 
     def _view(self, owns_cell: bool) -> Any:
         make = self.make_renderer

@@ -116,6 +116,13 @@ PARAMS: tuple[Param, ...] = (
     Param("max_answer_bytes", "int", MAX_ANSWER_BYTES,
           "largest answer read, in bytes after decompression; past it the rest is not read and "
           "what arrived is kept", none=False),
+    # -- tools -----------------------------------------------------------------------------------
+    Param("parallel_tool_calls", "bool", True, "let the model ask for several tool calls at once "
+          "(run in a thread pool)", flags=("--no-parallel-tool-calls",), none=False),
+    Param("max_tool_rounds", "int", 8, "rounds of tool calls in one request before it stops "
+          "with an error", none=False),
+    Param("confirm_tools", "bool", False, "ask yes/no before each tool call (for tools with "
+          "side effects)", none=False),
 )
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 REQUEST_PARAMS: tuple[Param, ...] = tuple(p for p in PARAMS if p.request and p.name != "model")

@@ -76,6 +76,9 @@ class Settings(Configurable):
         allow_insecure_http: bool
         allow_remote_images: bool
         max_answer_bytes: int
+        parallel_tool_calls: bool
+        max_tool_rounds: int
+        confirm_tools: bool
 
     @validate(*RANGES)
     def _check_range(self, proposal: Any) -> Any:
@@ -123,6 +126,10 @@ class Settings(Configurable):
     def _check_answer_bytes(self, proposal: Any) -> Any:
         return _bounded("max_answer_bytes", proposal["value"], 1024, 1 << 30,
                         f"an integer from 1024 to {1 << 30:,} (1 GiB)")
+
+    @validate("max_tool_rounds")
+    def _check_tool_rounds(self, proposal: Any) -> Any:
+        return _bounded("max_tool_rounds", proposal["value"], 1, 100, "an integer from 1 to 100")
 
     @validate("base_url")
     def _check_base(self, proposal: Any) -> Any:
