@@ -136,7 +136,8 @@ def response_fields(resp: ChatResponse) -> dict[str, Any]:
         "credits_used": resp.credits_used,
         "usd_spent": resp.usd_spent,
     }
-    if resp.tool_calls:  # a tool round: the calls and their results, so replay runs nothing
+    if resp.tool_calls and not resp.tool_rounds:  # a tool round's own calls and results:
+        # replay runs nothing (a final answer lists every call of the loop: not recorded here)
         fields["tool_calls"] = [c.as_dict() for c in resp.tool_calls]
     return fields
 

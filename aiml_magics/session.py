@@ -386,6 +386,7 @@ class _ReadFirst:
         self._allow = allow_remote_images
         self._tools_on = tools_on
         self.waiting = False  # this round asked for tools: its view shows them, not an answer
+        self.before_finish: Callable[[ChatResponse], Any] | None = None  # the tool loop's merge
 
     def reasoning(self, delta: str) -> None:
         self._inner.reasoning(delta)
@@ -398,6 +399,8 @@ class _ReadFirst:
             self.waiting = True  # the tools run next; the final answer shows every call
             self._inner.abandon()
             return
+        if self.before_finish is not None:
+            self.before_finish(resp)
         read_json(resp)
         resp.allow_remote_images = self._allow
         self._inner.finish(resp)

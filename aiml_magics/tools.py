@@ -534,7 +534,14 @@ class ToolLoop:
         messages: list[dict[str, Any]] = []
         earlier: list[Any] = []
         rounds = 0
-        while resp.tool_calls and resp.complete and getattr(resp, "_stream_error", None) is None:
+
+        def merged_view(label: str) -> Any:  # the final answer is shown with every call
+            view = shown(label)
+            view.before_finish = lambda r: _merged(r, made, messages, earlier, rounds)
+            return view
+
+        while (resp.tool_calls and not getattr(resp, "_merged", False) and resp.complete
+               and getattr(resp, "_stream_error", None) is None):
             if rounds >= self.max_rounds:
                 return self._exceeded(resp, made, messages, earlier, rounds)
             rounds += 1
@@ -555,7 +562,8 @@ class ToolLoop:
             earlier.append(resp)
             payload = dict(payload, messages=[*payload["messages"], *step])
             session.last_request = payload
-            resp = session.source.answer(session.client, payload, bool(payload.get("stream")), shown)
+            resp = session.source.answer(session.client, payload, bool(payload.get("stream")),
+                                         merged_view)
         if resp.complete and getattr(resp, "_stream_error", None) is None:
             session.source.keep(payload, resp, origin)
         return _merged(resp, made, messages, earlier, rounds)
@@ -583,10 +591,11 @@ def _merged(resp: Any, made: list[ToolCall], messages: list[dict[str, Any]],
             earlier: list[Any], rounds: int) -> Any:
     """The last answer carrying the whole exchange: every call, the messages between, the
     tokens, credits and time of every round added up."""
-    if not rounds and not made:
+    if (not rounds and not made) or getattr(resp, "_merged", False):
         return resp
-    resp.tool_calls = made
-    resp.tool_messages = messages
+    resp._merged = True
+    resp.tool_calls = list(made)
+    resp.tool_messages = list(messages)
     resp.tool_rounds = rounds
     answers = [*earlier, resp]
     for name in ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens"):

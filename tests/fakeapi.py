@@ -252,6 +252,7 @@ class ToolModel:
     style: str = "standard"
     forever: bool = False
     content: str | None = None  # text sent with the tool calls (some models say what they do)
+    only_offered: bool = True  # False: it also calls tools the request did not offer
 
     def __call__(self, rec: Recorded) -> Behaviour:
         body = rec.json if isinstance(rec.json, dict) else {}
@@ -264,7 +265,7 @@ class ToolModel:
         tools = body.get("tools") or []
         names = [t.get("function", {}).get("name") for t in tools if isinstance(t, dict)]
         choice = body.get("tool_choice", "auto")
-        wanted = [c for c in self.calls if c[0] in names]
+        wanted = [c for c in self.calls if c[0] in names or not self.only_offered]
         if isinstance(choice, dict):
             name = choice.get("function", {}).get("name")
             wanted = [c for c in wanted if c[0] == name] or [(name, {})]
