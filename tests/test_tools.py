@@ -307,6 +307,18 @@ def test_terminal_shows_one_plain_line_per_call():
                      "⚙ fetch(url='x') → \\x1b]52;c;AAAA\\x07 <img src=x>"]
 
 
+def test_terminal_view_through_the_loop_prints_each_call_before_the_answer(session, api):
+    out = io.StringIO()
+    api.default = ToolModel(calls=[("get_weather", {"city": "Paris"}), ("get_weather", {"city": 1})])
+    resp = session.chat("Weather?", tools=[get_weather], view=lambda label: TerminalText(out))
+    text = out.getvalue()
+    assert text.index("⚙ get_weather(city='Paris') → Sunny, 21 °C\n") < text.index(
+        "⚙ ✗ get_weather(city=1) → InvalidArguments: city must be a string, not 1") < text.index(
+        "Tool results:")
+    assert "2 tool calls (1 failed or declined)" in text and resp.tool_rounds == 1
+    assert "2 tool calls" in session.history.to_markdown()
+
+
 # -- from a cell ------------------------------------------------------------------------------------
 
 
