@@ -551,8 +551,11 @@ class ToolLoop:
                     if call.result is None and call.error is None:
                         call.error = "NotRecorded: the cassette has no result for this call"
             else:
-                run_calls(calls, self.tools, confirm=self.confirm,
-                          parallel=payload.get("parallel_tool_calls") is not False)
+                try:
+                    run_calls(calls, self.tools, confirm=self.confirm,
+                              parallel=payload.get("parallel_tool_calls") is not False)
+                except KeyboardInterrupt:  # Ctrl-C in a tool: keep what happened, then stop
+                    return self._interrupted(resp, calls, made, messages, earlier, rounds)
             if self.views:
                 self.views[-1].tool_calls(calls)
             session.source.keep(payload, resp, origin)
@@ -561,12 +564,27 @@ class ToolLoop:
             made.extend(calls)
             earlier.append(resp)
             payload = dict(payload, messages=[*payload["messages"], *step])
+            if payload.get("tool_choice") not in (None, "auto", "none"):
+                # "required" or a named tool was honoured: forced again, the model could never
+                # answer in text, so later rounds leave the choice to it.
+                payload["tool_choice"] = "auto"
             session.last_request = payload
             resp = session.source.answer(session.client, payload, bool(payload.get("stream")),
                                          merged_view)
         if resp.complete and getattr(resp, "_stream_error", None) is None:
             session.source.keep(payload, resp, origin)
         return _merged(resp, made, messages, earlier, rounds)
+
+    def _interrupted(self, resp: Any, calls: list[ToolCall], made: list[ToolCall],
+                     messages: list[dict[str, Any]], earlier: list[Any], rounds: int) -> Any:
+        from .response import INTERRUPTED
+
+        for call in calls:
+            if call.result is None and call.error is None:
+                call.error = "Interrupted: stopped by the user"
+        final = _merged(resp, [*made, *calls], messages, earlier, rounds)
+        final.finish_reason = INTERRUPTED
+        return final
 
     def _exceeded(self, resp: Any, made: list[ToolCall], messages: list[dict[str, Any]],
                   earlier: list[Any], rounds: int) -> Any:

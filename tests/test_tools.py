@@ -267,11 +267,13 @@ def test_tool_choice_and_flags_are_checked_and_sent(session, api):
         """Other."""
         return "x"
 
-    api.default = ToolModel(calls=[("other", {}), ("get_weather", {"city": "Rome"})])
-    resp = session.chat("?", tools=[get_weather, other], tool_choice="get_weather")
-    assert api.chat_requests[0].json["tool_choice"] == {"type": "function",
-                                                        "function": {"name": "get_weather"}}
-    assert [c.name for c in resp.tool_calls] == ["get_weather"]
+    api.default = ToolModel(calls=[("get_weather", {"city": "Rome"})])
+    resp = session.chat("?", tools=[get_weather, other], tool_choice="other")
+    first, second = api.chat_requests
+    assert first.json["tool_choice"] == {"type": "function", "function": {"name": "other"}}
+    assert [c.name for c in resp.tool_calls] == ["other"]  # the fake honoured the named choice
+    # Forced again, the model could only ever call tools: the next round leaves it free.
+    assert second.json["tool_choice"] == "auto" and resp.text == "Tool results: x"
     session.chat("?", tools=[get_weather], tool_choice="none")
     assert api.last_json["tool_choice"] == "none"
     before = len(api.requests)
@@ -281,6 +283,22 @@ def test_tool_choice_and_flags_are_checked_and_sent(session, api):
     with pytest.raises(ParameterError, match="needs tools"):
         session.chat("?", tool_choice="auto")
     assert len(api.requests) == before
+
+
+def test_ctrl_c_in_a_tool_keeps_what_happened(session, api):
+    from aiml_magics import StreamInterrupted
+
+    def slow() -> str:
+        """Slow."""
+        raise KeyboardInterrupt
+
+    api.default = ToolModel(calls=[("slow", {})])
+    with pytest.raises(StreamInterrupted):
+        session.chat("?", tools=[slow])
+    kept = session.history[-1].response
+    assert kept.finish_reason == "interrupted" and kept.tool_calls[0].error.startswith("Interrupted")
+    assert len(api.chat_requests) == 1
+    assert session.chat("Hello").text == "No tools."  # the next request works
 
 
 def test_the_next_turn_carries_the_tool_messages(session, api):
