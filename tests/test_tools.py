@@ -20,7 +20,7 @@ from aiml_magics import ParameterError, Session, ToolRoundsExceeded
 from aiml_magics.render import TerminalText
 from aiml_magics.tools import tool_from_function
 from tests.conftest import KEY_VARS, TEST_KEY, run_cell
-from tests.fakeapi import FakeAIMLAPI, ToolModel
+from tests.fakeapi import FakeAIMLAPI, RawStream, ToolModel
 
 WEATHER = ToolModel(calls=[("get_weather", {"city": "Paris"})])
 
@@ -191,6 +191,37 @@ def test_no_parallel_calls_runs_them_in_order_one_round_each(session, api):
     assert order == [1, 2] and resp.tool_rounds == 2
     assert all(r.json["parallel_tool_calls"] is False for r in api.chat_requests)
     assert resp.text == "Tool results: done 1 | done 2"
+
+
+def test_a_server_that_ignores_stream_and_sends_one_json_body(session, api):
+    body = {"id": "x", "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls",
+            "message": {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+    api.queue(RawStream([json.dumps(body).encode()], content_type="application/json"))
+    api.default = ToolModel()
+    resp = session.chat("Oslo?", tools=[get_weather], stream=True)
+    assert resp.tool_calls[0].arguments == {"city": "Oslo"}
+    assert resp.text == "Tool results: Sunny, 21 °C"
+    assert resp.usage.prompt_tokens is not None and resp.usage.prompt_tokens > 3  # both rounds
+
+
+def test_a_key_in_tool_arguments_never_shows(session, api):
+    seen = []
+
+    def note(text: str) -> str:
+        """Take a note."""
+        seen.append(text)
+        return f"noted {text}"
+
+    api.default = ToolModel(calls=[("note", {"text": f"the key is {TEST_KEY}"})])
+    resp = session.chat("?", tools=[note])
+    from aiml_magics.view import final_markdown, final_plain
+
+    shown = final_markdown(resp) + final_plain(resp) + repr(resp.tool_calls)
+    assert TEST_KEY not in shown and TEST_KEY[:-4] not in shown
+    assert TEST_KEY not in json.dumps(resp.tool_messages) and TEST_KEY not in seen[0]
 
 
 def test_a_failing_tool_goes_back_to_the_model(session, api):
