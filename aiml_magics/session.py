@@ -207,7 +207,7 @@ class Session:
             pick("model"), messages, params, stream=bool(pick("stream")), json_mode=json
         )
         if tools or tool_choice is not None:
-            from .tools import add_tools
+            from .toolloop import add_tools
 
             add_tools(payload, tools, tool_choice, parallel=bool(pick("parallel_tool_calls")))
         return payload
@@ -277,7 +277,7 @@ class Session:
         try:
             resp = self.source.answer(self.client, payload, bool(payload.get("stream")), shown)
             if tools:
-                from .tools import ToolLoop
+                from .toolloop import ToolLoop
 
                 loop = ToolLoop(self, tools, confirm, views)
                 resp = loop.run(payload, resp, shown)
