@@ -42,6 +42,9 @@ _LAZY = {
     "ProtocolError": "errors",
     "IncompleteAnswer": "errors",
     "StreamInterrupted": "errors",
+    "ToolRoundsExceeded": "errors",
+    "ToolCall": "response",
+    "Tool": "tools",
 }
 
 __all__ = [
@@ -49,8 +52,8 @@ __all__ = [
     "ConfigError", "ConnectError", "CreditsError", "Exchange", "Failure", "History", "IncompleteAnswer",
     "MissingKeyError", "NotFoundError", "ParameterError", "ProtocolError", "RateLimitError",
     "ResponseTimeout", "SchemaMismatch", "ServerError", "Session", "Settings", "StreamInterrupted",
-    "Usage", "__version__", "chat", "default_session", "instance", "load_ipython_extension", "map",
-    "panel",
+    "Tool", "ToolCall", "ToolRoundsExceeded", "Usage", "__version__", "chat", "default_session",
+    "instance", "load_ipython_extension", "map", "panel",
     "unload_ipython_extension",
 ]
 
@@ -73,12 +76,14 @@ if TYPE_CHECKING:
         ResponseTimeout,
         ServerError,
         StreamInterrupted,
+        ToolRoundsExceeded,
     )
     from .history import Exchange, History
-    from .response import ChatResponse, Usage
+    from .response import ChatResponse, ToolCall, Usage
     from .schema import SchemaMismatch
     from .session import Session, chat, default_session
     from .settings import Settings
+    from .tools import Tool
 
 _magics: Any = None
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import AIMLError, redact
 from .params import trim_prompt
-from .response import ChatResponse, Usage, _float, _str
+from .response import ChatResponse, ToolCall, Usage, _float, _str
 from .safejson import JSONRefused, describe_size, loads
 
 FORMAT = "aiml-magics-cassette"
@@ -90,7 +90,10 @@ class Recording:
         r = self.response
         usage = Usage.from_dict(r.get("usage"))
         raw = copy.deepcopy(r["raw"]) if isinstance(r.get("raw"), dict) else _body(r)
+        listed = r.get("tool_calls")
+        calls: list[Any] = listed if isinstance(listed, list) else []
         return ChatResponse(
+            tool_calls=[c for c in (ToolCall.from_dict(d, replayed=True) for d in calls) if c],
             text=_str(r.get("text")) or "",
             reasoning=_str(r.get("reasoning")) or None,
             model=_str(r.get("model")),
@@ -124,7 +127,7 @@ def _body(r: dict[str, Any]) -> dict[str, Any]:
 
 def response_fields(resp: ChatResponse) -> dict[str, Any]:
     """What a cassette keeps of an answer: never headers, never the key."""
-    return {
+    fields: dict[str, Any] = {
         "text": resp.text,
         "reasoning": resp.reasoning,
         "model": resp.model,
@@ -133,6 +136,10 @@ def response_fields(resp: ChatResponse) -> dict[str, Any]:
         "credits_used": resp.credits_used,
         "usd_spent": resp.usd_spent,
     }
+    if resp.tool_calls and not resp.tool_rounds:  # a tool round's own calls and results:
+        # replay runs nothing (a final answer lists every call of the loop: not recorded here)
+        fields["tool_calls"] = [c.as_dict() for c in resp.tool_calls]
+    return fields
 
 
 class Cassette:

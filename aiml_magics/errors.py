@@ -223,6 +223,15 @@ class LimitError(AIMLError):
     kind_name = "limit"
 
 
+class ToolRoundsExceeded(LimitError):
+    """The model still asked for tools after ``max_tool_rounds`` rounds; ``.response`` holds
+    every call made and the last answer (kept in the history too)."""
+
+    def __init__(self, message: str, response: Any = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.response = response
+
+
 _BY_STATUS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,

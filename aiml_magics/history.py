@@ -58,9 +58,11 @@ class Exchange:
         return {k: v for k, v in self.request.items() if k not in TRANSPORT}
 
     def messages(self) -> list[dict[str, Any]]:
-        """This exchange as conversation messages: the user's, then the assistant's."""
+        """This exchange as conversation messages: the user's, any tool rounds (the assistant's
+        ``tool_calls`` and one ``tool`` message per call), then the assistant's answer."""
         return [
             {"role": "user", "content": self.prompt},
+            *self.response.tool_messages,
             {"role": "assistant", "content": self.response.text},
         ]
 
@@ -259,6 +261,7 @@ class History(Sequence[Exchange]):
                 "partial" if e.partial else "",
                 e.source if e.source != "live" else "",
                 "" if e.in_conversation else "not in the conversation",
+                _calls(len(e.response.tool_calls)),
             ) if n]
             mark = f" *({', '.join(notes)})*" if notes else ""
             model = literal(str(e.response.model or e.request.get("model") or "?"))
@@ -334,6 +337,10 @@ _COLUMNS = (
     "completion_tokens", "reasoning_tokens", "credits", "seconds", "finish_reason", "source",
     "started",
 )
+
+
+def _calls(n: int) -> str:
+    return f"{n} tool call{'s' if n != 1 else ''}" if n else ""
 
 
 def _iso(stamp: float) -> str:

@@ -31,6 +31,9 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--dry-run",), {"action": "store_true"}, "show the request that would be sent; send nothing"),
     (("--schema",), {"metavar": "NAME"},
      "a JSON-schema dict or pydantic class in the notebook: the answer is checked, into .data"),
+    (("--tools",), {"metavar": "F,G"}, "functions (by name) the model may call"),
+    (("--tool-choice",), {"metavar": "CHOICE"}, "auto, none, required or a tool's name"),
+    (("--confirm-tools",), {"action": "store_true"}, "ask yes/no before each tool call"),
 )
 METAVARS = {"model": "ID", "temperature": "T", "top_p": "P"}
 KIND_METAVARS = {"str": "TEXT", "int": "N", "float": "X", "list": "TEXT"}
@@ -328,7 +331,10 @@ class AIMLMagics(Magics, Settings):
                 limits = Limits(self.expand_max_rows, self.expand_max_columns, self.expand_max_chars)
                 done = expand(prompt, self.shell.user_ns, limits)
                 prompt, expanded = done.text, done.names
-            payload = session.prepare(prompt, new=args.new, json=args.json, schema=schema, **options)
+            options["parallel_tool_calls"] = False if args.no_parallel_tool_calls else None
+            tools = self._tools(args.tools)
+            payload = session.prepare(prompt, new=args.new, json=args.json, schema=schema, tools=tools,
+                                      tool_choice=args.tool_choice, **options)
             if args.dry_run:
                 show_dry_run(self, payload, expanded=expanded)
                 return None
@@ -338,7 +344,8 @@ class AIMLMagics(Magics, Settings):
             try:
                 return session.send(
                     payload, prompt, remember=self.memory and not args.no_memory,
-                    view=self._view(owns_cell), schema=schema,
+                    view=self._view(owns_cell), schema=schema, tools=tools,
+                    confirm=True if args.confirm_tools else None,
                 )
             finally:
                 resp = session.last_response
@@ -364,6 +371,30 @@ class AIMLMagics(Magics, Settings):
                 "model class defined in the notebook."
             )
         return value
+
+    def _tools(self, names: str | None) -> list[Any] | None:
+        """``--tools f,g``: functions of the notebook's namespace, refused before sending when a
+        name is unknown or not a function."""
+        if names is None:
+            return None
+        from .errors import ParameterError
+
+        namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        found = []
+        for name in (n.strip() for n in names.split(",")):
+            if not name:
+                continue
+            if name not in namespace:
+                raise ParameterError(f"--tools: there is no {name!r} in the notebook: define the "
+                                     "function first, then name it here.")
+            value = namespace[name]
+            if not callable(value) or isinstance(value, type):
+                raise ParameterError(f"--tools: {name!r} is a {type(value).__name__}, not a "
+                                     "function: only functions can be tools.")
+            found.append(value)
+        if not found:
+            raise ParameterError("--tools needs function names, separated by commas.")
+        return found
 
     def _view(self, owns_cell: bool) -> Any:
         make = self.make_renderer

@@ -124,6 +124,13 @@ PARAMS: tuple[Param, ...] = (
     Param("expand_max_columns", "int", 20, "columns of a DataFrame put into a prompt", none=False),
     Param("expand_max_chars", "int", 2000, "characters of any other value put into a prompt",
           none=False),
+    # -- tools -----------------------------------------------------------------------------------
+    Param("parallel_tool_calls", "bool", True, "let the model ask for several tool calls at once "
+          "(run in a thread pool)", flags=("--no-parallel-tool-calls",), none=False),
+    Param("max_tool_rounds", "int", 8, "rounds of tool calls in one request before it stops "
+          "with an error", none=False),
+    Param("confirm_tools", "bool", False, "ask yes/no before each tool call (for tools with "
+          "side effects)", none=False),
 )
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 REQUEST_PARAMS: tuple[Param, ...] = tuple(p for p in PARAMS if p.request and p.name != "model")

@@ -384,6 +384,16 @@ class TerminalText:
     def abandon(self) -> None:
         pass
 
+    def tool_calls(self, calls: list[Any]) -> None:
+        """A round of tool calls ran: one plain line each, above the answer to come."""
+        from .view import plain_tool_lines
+
+        rest = self._pending + self._guard.flush()
+        self._pending = ""
+        if rest.strip():
+            self._write(rest + "\n")
+        self._write(self._dim(plain_tool_lines(calls).rstrip("\n")) + "\n")
+
     def _line(self, line: str) -> str:
         """One line of Markdown as terminal text."""
         if self._fence is not None:

@@ -110,6 +110,103 @@ def _credits(body: Any) -> tuple[float | None, float | None]:
 
 
 @dataclass(repr=False, eq=False)
+class ToolCall:
+    """One call the model asked for, and what came of it: ``.result`` text, or ``.error``
+    ("ExcType: message", also sent to the model), ``.declined`` when the user said no."""
+
+    id: str
+    name: str
+    arguments_text: str = "{}"
+    result: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    declined: bool = False
+    replayed: bool = False  # the result came from a cassette: nothing was run
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The arguments, parsed (an empty dict when they are not a JSON object)."""
+        value, _ = self._parsed()
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def parse_error(self) -> str | None:
+        value, problem = self._parsed()
+        if problem is None and not isinstance(value, dict):
+            return "the arguments are not a JSON object"
+        return problem
+
+    def _parsed(self) -> tuple[Any, str | None]:
+        from .safejson import loads
+
+        try:
+            return loads(self.arguments_text or "{}"), None
+        except ValueError as exc:
+            return None, f"the arguments are not valid JSON ({str(exc)[:80]})"
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    @property
+    def content(self) -> str:
+        """What the model reads back for this call."""
+        return self.error if self.error is not None else (self.result or "")
+
+    def wire(self) -> dict[str, Any]:
+        """The call as the assistant message's ``tool_calls`` entry."""
+        return {"id": self.id, "type": "function",
+                "function": {"name": self.name, "arguments": self.arguments_text or "{}"}}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments_text,
+                "result": self.result, "error": self.error, "seconds": round(self.seconds, 3),
+                "declined": self.declined}
+
+    @classmethod
+    def from_dict(cls, data: Any, replayed: bool = False) -> ToolCall | None:
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            return None
+        args = data.get("arguments")
+        return cls(
+            id=_str(data.get("id")) or "call_0",
+            name=data["name"],
+            arguments_text=args if isinstance(args, str) else "{}",
+            result=_str(data.get("result")),
+            error=_str(data.get("error")),
+            seconds=_float(data.get("seconds")) or 0.0,
+            declined=data.get("declined") is True,
+            replayed=replayed,
+        )
+
+    def __repr__(self) -> str:
+        from .errors import redact
+
+        outcome = f"error={self.error!r}" if self.error is not None else f"result={self.result!r}"
+        if len(outcome) > 80:
+            outcome = outcome[:77] + "..."
+        return redact(f"ToolCall({self.name}({self.arguments_text[:60]}), {outcome})")
+
+
+def wire_tool_calls(message: Any) -> list[ToolCall]:
+    """The ``tool_calls`` of a non-streamed message (arguments null or missing read as {})."""
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    out: list[ToolCall] = []
+    for i, item in enumerate(calls if isinstance(calls, list) else []):
+        fn = item.get("function") if isinstance(item, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            continue
+        args = fn.get("arguments")
+        if isinstance(args, dict):  # some servers send an object rather than a JSON string
+            import json
+
+            args = json.dumps(args)
+        out.append(ToolCall(_str(item.get("id")) or f"call_{i}", fn["name"],
+                            args if isinstance(args, str) and args.strip() else "{}"))
+    return out
+
+
+@dataclass(repr=False, eq=False)
 class ChatResponse:
     """One answer. ``complete`` is False when it was interrupted or cut (``finish_reason`` says)."""
 
@@ -129,6 +226,12 @@ class ChatResponse:
     provenance: str | None = None  # where a replayed answer came from
     warnings: list[str] = field(default_factory=list)
     allow_remote_images: bool = False  # views show remote images as links unless this is set
+    # Every tool call of this exchange, in order, across rounds (the answer's own request asked
+    # for none when it is the final text). ``tool_messages``: what went between the user's
+    # message and this answer (assistant tool_calls, then one tool message per call, per round).
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_messages: list[dict[str, Any]] = field(default_factory=list)
+    tool_rounds: int = 0
 
     @property
     def complete(self) -> bool:
@@ -199,6 +302,7 @@ class ChatResponse:
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
         reasoning = message.get("reasoning_content") or message.get("reasoning") or None
         credits, usd = _credits(body)
+        extra.setdefault("tool_calls", wire_tool_calls(message))
         return cls(
             text=content if isinstance(content, str) else "",
             reasoning=reasoning if isinstance(reasoning, str) else None,
@@ -245,6 +349,22 @@ def _compact(parts: list[str]) -> int:
     return start + 1 + _COMPACT
 
 
+def _starts_new(call: dict[str, Any], ident: Any) -> bool:
+    """A named fragment at an index already in use: a new call once the current one's arguments
+    are a whole JSON value (servers that put every parallel call at index 0), else more of the
+    same call (servers that repeat the name, or send a fresh id, on every fragment)."""
+    args = "".join(call["arguments"]).strip()
+    if not args:
+        return bool(ident) and ident != call["id"]
+    import json
+
+    try:
+        json.loads(args)
+    except ValueError:
+        return False
+    return True
+
+
 class StreamAssembler:
     """Folds stream chunks into a ``ChatResponse``; ignores keys it does not know."""
 
@@ -262,6 +382,8 @@ class StreamAssembler:
         self.chunks = 0
         self._head = True  # still looking for model / id / created
         self._content_mark = self._reasoning_mark = _COMPACT
+        self.tool_calls: list[dict[str, Any]] = []  # {"id", "name", "arguments": [pieces]}
+        self._tool_at: dict[Any, int] = {}  # a fragment's index -> the call it continues
 
     def add(self, chunk: Any) -> tuple[str, str]:
         """Take one parsed chunk; return its (content, reasoning) text deltas.
@@ -294,6 +416,8 @@ class StreamAssembler:
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             return _NOTHING
+        if "tool_calls" in delta:
+            self._take_tool_calls(delta["tool_calls"])
         content = delta.get("content")
         if not isinstance(content, str):
             content = ""
@@ -310,6 +434,55 @@ class StreamAssembler:
             if len(self.reasoning) >= self._reasoning_mark:
                 self._reasoning_mark = _compact(self.reasoning)
         return content, reasoning
+
+    def _take_tool_calls(self, fragments: Any) -> None:
+        """Tool-call fragments, joined by ``index``. Tolerated: every parallel call at index 0
+        (a fragment with a name starts a new call), a fresh id on every fragment (the first id
+        is kept), ``arguments`` null, and no index at all (the latest call continues)."""
+        if not isinstance(fragments, list):
+            return
+        for fragment in fragments:
+            if not isinstance(fragment, dict):
+                continue
+            fn = fragment.get("function")
+            fn = fn if isinstance(fn, dict) else {}
+            name = fn.get("name") if isinstance(fn.get("name"), str) and fn.get("name") else None
+            index = fragment.get("index")
+            at = self._tool_at.get(index) if index is not None else (
+                len(self.tool_calls) - 1 if self.tool_calls else None
+            )
+            if at is None or (name is not None and self.tool_calls[at]["name"]
+                              and _starts_new(self.tool_calls[at], fragment.get("id"))):
+                ident = fragment.get("id")
+                self.tool_calls.append({
+                    "id": ident if isinstance(ident, str) and ident else None,
+                    "name": name or "",
+                    "arguments": [],
+                })
+                at = len(self.tool_calls) - 1
+                self._tool_at[index] = at
+            call = self.tool_calls[at]
+            if name is not None and not call["name"]:
+                call["name"] = name
+            if call["id"] is None and isinstance(fragment.get("id"), str) and fragment["id"]:
+                call["id"] = fragment["id"]
+            piece = fn.get("arguments")
+            if isinstance(piece, str):
+                call["arguments"].append(piece)
+            elif isinstance(piece, dict):
+                import json
+
+                call["arguments"].append(json.dumps(piece))
+
+    def calls(self) -> list[ToolCall]:
+        """The tool calls assembled so far (null or empty arguments read as ``{}``)."""
+        out = []
+        for i, call in enumerate(self.tool_calls):
+            if not call["name"]:
+                continue
+            args = "".join(call["arguments"])
+            out.append(ToolCall(call["id"] or f"call_{i}", call["name"], args if args.strip() else "{}"))
+        return out
 
     def _take_head(self, chunk: dict[str, Any]) -> None:
         """model, id and created come from the first chunks that carry them (some send id "")."""
@@ -328,6 +501,10 @@ class StreamAssembler:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if reasoning is not None:
             message["reasoning_content"] = reasoning
+        calls = self.calls()
+        if calls:
+            message["tool_calls"] = [c.wire() for c in calls]
+            message["content"] = text or None
         raw: dict[str, Any] = {
             "id": self.id,
             "object": "chat.completion",
@@ -348,5 +525,6 @@ class StreamAssembler:
             usd_spent=usd,
             raw=raw,
             request=request,
+            tool_calls=calls,
             **extra,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import (
@@ -158,12 +158,16 @@ class Session:
         new: bool = False,
         json: bool = False,
         schema: Any = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: Any = None,
         **options: Any,
     ) -> dict[str, Any]:
         """The request body ``chat`` would send, checked; nothing is sent.
 
         ``options`` override the settings for this request only: any request parameter (model,
         temperature, ...), and ``system``, ``stream``, ``memory``. None means "use the setting".
+        ``tools`` (functions) become the body's ``tools``; ``tool_choice`` is auto, none,
+        required or one tool's name.
         """
         check_prompt(prompt)
         s = self.settings
@@ -191,6 +195,10 @@ class Session:
             from .schema import response_format
 
             payload["response_format"] = response_format(schema)
+        if tools or tool_choice is not None:
+            from .toolloop import add_tools
+
+            add_tools(payload, tools, tool_choice, parallel=bool(pick("parallel_tool_calls")))
         return payload
 
     def chat(
@@ -204,9 +212,17 @@ class Session:
         new: bool = False,
         json: bool = False,
         schema: Any = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: Any = None,
+        confirm_tools: bool | Callable[[Any], bool] | None = None,
         **options: Any,
     ) -> ChatResponse:
         """Send ``prompt`` (with the conversation so far) and return the answer.
+
+        With ``tools`` (plain functions), the model may call them: each call is checked against
+        the function's schema and run, its result sent back, until the model answers in text
+        (``.tool_calls`` lists them). ``confirm_tools`` asks before each call (True: ``input()``,
+        or a function of the call returning True to run it).
 
         Nothing is shown unless asked: ``display=True`` renders it in the notebook (or terminal),
         ``on_delta`` is called with each piece of answer text as it streams. An answer that did not
@@ -214,7 +230,8 @@ class Session:
         is kept in the history and ``last_response``.
         """
         try:
-            payload = self.prepare(prompt, new=new, json=json, schema=schema, **options)
+            payload = self.prepare(prompt, new=new, json=json, schema=schema, tools=tools,
+                                   tool_choice=tool_choice, **options)
         except AIMLError as exc:
             forget_frames(exc)
             raise
@@ -224,27 +241,38 @@ class Session:
             self.reset()
         return self.send(payload, prompt, remember=remember, view=self._view(display, on_delta,
                                                                               on_reasoning, view),
-                         schema=schema)
+                         schema=schema, tools=tools, confirm=confirm_tools)
 
     def send(
         self, payload: dict[str, Any], prompt: str, *, remember: bool = True, view: ViewFactory | None = None,
-        schema: Any = None,
+        schema: Any = None, tools: Sequence[Any] | None = None,
+        confirm: bool | Callable[[Any], bool] | None = None,
     ) -> ChatResponse:
         """Send a prepared body through the source, keep the exchange, raise if it did not end well.
 
-        With ``schema``, the answer is validated once kept: ``.data`` is the value, or None and
-        ``SchemaMismatch`` is raised."""
+        With ``tools``, answers that ask for tool calls are answered (the calls run) and the
+        request goes on, at most ``max_tool_rounds`` times; ``confirm`` defaults to the
+        ``confirm_tools`` setting. With ``schema``, the answer is validated once kept: ``.data``
+        is the value, or None and ``SchemaMismatch`` is raised."""
         self.last_request = payload
         started = time.time()
         make = view or _no_view
 
         allow_images = self.settings.allow_remote_images
 
+        views: list[_ReadFirst] = []
+
         def shown(label: str) -> View:
-            return _ReadFirst(make(label), allow_images)
+            views.append(_ReadFirst(make(label), allow_images, tools_on=bool(tools)))
+            return views[-1]
 
         try:
             resp = self.source.answer(self.client, payload, bool(payload.get("stream")), shown)
+            if tools:
+                from .toolloop import ToolLoop
+
+                loop = ToolLoop(self, tools, confirm, views)
+                resp = loop.run(payload, resp, shown)
             mismatch = None
             if schema is not None:
                 from .schema import apply
@@ -256,7 +284,7 @@ class Session:
         except (AIMLError, StreamInterrupted) as exc:
             forget_frames(exc)  # the frames below may hold a body or header that quotes the key
             raise
-        if resp.complete and getattr(resp, "_stream_error", None) is None:
+        if not tools and resp.complete and getattr(resp, "_stream_error", None) is None:
             self.source.keep(payload, resp, self.effective_base()[0])
         return resp
 
@@ -352,9 +380,12 @@ class _ReadFirst:
     """A view whose ``finish`` sees the answer with its ``.data`` parsed and the session's image
     rule on it (re-displays of ``aiml_response`` follow the same rule)."""
 
-    def __init__(self, inner: View, allow_remote_images: bool) -> None:
+    def __init__(self, inner: View, allow_remote_images: bool, tools_on: bool = False) -> None:
         self._inner = inner
         self._allow = allow_remote_images
+        self._tools_on = tools_on
+        self.waiting = False  # this round asked for tools: its view shows them, not an answer
+        self.before_finish: Callable[[ChatResponse], Any] | None = None  # the tool loop's merge
 
     def reasoning(self, delta: str) -> None:
         self._inner.reasoning(delta)
@@ -363,9 +394,21 @@ class _ReadFirst:
         self._inner.content(delta)
 
     def finish(self, resp: ChatResponse) -> None:
+        if self._tools_on and resp.tool_calls and resp.complete:
+            self.waiting = True  # the tools run next; the final answer shows every call
+            self._inner.abandon()
+            return
+        if self.before_finish is not None:
+            self.before_finish(resp)
         read_json(resp)
         resp.allow_remote_images = self._allow
         self._inner.finish(resp)
+
+    def tool_calls(self, calls: list[Any]) -> None:
+        """One round's calls have run: a view that can (a terminal) shows one line each."""
+        show = getattr(self._inner, "tool_calls", None)
+        if show is not None:
+            show(calls)
 
     def abandon(self) -> None:
         self._inner.abandon()

@@ -80,6 +80,9 @@ class Settings(Configurable):
         expand_max_rows: int
         expand_max_columns: int
         expand_max_chars: int
+        parallel_tool_calls: bool
+        max_tool_rounds: int
+        confirm_tools: bool
 
     @validate(*RANGES)
     def _check_range(self, proposal: Any) -> Any:
@@ -132,6 +135,10 @@ class Settings(Configurable):
     def _check_expand(self, proposal: Any) -> Any:
         return _bounded(proposal["trait"].name, proposal["value"], 1, 1_000_000,
                         "an integer from 1 to 1,000,000")
+
+    @validate("max_tool_rounds")
+    def _check_tool_rounds(self, proposal: Any) -> Any:
+        return _bounded("max_tool_rounds", proposal["value"], 1, 100, "an integer from 1 to 100")
 
     @validate("base_url")
     def _check_base(self, proposal: Any) -> Any:

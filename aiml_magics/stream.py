@@ -39,6 +39,8 @@ def mask_answer(resp: ChatResponse) -> ChatResponse:
     resp.reasoning = SECRETS.redact(resp.reasoning) if resp.reasoning else resp.reasoning
     resp.model = SECRETS.redact(resp.model) if resp.model else resp.model
     resp.raw = redact_obj(resp.raw, SECRETS)
+    for call in resp.tool_calls:
+        call.arguments_text = SECRETS.redact(call.arguments_text)
     return resp
 
 
@@ -57,7 +59,7 @@ def not_an_answer_excerpt(raw: bytes, ctype: str, problem: BaseException | None)
 
 def note_empty(resp: ChatResponse) -> None:
     """A finished answer with no text gets a warning that says why, so an empty cell is explained."""
-    if resp.text or not resp.complete:
+    if resp.text or not resp.complete or resp.tool_calls:
         return
     if resp.reasoning:
         note = "the model sent only reasoning, no answer text"
@@ -285,7 +287,9 @@ class ChatStream:
             "meta": body.get("meta"),
             "choices": [
                 {
-                    "delta": {"content": single.text, "reasoning_content": single.reasoning},
+                    "delta": {"content": single.text, "reasoning_content": single.reasoning,
+                              "tool_calls": [dict(c.wire(), index=i)
+                                             for i, c in enumerate(single.tool_calls)]},
                     "finish_reason": single.finish_reason,
                 }
             ],

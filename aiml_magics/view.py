@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import redact, visible_controls
 from .safemd import literal, safe_markdown
@@ -79,6 +79,15 @@ def footer(resp: ChatResponse) -> str:
     parts.append(f"{resp.elapsed:.1f} s")
     if resp.source != "live":
         parts.append(resp.source)
+    if resp.tool_calls:
+        n = len(resp.tool_calls)
+        calls = f"{n} tool call{'s' if n != 1 else ''}"
+        failed = sum(1 for c in resp.tool_calls if c.failed or c.declined)
+        if failed:
+            calls += f" ({failed} failed or declined)"
+        if any(c.replayed for c in resp.tool_calls):
+            calls += ": recorded results, nothing re-run"
+        parts.append(calls)
     if not resp.complete:
         reason = resp.finish_reason or "incomplete"
         parts.append(f"⚠ {reason}: partial answer")
@@ -122,9 +131,26 @@ def json_block(resp: ChatResponse) -> str | None:
     return f"{fence}json\n{text}\n{fence}"
 
 
+def tool_block(resp: ChatResponse) -> str:
+    """Each tool call as one folded line above the answer: the call and its clipped result in
+    the summary, the whole result inside. Results are untrusted (a tool may fetch anything)."""
+    from .tools import call_line
+
+    out = []
+    for call in resp.tool_calls:
+        line = literal(shown_plain(call_line(call)))
+        body = call.content if len(call.content) <= 4000 else call.content[:4000] + "…"
+        runs = [len(m) for m in re.findall(r"`+", body)]
+        fence = "`" * max(3, max(runs, default=0) + 1)
+        out.append(f"<details>\n<summary>{line}</summary>\n\n"
+                   f"{shown(f'{fence}text{chr(10)}{body}{chr(10)}{fence}')}\n\n</details>\n")
+    return "\n".join(out) + "\n" if out else ""
+
+
 def final_markdown(resp: ChatResponse) -> str:
     allow = resp.allow_remote_images
     head = reasoning_block(resp.reasoning, allow) if resp.reasoning else ""
+    head = tool_block(resp) + head if resp.tool_calls else head
     answer = json_block(resp) or (close_fences(resp.text) if resp.text else None)
     body = shown(answer, allow) if answer is not None else "*(no answer text)*"
     return f"{head}{body}\n\n<sub>{literal(shown_plain(footer(resp)))}</sub>\n"
@@ -132,7 +158,16 @@ def final_markdown(resp: ChatResponse) -> str:
 
 def final_plain(resp: ChatResponse) -> str:
     head = f"[reasoning: {len(resp.reasoning):,} chars in .reasoning]\n\n" if resp.reasoning else ""
+    if resp.tool_calls:
+        head = plain_tool_lines(resp.tool_calls) + "\n" + head
     return shown_plain(f"{head}{resp.text}\n\n— {footer(resp)}")
+
+
+def plain_tool_lines(calls: list[Any]) -> str:
+    """One plain line per tool call, for terminals (control characters shown visibly)."""
+    from .tools import call_line
+
+    return "".join(f"⚙ {shown_plain(call_line(c))}\n" for c in calls)
 
 
 def final_bundle(resp: ChatResponse) -> dict[str, str]:

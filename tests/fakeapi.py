@@ -196,6 +196,12 @@ class Reply:
     extra_keys: bool = True  # unknown keys, a chunk without delta, id "", like the real service
     status_headers: dict[str, str] = field(default_factory=dict)  # extra response headers
     echo: bool = False  # content becomes "echo: <last user message text>"
+    # Tool calls to answer with: {"name", "arguments" (dict or JSON text), "id" (optional)}.
+    tool_calls: list[dict[str, Any]] | None = None
+    # How tool calls are streamed: "standard" (fragments by index, like OpenAI), or a known
+    # deviation: "reuse_index" (every call at index 0), "fresh_ids" (a new id on every
+    # fragment), "null_arguments" (arguments null instead of a string).
+    tool_style: str = "standard"
 
 
 @dataclass
@@ -229,6 +235,76 @@ class Hang:
     seconds: float = 30.0
     after_headers: bool = False
     after_events: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class ToolModel:
+    """A model that uses tools (a callable behaviour: queue it, or set it as ``default``).
+
+    When the request has ``tools`` it asks for ``calls`` (name, arguments) that ``tool_choice``
+    allows: all at once, or one per round when ``parallel_tool_calls`` is false; once every call
+    has a tool result it answers in text quoting the results. ``forever``: it never stops asking
+    (the round limit). Tool messages are checked like a strict server: each ``tool_call_id`` must
+    answer a call of the assistant message before it, in order (else a 400).
+    """
+
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    style: str = "standard"
+    forever: bool = False
+    content: str | None = None  # text sent with the tool calls (some models say what they do)
+    only_offered: bool = True  # False: it also calls tools the request did not offer
+
+    def __call__(self, rec: Recorded) -> Behaviour:
+        body = rec.json if isinstance(rec.json, dict) else {}
+        messages = body.get("messages") or []
+        problem = _tool_message_problem(messages)
+        if problem:
+            return Error(400, f"Body validation error! {problem}")
+        last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
+        results = [m.get("content") for m in messages[last_user:] if m.get("role") == "tool"]
+        tools = body.get("tools") or []
+        names = [t.get("function", {}).get("name") for t in tools if isinstance(t, dict)]
+        choice = body.get("tool_choice", "auto")
+        wanted = [c for c in self.calls if c[0] in names or not self.only_offered]
+        if isinstance(choice, dict):
+            name = choice.get("function", {}).get("name")
+            wanted = [c for c in wanted if c[0] == name] or [(name, {})]
+        pending = wanted if self.forever else wanted[len(results):]
+        if body.get("parallel_tool_calls") is False:
+            pending = pending[:1]
+        if choice == "none" or not tools or not pending:
+            text = "Tool results: " + " | ".join(str(r) for r in results) if results else "No tools."
+            return Reply(content=text)
+        calls = [{"name": n, "arguments": a, "id": f"call_{uuid.uuid4().hex[:12]}"} for n, a in pending]
+        return Reply(content=self.content, finish_reason="tool_calls", tool_calls=calls,
+                     tool_style=self.style)
+
+
+def _tool_message_problem(messages: list[Any]) -> str | None:
+    expected: list[str] = []
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role == "tool":
+            if not expected or message.get("tool_call_id") != expected[0]:
+                return f"messages.{i}.tool_call_id: does not answer the pending tool call"
+            if not isinstance(message.get("content"), str):
+                return f"messages.{i}.content: Expected string"
+            expected.pop(0)
+            continue
+        if expected:
+            return f"messages.{i}: tool calls {expected} have no tool message"
+        if role == "assistant" and message.get("tool_calls"):
+            for j, call in enumerate(message["tool_calls"]):
+                fn = call.get("function") or {}
+                if not isinstance(fn.get("arguments"), str) or not call.get("id"):
+                    return f"messages.{i}.tool_calls.{j}: needs an id and arguments as a string"
+                expected.append(call["id"])
+    return f"tool calls {expected} have no tool message" if expected else None
+
+
+def _tool_args(call: dict[str, Any]) -> str:
+    args = call.get("arguments", {})
+    return args if isinstance(args, str) else json.dumps(args)
 
 
 Behaviour = Reply | Error | RawStream | Hang
@@ -765,6 +841,14 @@ class _Handler(BaseHTTPRequestHandler):
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if reply.reasoning is not None:
             message["reasoning_content"] = reply.reasoning
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {"id": c.get("id") or f"call_{i}", "type": "function",
+                 "function": {"name": c["name"], "arguments": None
+                              if reply.tool_style == "null_arguments" and not c.get("arguments")
+                              else _tool_args(c)}}
+                for i, c in enumerate(reply.tool_calls)
+            ]
         choice: dict[str, Any] = {
             "index": 0, "message": message, "finish_reason": reply.finish_reason
         }
@@ -835,6 +919,22 @@ class _Handler(BaseHTTPRequestHandler):
                 yield "event", chunk({"content": None})
         if oddities:
             yield "event", {**chunk(None), "id": ""}
+        for i, call in enumerate(reply.tool_calls or []):
+            style = reply.tool_style
+            index = 0 if style == "reuse_index" else i
+            ident = call.get("id") or f"call_{i}"
+            args = _tool_args(call)
+            first_args = None if style == "null_arguments" else ""
+            yield "event", chunk({"tool_calls": [{"index": index, "id": ident, "type": "function",
+                                                  "function": {"name": call["name"],
+                                                               "arguments": first_args}}]})
+            if style == "null_arguments" and not call.get("arguments"):
+                continue
+            for piece in _pieces(args, 5):
+                fragment: dict[str, Any] = {"index": index, "function": {"arguments": piece}}
+                if style == "fresh_ids":
+                    fragment["id"] = f"call_{uuid.uuid4().hex[:8]}"
+                yield "event", chunk({"tool_calls": [fragment]})
         finish = chunk({}, reply.finish_reason)
         if reply.usage_chunk == "finish":
             finish["usage"] = usage

@@ -101,7 +101,26 @@ def test_saved_notebook_is_clean(path):
 
 
 def test_notebooks_are_the_expected_two():
-    assert [p.name for p in NOTEBOOKS] == ["data-exploration.ipynb", "quickstart.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == ["data-exploration.ipynb", "quickstart.ipynb", "tools.ipynb"]
+
+
+def test_tools_offline(monkeypatch, api, tmp_path):
+    nb = execute(ROOT / "notebooks" / "tools.ipynb", monkeypatch, api, tmp_path, key=None)
+    assert failures(nb) == []
+    assert api.requests == []  # replay: nothing sent
+    assert "Replay: answers come from tools.json" in stdout(cell(nb, "import os"))
+    dry = cell(nb, "%%aiml --tools get_weather --dry-run").outputs[0].data["text/markdown"]
+    assert "Dry run: nothing was sent." in dry and "The current weather in a city." in dry
+    md = final_markdown(cell(nb, "%%aiml --tools get_weather\n"))
+    assert md.index("<summary>get&#95;weather(city='Paris') → Sunny, 21 °C</summary>") < md.index(
+        "It is sunny in Paris right now")
+    assert "1 tool call: recorded results, nothing re-run" in md
+    kept = stdout(cell(nb, "for call in aiml_response.tool_calls"))
+    assert "get_weather {'city': 'Paris'} → Sunny, 21 °C" in kept
+    assert "functions run here: [] · source: replayed" in kept
+    python = stdout(cell(nb, "from aiml_magics import chat"))
+    assert "It is sunny in Paris right now" in python
+    assert "1 tool call: get_weather {'city': 'Paris'}" in python
 
 
 # -- offline: replay and the echo ------------------------------------------------------------------
