@@ -29,6 +29,8 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--new",), {"action": "store_true"}, "start a fresh conversation before this cell"),
     (("--out", "-o"), {"metavar": "NAME"}, "also store the response in this variable"),
     (("--dry-run",), {"action": "store_true"}, "show the request that would be sent; send nothing"),
+    (("--image",), {"action": "append", "nargs": "?", "const": "", "metavar": "EXPR"},
+     "send an image (repeatable): a variable, a file or an http(s) URL; alone, the last image shown"),
 )
 METAVARS = {"model": "ID", "temperature": "T", "top_p": "P"}
 KIND_METAVARS = {"str": "TEXT", "int": "N", "float": "X", "list": "TEXT"}
@@ -163,6 +165,9 @@ class AIMLMagics(Magics, Settings):
         self.make_renderer: Any = None
         if shell is not None and hasattr(shell, "events"):
             shell.events.register("pre_run_cell", self._remember_raw_cell)
+        from .lastimage import LastImage
+
+        self.last_image = LastImage.watch(shell)  # what `--image` alone sends
 
     @property
     def session(self) -> Session:
@@ -318,7 +323,11 @@ class AIMLMagics(Magics, Settings):
             options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
             options["stream"] = False if args.no_stream else None
             options["memory"] = False if args.no_memory else None
-            payload = session.prepare(prompt, new=args.new, json=args.json, **options)
+            images = self._images(args.image) if args.image else None
+            payload = session.prepare(prompt, new=args.new, json=args.json, images=images,
+                                      **options)
+            if not args.dry_run:
+                session.check_vision(payload)
             if args.dry_run:
                 show_dry_run(self, payload)
                 return None
@@ -337,6 +346,21 @@ class AIMLMagics(Magics, Settings):
                     if args.out:
                         values[args.out] = resp
                     self.shell.push(values)
+
+    def _images(self, exprs: list[str]) -> list[Any]:
+        """The parts of ``--image`` flags: each EXPR resolved, checked and encoded (nothing sent)."""
+        from .images import image_part, resolve
+
+        namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        edge, most = self.max_image_edge, self.max_image_bytes
+        parts = []
+        for expr in exprs:
+            if not expr:
+                value, what = self.last_image.value(), "--image (the last image shown)"
+            else:
+                value, what = resolve(expr, namespace), f"--image {expr}"
+            parts.append(image_part(value, max_edge=edge, max_bytes=most, name=what))
+        return parts
 
     def _view(self, owns_cell: bool) -> Any:
         make = self.make_renderer

@@ -116,6 +116,12 @@ PARAMS: tuple[Param, ...] = (
     Param("max_answer_bytes", "int", MAX_ANSWER_BYTES,
           "largest answer read, in bytes after decompression; past it the rest is not read and "
           "what arrived is kept", none=False),
+    Param("max_image_edge", "int", 2048, "images are scaled down to at most this many pixels on "
+          "the long edge (aspect ratio kept)", none=False),
+    Param("max_image_bytes", "int", 4_000_000, "largest encoded image sent, in bytes (a larger PNG "
+          "is sent as JPEG)", none=False),
+    Param("keep_images_in_history", "bool", True, "later cells send the images of earlier turns "
+          "again (off: only their text, to save tokens)", none=False),
 )
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 REQUEST_PARAMS: tuple[Param, ...] = tuple(p for p in PARAMS if p.request and p.name != "model")

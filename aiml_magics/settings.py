@@ -76,6 +76,9 @@ class Settings(Configurable):
         allow_insecure_http: bool
         allow_remote_images: bool
         max_answer_bytes: int
+        max_image_edge: int
+        max_image_bytes: int
+        keep_images_in_history: bool
 
     @validate(*RANGES)
     def _check_range(self, proposal: Any) -> Any:
@@ -123,6 +126,15 @@ class Settings(Configurable):
     def _check_answer_bytes(self, proposal: Any) -> Any:
         return _bounded("max_answer_bytes", proposal["value"], 1024, 1 << 30,
                         f"an integer from 1024 to {1 << 30:,} (1 GiB)")
+
+    @validate("max_image_edge")
+    def _check_image_edge(self, proposal: Any) -> Any:
+        return _bounded("max_image_edge", proposal["value"], 16, 16384, "an integer from 16 to 16384")
+
+    @validate("max_image_bytes")
+    def _check_image_bytes(self, proposal: Any) -> Any:
+        return _bounded("max_image_bytes", proposal["value"], 10_000, 100_000_000,
+                        "an integer from 10,000 to 100,000,000")
 
     @validate("base_url")
     def _check_base(self, proposal: Any) -> Any:
