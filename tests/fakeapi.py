@@ -391,14 +391,24 @@ def decode_image(part: Any) -> dict[str, Any]:
     import hashlib
     import io
 
-    from PIL import Image
-
     data = base64.b64decode(encoded, validate=True)
-    with Image.open(io.BytesIO(data)) as img:
+    with pillow().open(io.BytesIO(data)) as img:
         info = {"kind": "data", "mime": header[5:-7], "format": img.format, "width": img.width,
                 "height": img.height, "mode": img.mode}
     info.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     return info
+
+
+_PIL: list[Any] = []
+
+
+def pillow() -> Any:
+    """PIL.Image, imported once (a test that hides Pillow from the client calls this first)."""
+    if not _PIL:
+        from PIL import Image
+
+        _PIL.append(Image)
+    return _PIL[0]
 
 
 def image_parts_of(message: Any) -> list[dict[str, Any]]:
