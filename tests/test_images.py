@@ -68,6 +68,8 @@ def test_a_figure_in_a_cell_goes_as_text_then_a_png_part(shell, api, figure):
     (image,) = api.chat_requests[-1].images
     assert (image["format"], image["width"], image["height"]) == ("PNG", 400, 300)
     # The echo describes the image it received; the footer says what was sent.
+    waiting = run.outputs[0].data["text/markdown"]  # the live view, before the answer
+    assert "Waiting for" in waiting and "sent 1 image, " in waiting
     final = run.final_markdown()
     assert "[image PNG 400x300" in final
     kb = f"{round(image['bytes'] / 1000)} KB"
@@ -296,3 +298,32 @@ def test_a_large_photo_goes_as_jpeg_when_png_is_over_the_limit(session, api):
     (image,) = api.chat_requests[-1].images
     assert image["format"] == "JPEG" and image["bytes"] <= 1_000_000
     assert (image["width"], image["height"]) == (1200, 900)
+
+
+def test_every_accepted_kind_of_value(session, api, figure):
+    from IPython.display import Image as IPyImage
+
+    def encoded(fmt: str) -> bytes:
+        buf = io.BytesIO()
+        Image.new("RGB", (21, 13), (10, 200, 10)).save(buf, format=fmt)
+        return buf.getvalue()
+
+    values = [
+        figure.axes[0],  # an Axes: its figure
+        Image.new("RGBA", (30, 20)),  # a PIL image
+        np.zeros((7, 9, 4), np.uint8),  # RGBA pixels
+        encoded("JPEG"), encoded("GIF"), encoded("WEBP"),
+        IPyImage(data=encoded("PNG")),
+        IPyImage(url="https://example.org/remote.png"),
+    ]
+    api.queue(Reply(echo=True))
+    session.chat("all of them", images=values)
+    got = [(i.get("format"), i.get("width"), i.get("height"), i.get("url"))
+           for i in api.chat_requests[-1].images]
+    assert got == [
+        ("PNG", 400, 300, None), ("PNG", 30, 20, None), ("PNG", 9, 7, None),
+        ("JPEG", 21, 13, None), ("GIF", 21, 13, None), ("WEBP", 21, 13, None),
+        ("PNG", 21, 13, None), (None, None, None, "https://example.org/remote.png"),
+    ]
+    mimes = [p["image_url"]["url"][:15] for p in user_content(api)[1:7]]
+    assert mimes[3:6] == ["data:image/jpeg", "data:image/gif;", "data:image/webp"]
