@@ -327,3 +327,19 @@ def test_every_accepted_kind_of_value(session, api, figure):
     ]
     mimes = [p["image_url"]["url"][:15] for p in user_content(api)[1:7]]
     assert mimes[3:6] == ["data:image/jpeg", "data:image/gif;", "data:image/webp"]
+
+
+@pytest.mark.parametrize("fmt, options", [
+    ("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("GIF", {}),
+    ("WEBP", {}), ("WEBP", {"lossless": True}), ("WEBP-alpha", {}),
+])
+def test_sizes_are_read_from_headers_without_pillow(fmt, options):
+    """What lets images that need no scaling go without Pillow: format and size from the bytes."""
+    from aiml_magics.imagefile import header_size, sniff
+
+    mode = "RGBA" if fmt.endswith("alpha") else "RGB"
+    buf = io.BytesIO()
+    Image.new(mode, (1234, 567), (1, 2, 3)).save(buf, format=fmt.split("-")[0], **options)
+    data = buf.getvalue()
+    assert sniff(data) == fmt.split("-")[0]
+    assert header_size(data, sniff(data)) == (1234, 567)
