@@ -50,6 +50,10 @@ def notebook_advice(exc: BaseException) -> str:
     if successor:
         return (f"The current ERNIE 5 model is `{successor}`: run "
                 f"`%config AIMLMagics.model = \"{successor}\"`, or pick it in `%aiml panel`.")
+    from .vision import NoVision
+
+    if isinstance(exc, NoVision):
+        return "`%aiml models --vision` lists the models that can; pick one with `-m ID`."
     for kind, text in ADVICE:
         if isinstance(exc, kind):
             return text

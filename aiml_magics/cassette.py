@@ -43,13 +43,17 @@ def request_key(payload: dict[str, Any]) -> dict[str, Any]:
     """What identifies a request: model, messages and every other parameter except transport.
 
     User messages are compared as the magic sends them (``params.trim_prompt``): a recording made
-    or hand-written with a trailing newline still matches the prompt typed without one.
+    or hand-written with a trailing newline still matches the prompt typed without one. Images
+    are compared by a hash of their bytes (``images.hashed``), never stored as base64.
     """
+    from .images import hashed
+
     params = {
         k: v for k, v in payload.items() if k not in ("model", "messages", *TRANSPORT_KEYS)
     }
     return normalised(
-        {"model": payload.get("model"), "messages": payload.get("messages"), "parameters": params}
+        {"model": payload.get("model"), "messages": hashed(payload.get("messages")),
+         "parameters": params}
     )
 
 
@@ -62,6 +66,10 @@ def normalised(key: dict[str, Any]) -> dict[str, Any]:
         if isinstance(message, dict) and message.get("role") == "user":
             if isinstance(message.get("content"), str):
                 message["content"] = trim_prompt(message["content"])
+            elif isinstance(message.get("content"), list):
+                for part in message["content"]:
+                    if isinstance(part, dict) and isinstance(part.get("text"), str):
+                        part["text"] = trim_prompt(part["text"])
     return key
 
 
@@ -267,13 +275,24 @@ def _prompt_text(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, str):
         return content
+    if isinstance(content, list):
+        from .images import text_of
+
+        return text_of(content)
     return json.dumps(content, ensure_ascii=False)
+
+
+def _image_words(message: dict[str, Any]) -> list[str]:
+    from .images import describe_url, parts_of, url_of
+
+    return [describe_url(url_of(p)) for p in parts_of(message.get("content"))]
 
 
 def offline_echo(payload: dict[str, Any]) -> ChatResponse:
     """A reply that only mirrors the request: plainly not a language model, labelled as such."""
     messages = payload.get("messages") or []
     prompt = _prompt_text(messages[-1]) if messages else ""
+    images = _image_words(messages[-1]) if messages else []
     system = [m for m in messages if m.get("role") == "system"]
     earlier = (len(messages) - len(system) - 1) // 2
     would_send = {k: v for k, v in payload.items() if k != "messages"}
@@ -284,6 +303,7 @@ def offline_echo(payload: dict[str, Any]) -> ChatResponse:
                 "offline_echo": True,
                 "note": "No language model was asked: this only mirrors the request.",
                 "prompt": prompt,
+                "images": images,
                 "would_send": would_send,
                 "earlier_turns": earlier,
                 "messages": len(messages),
@@ -293,7 +313,7 @@ def offline_echo(payload: dict[str, Any]) -> ChatResponse:
             indent=2,
         )
     else:
-        text = echo_markdown(prompt, would_send, earlier, len(messages), bool(system))
+        text = echo_markdown(prompt, would_send, earlier, len(messages), bool(system), images)
     return ChatResponse(
         text=text,
         model="no model",
@@ -306,7 +326,8 @@ def offline_echo(payload: dict[str, Any]) -> ChatResponse:
 
 
 def echo_markdown(
-    prompt: str, would_send: dict[str, Any], earlier: int, messages: int, system: bool
+    prompt: str, would_send: dict[str, Any], earlier: int, messages: int, system: bool,
+    images: list[str] | None = None,
 ) -> str:
     """The echo as Markdown: the prompt, the parameters, the conversation length, how to go live."""
     shown = prompt if len(prompt) <= 600 else prompt[:599] + "…"
@@ -318,7 +339,8 @@ def echo_markdown(
         "**Offline echo: no language model was asked.** There is no recording of this request, "
         "so this reply only mirrors what would be sent.\n\n"
         f"**Your prompt**\n\n{quoted}\n\n"
-        f"**Would send** {params}\n\n"
+        + (f"**Images** {' · '.join(f'`{d}`' for d in images)}\n\n" if images else "")
+        + f"**Would send** {params}\n\n"
         f"**Conversation** {turns} ({messages} message{'s' if messages != 1 else ''} "
         f"in this request{extra})\n\n"
         f"*{GO_LIVE}*"

@@ -190,6 +190,7 @@ def _config(magics: Any, args: argparse.Namespace) -> None:
 def _models_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("text", nargs="*", metavar="TEXT", help="only models whose id or name has TEXT")
     p.add_argument("--refresh", action="store_true", help="reload the list from the service")
+    p.add_argument("--vision", action="store_true", help="only models that can read images")
 
 
 @command("models", "chat models, optionally filtered by TEXT")
@@ -208,6 +209,15 @@ def _models(magics: Any, args: argparse.Namespace) -> None:
         models = magics.client().list_models(refresh=args.refresh)
         note = ""
     hits = [m for m in models if not needle or needle in _model_text(m)]
+    if args.vision:
+        from .vision import can_see, has_capability_data
+
+        if not has_capability_data(models):
+            note += ("*This models list says nothing about capabilities, so no model can be "
+                     "ruled out: images are sent to any model.*\n\n")
+        else:
+            hits = [m for m in hits if can_see(m)]
+            needle = f"{needle} (vision)".strip()
     rows = [_model_row(m) for m in hits]
     md = note + f"**{len(hits)} chat models**" + (f" matching {literal(needle)}" if needle else "")
     md += "\n\n| id | name | developer | context |\n|---|---|---|---|\n"
@@ -350,6 +360,8 @@ def _turns(n: int) -> str:
 
 
 def show_dry_run(magics: Any, payload: dict[str, Any], expanded: Any = ()) -> None:
+    from .images import described
+
     session = magics.session
     base, _ = session.effective_base()
     key, _ = session.effective_key()
@@ -357,7 +369,7 @@ def show_dry_run(magics: Any, payload: dict[str, Any], expanded: Any = ()) -> No
         f"POST {base}/chat/completions\n"
         f"Authorization: Bearer {mask_key(key)}\n"
         "Content-Type: application/json\n\n"
-        f"{json.dumps(payload, ensure_ascii=False, indent=2)}"
+        f"{json.dumps(described(payload), ensure_ascii=False, indent=2)}"
     )
     # The payload quotes earlier answers (untrusted): the fence is made inert like any answer.
     names = ", ".join(f"{{{n}}}" for n in expanded)

@@ -57,14 +57,36 @@ class Exchange:
         """What was asked besides the model and the messages."""
         return {k: v for k, v in self.request.items() if k not in TRANSPORT}
 
-    def messages(self) -> list[dict[str, Any]]:
-        """This exchange as conversation messages: the user's, any tool rounds (the assistant's
-        ``tool_calls`` and one ``tool`` message per call), then the assistant's answer."""
+    @property
+    def images(self) -> list[dict[str, Any]]:
+        """The image parts this exchange's user message carried (none for text alone)."""
+        from .images import parts_of
+
+        users = [m for m in self.request.get("messages") or []
+                 if isinstance(m, dict) and m.get("role") == "user"]
+        return parts_of(users[-1].get("content")) if users else []
+
+    def messages(self, keep_images: bool = True) -> list[dict[str, Any]]:
+        """This exchange as conversation messages: the user's (with its images unless dropped),
+        any tool rounds (the assistant's ``tool_calls`` and one ``tool`` message per call), then
+        the assistant's answer."""
+        content: Any = self.prompt
+        images = self.images if keep_images else []
+        if images:
+            from .images import user_content
+
+            content = user_content(self.prompt, images)
         return [
-            {"role": "user", "content": self.prompt},
+            {"role": "user", "content": content},
             *self.response.tool_messages,
             {"role": "assistant", "content": self.response.text},
         ]
+
+    @property
+    def image_descriptions(self) -> list[str]:
+        from .images import describe_url, url_of
+
+        return [describe_url(url_of(p)) for p in self.images]
 
     def record(self) -> dict[str, Any]:
         """A flat row for tables and exports (no key: the request never holds one)."""
@@ -84,6 +106,7 @@ class Exchange:
             "finish_reason": r.finish_reason,
             "source": self.source,
             "started": self.started,
+            "images": self.image_descriptions,
         }
 
     def __repr__(self) -> str:
@@ -200,18 +223,33 @@ class History(Sequence[Exchange]):
         with self._lock:
             return [Turn(e.prompt, e.response.text, e.partial) for e in self._conversation()]
 
-    def messages(self, prompt: str, system: str | None = None) -> list[dict[str, Any]]:
-        """What to send: the system prompt, the conversation, then the new user message."""
+    def messages(
+        self,
+        prompt: str,
+        system: str | None = None,
+        images: list[dict[str, Any]] | None = None,
+        keep_images: bool = True,
+    ) -> list[dict[str, Any]]:
+        """What to send: the system prompt, the conversation, then the new user message (its
+        text first, then its image parts); earlier images are sent again unless not kept."""
         out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         with self._lock:
             for exchange in self._conversation():
-                out.extend(exchange.messages())
-        out.append({"role": "user", "content": prompt})
+                out.extend(exchange.messages(keep_images))
+        if images:
+            from .images import user_content
+
+            out.append({"role": "user", "content": user_content(prompt, images)})
+        else:
+            out.append({"role": "user", "content": prompt})
         return out
 
     def export(self) -> list[dict[str, Any]]:
-        """The conversation as OpenAI-style messages (a fresh copy)."""
-        return self.messages("")[:-1]
+        """The conversation as OpenAI-style messages (a fresh copy; images as descriptions)."""
+        from .images import described
+
+        out: list[dict[str, Any]] = described(self.messages("")[:-1])
+        return out
 
     def conversation_json(self) -> str:
         return _json(self.export())
@@ -266,6 +304,8 @@ class History(Sequence[Exchange]):
             mark = f" *({', '.join(notes)})*" if notes else ""
             model = literal(str(e.response.model or e.request.get("model") or "?"))
             prompt, answer = _inert(e.prompt), _inert(e.response.text)
+            if e.image_descriptions:
+                prompt += "\n\n" + " · ".join(literal(d) for d in e.image_descriptions)
             parts.append(f"**{i}. You**\n\n{prompt}\n\n**{model}**{mark}\n\n{answer}")
         return "\n\n---\n\n".join(parts)
 
@@ -273,7 +313,8 @@ class History(Sequence[Exchange]):
         lines = []
         for i, e in enumerate(self, 1):
             mark = " (partial)" if e.partial else ""
-            lines.append(f"[{i}] You:\n{e.prompt}\n[{i}] Answer{mark}:\n{e.response.text}")
+            images = "".join(f"\n{d}" for d in e.image_descriptions)
+            lines.append(f"[{i}] You:\n{e.prompt}{images}\n[{i}] Answer{mark}:\n{e.response.text}")
         return redact("\n\n".join(lines)) or "No exchanges yet."
 
     def save(self, path: str | Path) -> Path:
@@ -335,7 +376,7 @@ class Conversation:
 _COLUMNS = (
     "prompt", "answer", "model_requested", "model", "parameters", "prompt_tokens",
     "completion_tokens", "reasoning_tokens", "credits", "seconds", "finish_reason", "source",
-    "started",
+    "started", "images",
 )
 
 

@@ -34,6 +34,8 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--tools",), {"metavar": "F,G"}, "functions (by name) the model may call"),
     (("--tool-choice",), {"metavar": "CHOICE"}, "auto, none, required or a tool's name"),
     (("--confirm-tools",), {"action": "store_true"}, "ask yes/no before each tool call"),
+    (("--image",), {"action": "append", "nargs": "?", "const": "", "metavar": "EXPR"},
+     "send an image (repeatable): a variable, a file or an http(s) URL; alone, the last image shown"),
 )
 METAVARS = {"model": "ID", "temperature": "T", "top_p": "P"}
 KIND_METAVARS = {"str": "TEXT", "int": "N", "float": "X", "list": "TEXT"}
@@ -168,6 +170,9 @@ class AIMLMagics(Magics, Settings):
         self.make_renderer: Any = None
         if shell is not None and hasattr(shell, "events"):
             shell.events.register("pre_run_cell", self._remember_raw_cell)
+        from .lastimage import LastImage
+
+        self.last_image = LastImage.watch(shell)  # what `--image` alone sends
 
     @property
     def session(self) -> Session:
@@ -333,8 +338,11 @@ class AIMLMagics(Magics, Settings):
                 prompt, expanded = done.text, done.names
             options["parallel_tool_calls"] = False if args.no_parallel_tool_calls else None
             tools = self._tools(args.tools)
+            images = self._images(args.image) if args.image else None
             payload = session.prepare(prompt, new=args.new, json=args.json, schema=schema, tools=tools,
-                                      tool_choice=args.tool_choice, **options)
+                                      tool_choice=args.tool_choice, images=images, **options)
+            if not args.dry_run:
+                session.check_vision(payload)
             if args.dry_run:
                 show_dry_run(self, payload, expanded=expanded)
                 return None
@@ -395,6 +403,21 @@ class AIMLMagics(Magics, Settings):
         if not found:
             raise ParameterError("--tools needs function names, separated by commas.")
         return found
+
+    def _images(self, exprs: list[str]) -> list[Any]:
+        """The parts of ``--image`` flags: each EXPR resolved, checked and encoded (nothing sent)."""
+        from .images import image_part, resolve
+
+        namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        edge, most = self.max_image_edge, self.max_image_bytes
+        parts = []
+        for expr in exprs:
+            if not expr:
+                value, what = self.last_image.value(), "--image (the last image shown)"
+            else:
+                value, what = resolve(expr, namespace), f"--image {expr}"
+            parts.append(image_part(value, max_edge=edge, max_bytes=most, name=what))
+        return parts
 
     def _view(self, owns_cell: bool) -> Any:
         make = self.make_renderer

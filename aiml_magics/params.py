@@ -131,6 +131,12 @@ PARAMS: tuple[Param, ...] = (
           "with an error", none=False),
     Param("confirm_tools", "bool", False, "ask yes/no before each tool call (for tools with "
           "side effects)", none=False),
+    Param("max_image_edge", "int", 2048, "images are scaled down to at most this many pixels on "
+          "the long edge (aspect ratio kept)", none=False),
+    Param("max_image_bytes", "int", 4_000_000, "largest encoded image sent, in bytes (a larger PNG "
+          "is sent as JPEG)", none=False),
+    Param("keep_images_in_history", "bool", True, "later cells send the images of earlier turns "
+          "again (off: only their text, to save tokens)", none=False),
 )
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 REQUEST_PARAMS: tuple[Param, ...] = tuple(p for p in PARAMS if p.request and p.name != "model")

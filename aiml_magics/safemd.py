@@ -262,6 +262,14 @@ def _escaped(text: str, at: int) -> bool:
     return (at - k) % 2 == 1
 
 
+def _plain_destination(text: str, at: int) -> bool:
+    """A relative image loads only from a plain path closed by ``)``: no spaces, no brackets.
+    Renderers disagree on where a spaced or unclosed destination ends (python-markdown reads
+    ``![](<a href='javascript:x'>(`` as an image from ``<a href='javascript:x'``)."""
+    close = text.find(")", at)
+    return close >= 0 and not re.search(r"\s|&lt;|&gt;|[<>]", text[at:close])
+
+
 def _images(text: str, holes: list[str], allow_remote_images: bool) -> str:
     out: list[str] = []
     last = 0
@@ -271,6 +279,8 @@ def _images(text: str, holes: list[str], allow_remote_images: bool) -> str:
             out.append(text[last:at])
             m = _IMAGE.match(text, at)
             kind = _url_kind(text, m.end()) if m else "unsafe"
+            if kind == "relative" and not _plain_destination(text, m.end()):  # type: ignore[union-attr]
+                kind = "unsafe"
             if m and (kind == "relative" or (kind == "remote" and allow_remote_images)):
                 out.append(m.group(0))
                 last = m.end()

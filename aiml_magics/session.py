@@ -160,6 +160,7 @@ class Session:
         schema: Any = None,
         tools: Sequence[Any] | None = None,
         tool_choice: Any = None,
+        images: Any = None,
         **options: Any,
     ) -> dict[str, Any]:
         """The request body ``chat`` would send, checked; nothing is sent.
@@ -168,6 +169,7 @@ class Session:
         temperature, ...), and ``system``, ``stream``, ``memory``. None means "use the setting".
         ``tools`` (functions) become the body's ``tools``; ``tool_choice`` is auto, none,
         required or one tool's name.
+        ``images``: values to send with the prompt (figures, arrays, files, URLs: ``images.py``).
         """
         check_prompt(prompt)
         s = self.settings
@@ -184,10 +186,12 @@ class Session:
 
         params = {p.name: pick(p.name) for p in REQUEST_PARAMS}
         remember = bool(pick("memory"))
+        parts = self._image_parts(images)
+        keep = s.keep_images_in_history
         if remember and not new:
-            messages = self.history.messages(prompt, pick("system"))
+            messages = self.history.messages(prompt, pick("system"), parts, keep)
         else:
-            messages = History(0).messages(prompt, pick("system"))
+            messages = History(0).messages(prompt, pick("system"), parts, keep)
         payload = build_payload(
             pick("model"), messages, params, stream=bool(pick("stream")), json_mode=json
         )
@@ -215,6 +219,7 @@ class Session:
         tools: Sequence[Any] | None = None,
         tool_choice: Any = None,
         confirm_tools: bool | Callable[[Any], bool] | None = None,
+        images: Any = None,
         **options: Any,
     ) -> ChatResponse:
         """Send ``prompt`` (with the conversation so far) and return the answer.
@@ -227,11 +232,14 @@ class Session:
         Nothing is shown unless asked: ``display=True`` renders it in the notebook (or terminal),
         ``on_delta`` is called with each piece of answer text as it streams. An answer that did not
         end normally raises (``IncompleteAnswer``, or ``StreamInterrupted`` for Ctrl-C) after it
-        is kept in the history and ``last_response``.
+        is kept in the history and ``last_response``. ``images``: a list of figures, arrays, PIL
+        images, bytes, paths or URLs sent with the prompt to a vision model.
         """
         try:
             payload = self.prepare(prompt, new=new, json=json, schema=schema, tools=tools,
-                                   tool_choice=tool_choice, **options)
+                                   tool_choice=tool_choice, images=images,
+                                   **options)
+            self.check_vision(payload)
         except AIMLError as exc:
             forget_frames(exc)
             raise
@@ -259,11 +267,15 @@ class Session:
         make = view or _no_view
 
         allow_images = self.settings.allow_remote_images
+        from .images import request_images, summary
+
+        sending = summary(request_images(payload))  # the live view says what is being sent
 
         views: list[_ReadFirst] = []
 
         def shown(label: str) -> View:
-            views.append(_ReadFirst(make(label), allow_images, tools_on=bool(tools)))
+            views.append(_ReadFirst(make(f"{label}, sent {sending}" if sending else label),
+                                    allow_images, tools_on=bool(tools)))
             return views[-1]
 
         try:
@@ -339,6 +351,42 @@ class Session:
         if on_delta is not None or on_reasoning is not None:
             return lambda label: CallbackView(on_delta, on_reasoning)
         return _no_view
+
+    # -- images ----------------------------------------------------------------------------------
+
+    def _image_parts(self, images: Any) -> list[dict[str, Any]]:
+        if images is None:
+            return []
+        from .images import image_parts
+
+        if not isinstance(images, (list, tuple)):
+            images = [images]  # one figure, one path: the common case
+        names = [f"images[{i}]" for i in range(len(images))]
+        return image_parts(images, max_edge=self.settings.max_image_edge,
+                           max_bytes=self.settings.max_image_bytes, names=names)
+
+    def check_vision(self, payload: dict[str, Any]) -> None:
+        """Refuse, before sending, images for a model the models list says cannot see them.
+
+        The list is the client's (fetched once a session; in replay mode only one already
+        fetched, since replay sends nothing). No list, or no capability data in it: send anyway.
+        """
+        from .images import request_images
+        from .vision import NoVision, lacks_vision
+
+        if not request_images(payload):
+            return
+        models = None
+        if self.source.name == "replay":
+            models = getattr(self._client, "_models", None)
+        else:
+            try:
+                models = self.client().list_models()
+            except AIMLError:
+                models = None
+        model = str(payload.get("model"))
+        if models and lacks_vision(models, model):
+            raise NoVision(model)
 
     # -- the conversation ------------------------------------------------------------------------
 

@@ -83,6 +83,9 @@ class Settings(Configurable):
         parallel_tool_calls: bool
         max_tool_rounds: int
         confirm_tools: bool
+        max_image_edge: int
+        max_image_bytes: int
+        keep_images_in_history: bool
 
     @validate(*RANGES)
     def _check_range(self, proposal: Any) -> Any:
@@ -139,6 +142,15 @@ class Settings(Configurable):
     @validate("max_tool_rounds")
     def _check_tool_rounds(self, proposal: Any) -> Any:
         return _bounded("max_tool_rounds", proposal["value"], 1, 100, "an integer from 1 to 100")
+
+    @validate("max_image_edge")
+    def _check_image_edge(self, proposal: Any) -> Any:
+        return _bounded("max_image_edge", proposal["value"], 16, 16384, "an integer from 16 to 16384")
+
+    @validate("max_image_bytes")
+    def _check_image_bytes(self, proposal: Any) -> Any:
+        return _bounded("max_image_bytes", proposal["value"], 10_000, 100_000_000,
+                        "an integer from 10,000 to 100,000,000")
 
     @validate("base_url")
     def _check_base(self, proposal: Any) -> Any:

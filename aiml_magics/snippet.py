@@ -28,6 +28,12 @@ def request_snippet(payload: dict[str, Any], base: str, full: bool = False) -> s
                 "`%aiml snippet --full` includes them.\n"
             )
         body["messages"] = kept
+    from .images import described, request_images
+
+    if any(u.startswith("data:") for m in body["messages"] for u in request_images({"messages": [m]})):
+        note += ("# Local images are shown as [image ...] descriptions: put data: URLs (or http(s) "
+                 "URLs) in their place to run this.\n")
+    body["messages"] = described(body["messages"])
     url = base + "/chat/completions"
     return (
         "import os\n\nimport requests\n\n"

@@ -77,6 +77,11 @@ def footer(resp: ChatResponse) -> str:
     if resp.credits_used is not None:
         parts.append(f"{_count(resp.credits_used)} credits")
     parts.append(f"{resp.elapsed:.1f} s")
+    from .images import request_images, summary
+
+    images = summary(request_images(resp.request))
+    if images:
+        parts.append(images)
     if resp.source != "live":
         parts.append(resp.source)
     if resp.tool_calls:

@@ -80,7 +80,9 @@ def api() -> Iterator[FakeAIMLAPI]:
 
 @pytest.fixture(scope="session")
 def _ipython() -> InteractiveShell:
-    return InteractiveShell.instance()
+    shell = InteractiveShell.instance()
+    shell._aiml_test_names = set(shell.user_ns)  # what a fresh shell has
+    return shell
 
 
 @pytest.fixture
@@ -92,8 +94,10 @@ def bare_shell(_ipython: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> I
     _ipython.extension_manager.loaded.discard("aiml_magics")
     _ipython.config.pop("AIMLMagics", None)  # %config values outlive the instance
     _ipython.run_line_magic("load_ext", "aiml_magics")
+    # Each test starts from a fresh namespace: a variable another test left behind would be
+    # expanded into this test's prompts ({b} with `b` defined).
     for name in list(_ipython.user_ns):
-        if name.startswith("aiml_") or name in ("answer", "out"):
+        if name not in _ipython._aiml_test_names or name.startswith("aiml_"):
             del _ipython.user_ns[name]
     yield _ipython
     aiml_magics.unload_ipython_extension(_ipython)

@@ -127,6 +127,15 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
     _model("#g1_aura-asteria-en", "tts", "Aura Asteria", "Deepgram", None, None, ["audio"]),
 ]
 
+#: Models the fake's list marks as able to read images (``features``, as the service's items do);
+#: every chat model lists its features, so the others are known to lack vision.
+VISION_MODELS = ("gpt-4o", "gpt-4o-mini", "openai/gpt-5-mini-2025-08-07",
+                 "anthropic/claude-sonnet-4.5", "google/gemini-2.5-flash")
+for _m in DEFAULT_MODELS:
+    if _m["type"] in (_CHAT, "chat-completion"):
+        _m["features"] = ["openai/chat-completion"] + (
+            ["openai/chat-completion.vision"] if _m["id"] in VISION_MODELS else [])
+
 
 # --------------------------------------------------------------------------------------------------
 # Recorded requests and behaviours
@@ -170,6 +179,13 @@ class Recorded:
     body: bytes
     json: Any | None  # parsed body, None if absent or not JSON
     time: float  # time.monotonic() once the body was fully read
+
+    @property
+    def images(self) -> list[dict[str, Any]]:
+        """The decoded images of the last user message (``decode_image``), in order."""
+        users = [m for m in (self.json or {}).get("messages") or []
+                 if isinstance(m, dict) and m.get("role") == "user"]
+        return [decode_image(p) for p in image_parts_of(users[-1])] if users else []
 
 
 @dataclass
@@ -431,6 +447,74 @@ def _message_text(message: Any) -> str:
             str(part.get("text", "")) for part in content if isinstance(part, dict)
         )
     return ""
+
+
+def decode_image(part: Any) -> dict[str, Any]:
+    """What an ``image_url`` part carries, as a vision model would see it: for a data: URL the
+    decoded image's format, size in pixels, byte count and sha256; for an http(s) URL only the
+    URL (the fake never fetches it, like the client)."""
+    url = ((part or {}).get("image_url") or {}).get("url") if isinstance(part, dict) else None
+    if not isinstance(url, str) or not url:
+        raise ValueError("image_url.url: Required")
+    if not url.startswith("data:"):
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("image_url.url: Expected an http(s) or data: URL")
+        return {"kind": "url", "url": url}
+    header, _, encoded = url.partition(",")
+    if not header.endswith(";base64") or not encoded:
+        raise ValueError("image_url.url: Expected a base64 data: URL")
+    import base64
+    import hashlib
+    import io
+
+    data = base64.b64decode(encoded, validate=True)
+    with pillow().open(io.BytesIO(data)) as img:
+        info = {"kind": "data", "mime": header[5:-7], "format": img.format, "width": img.width,
+                "height": img.height, "mode": img.mode}
+    info.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return info
+
+
+_PIL: list[Any] = []
+
+
+def pillow() -> Any:
+    """PIL.Image, imported once (a test that hides Pillow from the client calls this first)."""
+    if not _PIL:
+        from PIL import Image
+
+        _PIL.append(Image)
+    return _PIL[0]
+
+
+def image_parts_of(message: Any) -> list[dict[str, Any]]:
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return []
+    return [p for p in content if isinstance(p, dict) and p.get("type") == "image_url"]
+
+
+def _validate_images(body: Any) -> str | None:
+    """A malformed image part is a 400, like the service's body validation."""
+    for i, message in enumerate(body.get("messages") or []):
+        for part in image_parts_of(message):
+            try:
+                decode_image(part)
+            except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad part
+                return f"messages.{i}.content: invalid image ({exc})"
+    return None
+
+
+def _image_echo(message: Any) -> str:
+    """The echo's words for the images it received: `[image PNG 640x480, 23456 bytes]`."""
+    words = []
+    for part in image_parts_of(message):
+        d = decode_image(part)
+        if d["kind"] == "url":
+            words.append(f" [image url {d['url']}]")
+        else:
+            words.append(f" [image {d['format']} {d['width']}x{d['height']}, {d['bytes']} bytes]")
+    return "".join(words)
 
 
 def _words(text: str | None) -> int:
@@ -703,7 +787,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not json_ok:
             self._gateway_error(400, "Body validation error! body: Expected a JSON object")
             return
-        problem = _validate_chat(rec.json)
+        problem = _validate_chat(rec.json) or _validate_images(rec.json)
         if problem:
             self._gateway_error(400, f"Body validation error! {problem}")
             return
@@ -786,7 +870,7 @@ class _Handler(BaseHTTPRequestHandler):
         content = reply.content
         if reply.echo:
             users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-            content = "echo: " + (_message_text(users[-1]) if users else "")
+            content = "echo: " + (_message_text(users[-1]) + _image_echo(users[-1]) if users else "")
         model = reply.model if reply.model is not None else request["model"]
         prompt = (
             reply.prompt_tokens

@@ -101,3 +101,54 @@ def test_answers_from_code_in_one_cell_are_all_kept(monkeypatch, api, tmp_path):
     for piece in ("before", "first of loop", "second", "after"):
         assert piece in text, (piece, text)
     assert [r.json["temperature"] for r in api.chat_requests[1:]] == [0, 1]
+
+
+def test_image_alone_sends_the_inline_plot_of_the_cell_above(monkeypatch, api, tmp_path):
+    """``--image`` with no value: the last image the notebook displayed (here the matplotlib
+    inline backend's PNG of the cell above) is what the fake receives, byte for byte."""
+    import base64
+    import hashlib
+
+    import pytest
+
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    api.queue(Reply(echo=True), Reply(echo=True))
+    nb = _execute(
+        [
+            "%load_ext aiml_magics",
+            "%%aiml -m gpt-4o --image\nNothing has been plotted yet: refused.",
+            "%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+            "plt.bar(['a', 'b', 'c'], [3, 1, 2]); plt.title('three bars')",
+            "%%aiml -m gpt-4o --image\nWhat does the plot above show?",
+            "from IPython.display import Image, display\n"
+            f"display(Image(data={_tiny_png()!r}))",
+            "%%aiml -m gpt-4o --image\nAnd this one?",
+        ],
+        monkeypatch,
+        api,
+        tmp_path,
+    )
+    refused = nb.cells[1].outputs[-1]
+    assert refused.output_type == "error" and "none has been displayed yet" in refused.traceback[0]
+    plotted = [o for o in nb.cells[2].outputs if "image/png" in o.get("data", {})]
+    assert len(plotted) == 1
+    shown = base64.b64decode(plotted[0].data["image/png"])
+    (sent,) = api.chat_requests[0].images
+    assert sent["sha256"] == hashlib.sha256(shown).hexdigest() and sent["format"] == "PNG"
+    final = nb.cells[3].outputs[-1].data["text/markdown"]
+    assert f"[image PNG {sent['width']}x{sent['height']}" in final and "1 image" in final
+    (second,) = api.chat_requests[1].images
+    assert (second["width"], second["height"]) == (3, 2)
+    assert len(api.chat_requests) == 2
+
+
+def _tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (3, 2), (0, 128, 255)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -101,7 +101,8 @@ def test_saved_notebook_is_clean(path):
 
 
 def test_notebooks_are_the_expected_two():
-    assert [p.name for p in NOTEBOOKS] == ["data-exploration.ipynb", "quickstart.ipynb", "tools.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == ["data-exploration.ipynb", "images.ipynb", "quickstart.ipynb",
+                                            "tools.ipynb"]
 
 
 def test_tools_offline(monkeypatch, api, tmp_path):
@@ -182,6 +183,30 @@ def test_data_exploration_offline(monkeypatch, api, tmp_path):
     assert scored.count("schema: does not match the schema") == 6
     history = cell(nb, "aiml_history").outputs[-1]["data"]["text/html"]
     assert history.count("offline echo") == 1
+
+
+def test_images_offline(monkeypatch, api, tmp_path):
+    pytest.importorskip("matplotlib")
+    import base64
+    import io
+
+    from PIL import Image
+
+    nb = execute(ROOT / "notebooks" / "images.ipynb", monkeypatch, api, tmp_path, key=None)
+    assert failures(nb) == []
+    assert api.requests == []  # replay: not even GET /models for the vision check
+    (png,) = [o.data["image/png"] for o in cell(nb, "%matplotlib inline").outputs
+              if "image/png" in o.get("data", {})]
+    with Image.open(io.BytesIO(base64.b64decode(png))) as img:
+        size = f"{img.width}×{img.height} PNG"
+    echo = final_markdown(cell(nb, "%%aiml -m gpt-4o --image"))
+    assert echo.startswith("**Offline echo: no language model was asked.**")
+    assert f"image {size}" in echo and "1 image," in echo  # the echo describes the plot it got
+    shown = json.dumps(cell(nb, "aiml_response.request").outputs, ensure_ascii=False)
+    assert f"[image {size}" in shown and "base64" not in shown
+    printed = stdout(cell(nb, "import numpy as np"))
+    assert printed.startswith("offline echo") and "PNG" in printed and "60×40 PNG" in printed
+    assert "base64" not in printed
 
 
 # -- live: the same notebooks against the loopback service ----------------------------------------

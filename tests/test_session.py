@@ -193,7 +193,7 @@ def test_history_to_dataframe_and_both_save_formats(session, api, tmp_path):
     assert list(frame.columns) == [
         "prompt", "answer", "model_requested", "model", "parameters", "prompt_tokens",
         "completion_tokens", "reasoning_tokens", "credits", "seconds", "finish_reason", "source",
-        "started",
+        "started", "images",
     ]
     assert list(frame["prompt"]) == ["first", "second"] and frame["credits"][0] == 10
     assert frame["parameters"][1] == {"seed": 3} and frame["source"][0] == "live"
