@@ -17,6 +17,9 @@ _LAZY = {
     "Session": "session",
     "chat": "session",
     "default_session": "session",
+    "compare": "comparison",
+    "Comparison": "comparison",
+    "ComparisonError": "comparison",
     "ChatResponse": "response",
     "Usage": "response",
     "History": "history",
@@ -42,6 +45,7 @@ _LAZY = {
 
 __all__ = [
     "AIMLError", "APIStatusError", "AuthenticationError", "BadRequestError", "ChatResponse",
+    "Comparison", "ComparisonError", "compare",
     "ConfigError", "ConnectError", "CreditsError", "Exchange", "History", "IncompleteAnswer",
     "MissingKeyError", "NotFoundError", "ParameterError", "ProtocolError", "RateLimitError",
     "ResponseTimeout", "ServerError", "Session", "Settings", "StreamInterrupted", "Usage",
@@ -50,6 +54,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .comparison import Comparison, ComparisonError, compare
     from .errors import (
         AIMLError,
         APIStatusError,

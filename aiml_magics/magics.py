@@ -29,6 +29,8 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--new",), {"action": "store_true"}, "start a fresh conversation before this cell"),
     (("--out", "-o"), {"metavar": "NAME"}, "also store the response in this variable"),
     (("--dry-run",), {"action": "store_true"}, "show the request that would be sent; send nothing"),
+    (("--compare",), {"nargs": "+", "metavar": "MODEL"},
+     "ask these models at once, side by side (not added to the conversation)"),
 )
 METAVARS = {"model": "ID", "temperature": "T", "top_p": "P"}
 KIND_METAVARS = {"str": "TEXT", "int": "N", "float": "X", "list": "TEXT"}
@@ -318,6 +320,8 @@ class AIMLMagics(Magics, Settings):
             options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
             options["stream"] = False if args.no_stream else None
             options["memory"] = False if args.no_memory else None
+            if args.compare:
+                return self._compare(prompt, args, options)
             payload = session.prepare(prompt, new=args.new, json=args.json, **options)
             if args.dry_run:
                 show_dry_run(self, payload)
@@ -346,3 +350,30 @@ class AIMLMagics(Magics, Settings):
         return lambda label: make(
             shell, label=label, owns_cell=owns_cell, allow_remote_images=allow
         )
+
+    def _compare(self, prompt: str, args: argparse.Namespace, options: dict[str, Any]) -> Any:
+        """``--compare``: every model at once; ``aiml_response`` holds the Comparison, even when
+        every model failed (then the cell fails too)."""
+        from .columns import make_board
+        from .commands import show_dry_run
+        from .comparison import prepare_all, run
+
+        session = self.session
+        payloads = prepare_all(session, prompt, args.compare, new=args.new, json=args.json, **options)
+        if args.dry_run:
+            for payload in payloads.values():
+                show_dry_run(self, payload)
+            return None
+        if args.new:
+            session.reset()
+        board = make_board(self.shell, allow_remote_images=self.allow_remote_images)
+        before = session.last_comparison
+        try:
+            return run(session, prompt, payloads, board)
+        finally:
+            comparison = session.last_comparison
+            if comparison is not before and self.shell is not None:
+                values = {RESPONSE_VAR: comparison}
+                if args.out:
+                    values[args.out] = comparison
+                self.shell.push(values)

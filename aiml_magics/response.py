@@ -16,6 +16,7 @@ from typing import Any
 # finish_reason values we set ourselves when an answer did not end normally.
 INTERRUPTED = "interrupted"
 CUT = "cut"
+ERROR = "error"  # a model of a comparison that failed before any answer arrived
 
 
 @dataclass
@@ -129,10 +130,12 @@ class ChatResponse:
     provenance: str | None = None  # where a replayed answer came from
     warnings: list[str] = field(default_factory=list)
     allow_remote_images: bool = False  # views show remote images as links unless this is set
+    first_token_seconds: float | None = None  # when the first text (or reasoning) arrived
+    error: Exception | None = None  # why it failed, for a model's slot in a comparison
 
     @property
     def complete(self) -> bool:
-        return self.finish_reason not in (INTERRUPTED, CUT)
+        return self.finish_reason not in (INTERRUPTED, CUT, ERROR)
 
     @property
     def requested_model(self) -> str | None:
