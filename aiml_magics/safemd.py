@@ -271,6 +271,8 @@ def _images(text: str, holes: list[str], allow_remote_images: bool) -> str:
             out.append(text[last:at])
             m = _IMAGE.match(text, at)
             kind = _url_kind(text, m.end()) if m else "unsafe"
+            if m and kind == "relative" and text[m.end() :].lstrip(" \t\n").startswith("&lt;"):
+                kind = "unsafe"  # a <...> destination: some parsers read on past spaces to the >
             if m and (kind == "relative" or (kind == "remote" and allow_remote_images)):
                 out.append(m.group(0))
                 last = m.end()
