@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .history import ECHO_SOURCE
 from .safemd import literal
 from .view import close_fences, json_block, reasoning_block, shown, shown_plain
 
@@ -47,20 +48,24 @@ def _seconds(value: float | None) -> str:
 
 
 def column_footer(resp: ChatResponse) -> str:
-    """first token · seconds · tokens/s · tokens · credits, and anything unusual (plain text)."""
+    """first token · seconds · tokens/s · tokens · credits (those the service reported), and
+    anything unusual, as plain text."""
     from .comparison import tokens_per_second
     from .view import _count
 
     parts = [f"first token {_seconds(resp.first_token_seconds)}", f"{resp.elapsed:.1f} s"]
     speed = tokens_per_second(resp)
-    parts.append(f"{speed:,.0f} tokens/s" if speed is not None else "? tokens/s")
+    if speed is not None:
+        parts.append(f"{speed:,.0f} tokens/s")
     u = resp.usage
-    tokens = f"{_count(u.prompt_tokens)} + {_count(u.completion_tokens)} tokens"
-    if u.reasoning_tokens:
-        tokens += f" ({_count(u.reasoning_tokens)} reasoning)"
-    parts.append(tokens)
-    parts.append(f"{_count(resp.credits_used)} credits" if resp.credits_used is not None else "? credits")
-    if resp.model and resp.model != resp.requested_model:
+    if u.prompt_tokens is not None or u.completion_tokens is not None:  # not for the echo
+        tokens = f"{_count(u.prompt_tokens)} + {_count(u.completion_tokens)} tokens"
+        if u.reasoning_tokens:
+            tokens += f" ({_count(u.reasoning_tokens)} reasoning)"
+        parts.append(tokens)
+    if resp.credits_used is not None:
+        parts.append(f"{_count(resp.credits_used)} credits")
+    if resp.model and resp.model != resp.requested_model and resp.source != ECHO_SOURCE:
         parts.append(f"served as {resp.model}")
     if resp.source != "live":
         parts.append(resp.source)

@@ -360,3 +360,24 @@ def test_record_and_replay_a_comparison_from_cells(shell, api, tmp_path):
     assert "Recorded gpt-4o-mini." in md and "Recorded deepseek/deepseek-chat." in md
     assert md.count("· replayed</sub>") == 2
     assert aiml_magics.instance().session.last_comparison["gpt-4o-mini"].source == "replayed"
+
+
+def test_ctrl_c_stops_every_model_and_keeps_what_arrived(session, api):
+    """Ctrl-C reaches the calling thread (here: while it shows the lanes): every worker stops at
+    its next piece of text, each partial answer is kept, none joins the conversation."""
+    from aiml_magics import StreamInterrupted
+
+    api.default = lambda rec: Reply(content="word " * 400, chunk_chars=5, delay=0.01)
+
+    class CtrlC(TerminalBoard):
+        def tick(self, lanes):
+            if all(lane.chars for lane in lanes):
+                raise KeyboardInterrupt
+
+    with pytest.raises(StreamInterrupted):
+        session.compare("Long", MODELS[:2], board=CtrlC(io.StringIO()))
+    cmp = session.last_comparison
+    for model in MODELS[:2]:
+        resp = cmp[model]
+        assert resp.finish_reason == "interrupted" and 0 < len(resp.text) < len("word " * 400)
+    assert len(session.history) == 2 and len(session.history.conversation) == 0
