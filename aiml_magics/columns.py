@@ -29,7 +29,7 @@ Publisher = Callable[[dict[str, str], str, bool], None]
 
 ROW = '<div class="aiml-compare" style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start">'
 COLUMN = (
-    '<div class="aiml-compare-column" style="flex:1 1 260px;min-width:0;max-width:100%;'
+    '<div class="aiml-compare-column" style="flex:1 1 220px;min-width:0;max-width:100%;'
     'overflow-x:auto;box-sizing:border-box;padding:4px 12px;'
     'border:1px solid rgba(128,128,128,0.35);border-radius:6px">'
 )
