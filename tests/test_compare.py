@@ -381,3 +381,18 @@ def test_ctrl_c_stops_every_model_and_keeps_what_arrived(session, api):
         resp = cmp[model]
         assert resp.finish_reason == "interrupted" and 0 < len(resp.text) < len("word " * 400)
     assert len(session.history) == 2 and len(session.history.conversation) == 0
+
+
+def test_no_key_fails_once_before_anything_is_shown_or_sent(bare_shell, api):
+    bare_shell.run_line_magic("config", f"AIMLMagics.base_url = {api.base_url!r}")
+    run = run_cell(bare_shell, "%%aiml --compare gpt-4o-mini deepseek/deepseek-chat\nHi")
+    assert type(run.error).__name__ == "MissingKeyError" and "%aiml key" in str(run.error)
+    assert api.chat_requests == [] and run.outputs == []
+    assert "aiml_response" not in bare_shell.user_ns
+
+
+def test_out_stores_the_comparison_too(shell, api):
+    run = run_cell(shell, "%%aiml --compare gpt-4o-mini deepseek/deepseek-chat -o pair\nHi")
+    assert run.error is None
+    assert shell.user_ns["pair"] is shell.user_ns["aiml_response"]
+    assert shell.user_ns["pair"]["deepseek/deepseek-chat"].text == "echo: Hi"
