@@ -21,6 +21,9 @@ _LAZY = {
     "Batch": "batch",
     "Failure": "batch",
     "SchemaMismatch": "schema",
+    "compare": "comparison",
+    "Comparison": "comparison",
+    "ComparisonError": "comparison",
     "ChatResponse": "response",
     "Usage": "response",
     "History": "history",
@@ -49,6 +52,7 @@ _LAZY = {
 
 __all__ = [
     "AIMLError", "APIStatusError", "AuthenticationError", "BadRequestError", "Batch", "ChatResponse",
+    "Comparison", "ComparisonError", "compare",
     "ConfigError", "ConnectError", "CreditsError", "Exchange", "Failure", "History", "IncompleteAnswer",
     "MissingKeyError", "NotFoundError", "ParameterError", "ProtocolError", "RateLimitError",
     "ResponseTimeout", "SchemaMismatch", "ServerError", "Session", "Settings", "StreamInterrupted",
@@ -59,6 +63,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .batch import Batch, Failure, map
+    from .comparison import Comparison, ComparisonError, compare
     from .errors import (
         AIMLError,
         APIStatusError,

@@ -36,6 +36,8 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--confirm-tools",), {"action": "store_true"}, "ask yes/no before each tool call"),
     (("--image",), {"action": "append", "nargs": "?", "const": "", "metavar": "EXPR"},
      "send an image (repeatable): a variable, a file or an http(s) URL; alone, the last image shown"),
+    (("--compare",), {"nargs": "+", "metavar": "MODEL"},
+     "ask these models at once, side by side (not added to the conversation)"),
 )
 METAVARS = {"model": "ID", "temperature": "T", "top_p": "P"}
 KIND_METAVARS = {"str": "TEXT", "int": "N", "float": "X", "list": "TEXT"}
@@ -336,6 +338,8 @@ class AIMLMagics(Magics, Settings):
                 limits = Limits(self.expand_max_rows, self.expand_max_columns, self.expand_max_chars)
                 done = expand(prompt, self.shell.user_ns, limits)
                 prompt, expanded = done.text, done.names
+            if args.compare:
+                return self._compare(prompt, args, options)
             options["parallel_tool_calls"] = False if args.no_parallel_tool_calls else None
             tools = self._tools(args.tools)
             images = self._images(args.image) if args.image else None
@@ -427,3 +431,30 @@ class AIMLMagics(Magics, Settings):
         return lambda label: make(
             shell, label=label, owns_cell=owns_cell, allow_remote_images=allow
         )
+
+    def _compare(self, prompt: str, args: argparse.Namespace, options: dict[str, Any]) -> Any:
+        """``--compare``: every model at once; ``aiml_response`` holds the Comparison, even when
+        every model failed (then the cell fails too)."""
+        from .columns import make_board
+        from .commands import show_dry_run
+        from .comparison import prepare_all, run
+
+        session = self.session
+        payloads = prepare_all(session, prompt, args.compare, new=args.new, json=args.json, **options)
+        if args.dry_run:
+            for payload in payloads.values():
+                show_dry_run(self, payload)
+            return None
+        if args.new:
+            session.reset()
+        board = make_board(self.shell, allow_remote_images=self.allow_remote_images)
+        before = session.last_comparison
+        try:
+            return run(session, prompt, payloads, board)
+        finally:
+            comparison = session.last_comparison
+            if comparison is not before and self.shell is not None:
+                values = {RESPONSE_VAR: comparison}
+                if args.out:
+                    values[args.out] = comparison
+                self.shell.push(values)

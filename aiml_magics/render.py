@@ -319,8 +319,15 @@ class TerminalText:
     own bold and dimming are real escape sequences.
     """
 
-    def __init__(self, out: TextIO | None = None, *, label: str = "") -> None:
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        *,
+        label: str = "",
+        footer: Callable[[ChatResponse], str] = footer,
+    ) -> None:
         self._out = out or sys.stdout
+        self._footer = footer
         self._mode = ""
         self._color = getattr(self._out, "isatty", lambda: False)()
         self._reasoning_chars = 0
@@ -379,7 +386,7 @@ class TerminalText:
         self._pending = ""
         if rest:
             self._write("".join(self._line(line) + "\n" for line in rest.split("\n")))
-        self._write("\n" + self._dim(f"— {shown_plain(footer(resp))}") + "\n")
+        self._write("\n" + self._dim(f"— {shown_plain(self._footer(resp))}") + "\n")
 
     def abandon(self) -> None:
         pass

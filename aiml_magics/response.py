@@ -16,6 +16,7 @@ from typing import Any
 # finish_reason values we set ourselves when an answer did not end normally.
 INTERRUPTED = "interrupted"
 CUT = "cut"
+ERROR = "error"  # a model of a comparison that failed before any answer arrived
 
 
 @dataclass
@@ -232,10 +233,12 @@ class ChatResponse:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_messages: list[dict[str, Any]] = field(default_factory=list)
     tool_rounds: int = 0
+    first_token_seconds: float | None = None  # when the first text (or reasoning) arrived
+    error: Exception | None = None  # why it failed, for a model's slot in a comparison
 
     @property
     def complete(self) -> bool:
-        return self.finish_reason not in (INTERRUPTED, CUT)
+        return self.finish_reason not in (INTERRUPTED, CUT, ERROR)
 
     @property
     def requested_model(self) -> str | None:

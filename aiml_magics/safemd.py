@@ -281,6 +281,8 @@ def _images(text: str, holes: list[str], allow_remote_images: bool) -> str:
             kind = _url_kind(text, m.end()) if m else "unsafe"
             if kind == "relative" and not _plain_destination(text, m.end()):  # type: ignore[union-attr]
                 kind = "unsafe"
+            if m and kind == "relative" and text[m.end() :].lstrip(" \t\n").startswith("&lt;"):
+                kind = "unsafe"  # a <...> destination: some parsers read on past spaces to the >
             if m and (kind == "relative" or (kind == "remote" and allow_remote_images)):
                 out.append(m.group(0))
                 last = m.end()

@@ -72,6 +72,7 @@ class Session:
         self.settings.observe(self._settings_changed, ["max_history", "api_key"])
         self.last_request: dict[str, Any] | None = None
         self.last_response: ChatResponse | None = None
+        self.last_comparison: Any = None  # the latest Comparison (comparison.py)
         # Called with each stored answer (None when the conversation is reset): the panel's
         # status line listens here. A failing listener is reported, never fails the request.
         self.on_answer: list[Callable[[ChatResponse | None], Any]] = []
@@ -142,6 +143,19 @@ class Session:
                     if old.base_url == self._client.base_url:  # the models list: once per session
                         self._client.adopt_models(old)
             return self._client
+
+    def fresh_client(self) -> Any:
+        """A client of its own, with the shared one's settings: for a thread that must not share
+        a connection pool (each model of a comparison). The caller closes it."""
+        from .client import AIMLClient
+
+        s = self.settings
+        key, _ = self.effective_key()
+        base, _ = self.effective_base()
+        return AIMLClient(
+            key, base, timeout=s.timeout, max_retries=s.max_retries,
+            allow_insecure_http=s.allow_insecure_http, max_answer_bytes=s.max_answer_bytes,
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -387,6 +401,34 @@ class Session:
         model = str(payload.get("model"))
         if models and lacks_vision(models, model):
             raise NoVision(model)
+
+    def compare(
+        self,
+        prompt: str,
+        models: Any,
+        *,
+        display: bool = False,
+        board: Any = None,
+        new: bool = False,
+        json: bool = False,
+        **options: Any,
+    ) -> Any:
+        """Ask every model in ``models`` at once, with the same messages and parameters, and
+        return a ``Comparison`` (``cmp[model]`` is that model's answer). See comparison.py."""
+        from .comparison import prepare_all, run
+
+        try:
+            payloads = prepare_all(self, prompt, models, new=new, json=json, **options)
+        except AIMLError as exc:
+            forget_frames(exc)
+            raise
+        if new:  # only now: a refused request leaves the conversation as it was
+            self.reset()
+        if board is None and display:
+            from .columns import make_board
+
+            board = make_board(_current_shell(), allow_remote_images=self.settings.allow_remote_images)
+        return run(self, prompt, payloads, board)
 
     # -- the conversation ------------------------------------------------------------------------
 

@@ -101,13 +101,17 @@ class LiveSource:
             raise
         if isinstance(opened, ChatResponse):
             opened.elapsed = time.monotonic() - started
+            opened.first_token_seconds = opened.elapsed  # the whole answer arrives at once
             _note_transport(http, opened)
             finish_view(shown, opened)
             return opened
         chat = opened
         stopped = False
+        first: float | None = None
         try:
             for content, reasoning in chat:
+                if first is None and (content or reasoning):
+                    first = time.monotonic() - started
                 if reasoning:
                     shown.reasoning(reasoning)
                 if content:
@@ -118,6 +122,7 @@ class LiveSource:
             stopped = True
             chat.close()
         resp = chat.response()
+        resp.first_token_seconds = first
         _note_transport(http, resp)
         if stopped:
             resp._stopped = True  # type: ignore[attr-defined]
@@ -186,6 +191,7 @@ class ReplaySource:
         recording = self.cassette.find(payload) if self.cassette is not None else None
         resp = recording.to_response(payload) if recording else offline_echo(payload)
         shown = view(f"{payload['model']} ({resp.source})")
+        resp.first_token_seconds = time.monotonic() - started
         if stream:
             for piece in pieces(resp.reasoning):
                 shown.reasoning(piece)

@@ -353,6 +353,65 @@ def _run_new_cell(lab: Session, source: str) -> Any:
     return new
 
 
+def test_comparison_shows_three_columns_that_wrap_on_a_narrow_screen(lab: Session):
+    """Issue #16: the quickstart's comparison, as a person sees it: three columns side by side,
+    each headed by its model and ending with its own footer; under one another when narrow."""
+    page = lab.page
+    cell = lab.cell("%%aiml --compare")
+    columns = cell.locator(".jp-OutputArea .aiml-compare-column")
+    assert columns.count() == 3
+    models = ["gpt-4o-mini", "anthropic/claude-sonnet-4.5", "deepseek/deepseek-chat"]
+    shots = {}
+    for width in (1200, 900, 640):
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.wait_for_timeout(500)  # the notebook relays out
+        cell.evaluate("e => e.scrollIntoView({block: 'start'})")
+        area = cell.locator(".jp-OutputArea-output").first.bounding_box()
+        boxes = [columns.nth(i).bounding_box() for i in range(3)]
+        for i, model in enumerate(models):
+            column = columns.nth(i)
+            assert column.locator(".aiml-compare-model").inner_text().strip() == model
+            footer = column.locator("sub")
+            assert footer.is_visible() and footer.inner_text().startswith("first token ")
+            assert "offline echo" in footer.inner_text()
+            assert column.locator('strong:has-text("Offline echo")').is_visible()
+        # Nothing sticks out of the output area, whatever the width.
+        assert all(b["x"] >= area["x"] - 1 and b["x"] + b["width"] <= area["x"] + area["width"] + 1
+                   for b in boxes), (width, boxes, area)
+        shots[width] = [round(b["y"]) for b in boxes]
+        note = cell.locator('.jp-OutputArea sub:has-text("not added to the conversation")')
+        assert note.is_visible()
+        main = page.locator(".jp-NotebookPanel-notebook").bounding_box()
+        height = min(900, area["height"] + 40)
+        path = IMG / "compare.png" if width == 1200 else SHOTS / f"compare-{width}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(path), clip={"x": main["x"], "y": area["y"] - 30,
+                                              "width": main["width"], "height": height})
+    assert len(set(shots[1200])) == 1, shots  # side by side: one row
+    assert len(set(shots[640])) == 3, shots  # narrow: one under another
+    page.set_viewport_size({"width": 1200, "height": 1000})
+
+    # Live, against the loopback service: the columns fill while the answers stream.
+    setup = _run_new_cell(
+        lab,
+        'import os\nos.environ.setdefault("AIML_API_KEY", os.environ.get("AIML_BROWSER_TEST_KEY", ""))\n'
+        "%aiml live",
+    )
+    setup.locator('.jp-OutputArea-output:has-text("Live: answers come from")').wait_for()
+    lab.api.default = lambda rec: Reply(content=f"{rec.json['model']} says " + "tick " * 200,
+                                        chunk_chars=5, delay=0.02)
+    live = _run_new_cell(lab, "%%aiml --compare gpt-4o-mini deepseek/deepseek-chat\nCount slowly.")
+    columns = live.locator(".jp-OutputArea .aiml-compare-column")
+    columns.nth(1).locator(':text("deepseek/deepseek-chat says")').wait_for(timeout=30_000)
+    assert live.locator(".jp-OutputArea sub").count() == 0  # streaming: no footer yet
+    live.screenshot(path=str(SHOTS / "compare-live.png"))
+    live.locator('.jp-OutputArea sub:has-text("not added to the conversation")').wait_for(timeout=30_000)
+    assert columns.count() == 2 and live.locator(".jp-OutputArea .aiml-compare").count() == 1
+    for i in range(2):
+        assert "credits" in columns.nth(i).locator("sub").inner_text()
+    lab.api.default = Reply(echo=True)
+
+
 def test_moving_the_slider_changes_the_next_request(lab: Session):
     # Go live against the loopback service; the key comes from the kernel's environment, so it
     # is never typed into the notebook.

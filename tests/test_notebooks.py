@@ -146,6 +146,15 @@ def test_quickstart_offline(monkeypatch, api, tmp_path):
     assert "<code>temperature</code> = <code>0.2</code>" in echo and "1 earlier turn (3 messages" in echo
     assert echo.rstrip().endswith("offline echo</sub>")
     assert stdout(cell(nb, "sent = aiml_response.request")).startswith("offline echo · 0.2 · 3 messages")
+    compared = final_markdown(cell(nb, "%%aiml --compare"))  # one display: three columns
+    assert compared.count('<div class="aiml-compare-column"') == 3
+    assert compared.count("**Offline echo: no language model was asked.**") == 3
+    assert compared.count("<sub>first token") == 3 and "not added to the conversation" in compared
+    table = stdout(cell(nb, "for row in aiml_response.records()")).splitlines()
+    assert [line.split()[0] for line in table[:3]] == [
+        "gpt-4o-mini", "anthropic/claude-sonnet-4.5", "deepseek/deepseek-chat"
+    ]
+    assert table[3] == "turns in the conversation: 1"  # the comparison added no turn
     snippet = cell(nb, "%aiml snippet").outputs[0].data["text/markdown"]
     assert "requests.post(" in snippet and '"temperature": 0.2' in snippet
     assert "sent nothing" in stdout(cell(nb, "import os\n\nimport requests"))
@@ -216,7 +225,11 @@ def test_quickstart_live_against_the_fake_service(monkeypatch, api, tmp_path):
     nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=TEST_KEY)
     assert failures(nb) == []
     assert "Live: answers come from" in stdout(cell(nb, "import os\n\nif"))
-    first, follow_up, plain = [r.json for r in api.chat_requests]
+    first, follow_up, *compared, plain = [r.json for r in api.chat_requests]
+    assert sorted(b["model"] for b in compared) == [
+        "anthropic/claude-sonnet-4.5", "deepseek/deepseek-chat", "gpt-4o-mini"
+    ]
+    assert all(b["messages"] == compared[0]["messages"] and len(b["messages"]) == 5 for b in compared)
     assert first["messages"] == [{"role": "user", "content": "Hi! What do you think about mankind?"}]
     assert first["stream"] is True and "temperature" not in first
     assert follow_up["temperature"] == 0.2 and len(follow_up["messages"]) == 3
