@@ -115,5 +115,17 @@ def shell(bare_shell: Any, api: FakeAIMLAPI) -> Any:
 
 
 @pytest.fixture
+def session(api: FakeAIMLAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A plain-Python Session against the fake, no key from the environment, no retries."""
+    from aiml_magics import Session
+
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    s = Session(api_key=TEST_KEY, base_url=api.base_url, max_retries=0)
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def magics(shell: Any) -> Any:
     return aiml_magics.instance()

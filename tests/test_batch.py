@@ -18,18 +18,9 @@ import pytest
 from pydantic import BaseModel
 
 import aiml_magics
-from aiml_magics import Batch, Failure, ParameterError, Session
-from tests.conftest import KEY_VARS, TEST_KEY, run_cell
+from aiml_magics import Batch, Failure, ParameterError
+from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import Error, Reply
-
-
-@pytest.fixture
-def session(api, monkeypatch):
-    for var in KEY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    s = Session(api_key=TEST_KEY, base_url=api.base_url, max_retries=0)
-    yield s
-    s.close()
 
 
 def _prompt(rec) -> str:

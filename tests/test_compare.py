@@ -19,7 +19,7 @@ import threading
 import pytest
 
 import aiml_magics
-from aiml_magics import BadRequestError, ComparisonError, CreditsError, ParameterError, Session
+from aiml_magics import BadRequestError, ComparisonError, CreditsError, ParameterError
 from aiml_magics.cassette import Cassette
 from aiml_magics.columns import ColumnsBoard, TerminalBoard
 from aiml_magics.comparison import Comparison
@@ -221,15 +221,6 @@ def test_answers_are_untrusted_in_the_columns_too(shell, api):
 
 
 # -- Python, scripts, the terminal -------------------------------------------------------------------
-
-
-@pytest.fixture
-def session(api, monkeypatch):
-    for var in KEY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    s = Session(api_key=TEST_KEY, base_url=api.base_url, max_retries=0)
-    yield s
-    s.close()
 
 
 def test_compare_from_python_shows_nothing_unless_asked(session, api):

@@ -11,9 +11,8 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from aiml_magics import Session
 from aiml_magics.schema import SchemaMismatch, clean, first_violation, response_format
-from tests.conftest import KEY_VARS, TEST_KEY, run_cell
+from tests.conftest import run_cell
 from tests.fakeapi import Reply
 
 
@@ -40,15 +39,6 @@ DICT_SCHEMA = {
     "additionalProperties": False,
     "strict": True,
 }
-
-
-@pytest.fixture
-def session(api, monkeypatch):
-    for var in KEY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    s = Session(api_key=TEST_KEY, base_url=api.base_url, max_retries=0)
-    yield s
-    s.close()
 
 
 def _walk(node):

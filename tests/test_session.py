@@ -30,18 +30,9 @@ from aiml_magics import (
     Session,
 )
 from tests.conftest import KEY_VARS, ROOT, TEST_KEY, run_cell
-from tests.fakeapi import Error, FakeAIMLAPI, RawStream, Reply
+from tests.fakeapi import Error, RawStream, Reply
 
 HIDDEN = TEST_KEY[:-4]
-
-
-@pytest.fixture
-def session(api: FakeAIMLAPI, monkeypatch: pytest.MonkeyPatch) -> Session:
-    for var in KEY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    s = Session(api_key=TEST_KEY, base_url=api.base_url, max_retries=0)
-    yield s
-    s.close()
 
 
 # -- a script, no IPython --------------------------------------------------------------------------

@@ -16,11 +16,11 @@ from typing import Literal, Optional, TypedDict
 import pydantic
 import pytest
 
-from aiml_magics import ParameterError, Session, ToolRoundsExceeded
+from aiml_magics import ParameterError, ToolRoundsExceeded
 from aiml_magics.render import TerminalText
 from aiml_magics.tools import tool_from_function
-from tests.conftest import KEY_VARS, TEST_KEY, run_cell
-from tests.fakeapi import FakeAIMLAPI, RawStream, ToolModel
+from tests.conftest import TEST_KEY, run_cell
+from tests.fakeapi import RawStream, ToolModel
 
 WEATHER = ToolModel(calls=[("get_weather", {"city": "Paris"})])
 
@@ -33,15 +33,6 @@ def get_weather(city: str, unit: Literal["C", "F"] = "C") -> str:
         unit: Celsius or Fahrenheit.
     """
     return "Sunny, 21 °C" if unit == "C" else "Sunny, 70 °F"
-
-
-@pytest.fixture
-def session(api: FakeAIMLAPI, monkeypatch: pytest.MonkeyPatch) -> Session:
-    for var in KEY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    s = Session(api_key=TEST_KEY, base_url=api.base_url, max_retries=0)
-    yield s
-    s.close()
 
 
 # -- schemas from the function itself ---------------------------------------------------------------
