@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExec
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
-from .errors import AIMLError, ParameterError
+from .errors import AIMLError, ParameterError, import_pandas, redact
 from .response import ChatResponse
 
 if TYPE_CHECKING:
@@ -157,12 +157,7 @@ class Batch(Sequence[Any]):
     def to_dataframe(self) -> Any:
         """One row per input, with the index of a DataFrame ``rows`` (so it joins back): prompt,
         text, tokens, credits, seconds, error, request id; with a schema, one column per field."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise AIMLError("to_dataframe() needs pandas, which is not installed: `pip install pandas`.",
-                            kind="dependency") from None
-        from .errors import redact
+        pd = import_pandas()
 
         records = []
         for prompt, rid, r in zip(self.prompts, self.request_ids, self.results, strict=True):

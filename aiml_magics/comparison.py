@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import AIMLError, ParameterError, StreamInterrupted
+from .errors import AIMLError, ParameterError, StreamInterrupted, import_pandas
 from .response import ERROR, ChatResponse
 from .secrets import forget_frames
 
@@ -188,13 +188,7 @@ class Comparison(Mapping[str, ChatResponse]):
 
     def to_dataframe(self) -> Any:
         """One row a model; needs pandas (an optional dependency)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise AIMLError(
-                "to_dataframe() needs pandas, which is not installed: `pip install pandas`.",
-                kind="dependency",
-            ) from None
+        pd = import_pandas()
         return pd.DataFrame.from_records(self.records(), columns=list(COLUMNS))
 
     def __repr__(self) -> str:

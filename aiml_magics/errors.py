@@ -95,6 +95,18 @@ class AIMLError(Exception):
         return [f"\x1b[0;31mAIMLError\x1b[0m: {self.message}"]
 
 
+def import_pandas() -> Any:
+    """pandas for ``to_dataframe()``: an optional dependency, so its absence is one paragraph."""
+    try:
+        import pandas
+    except ImportError:
+        raise AIMLError(
+            "to_dataframe() needs pandas, which is not installed: `pip install pandas`.",
+            kind="dependency",
+        ) from None
+    return pandas
+
+
 class ParameterError(AIMLError, ValueError):
     """A parameter outside what the service accepts; raised before any request is sent."""
 

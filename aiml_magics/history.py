@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from .errors import AIMLError, redact
+from .errors import AIMLError, import_pandas, redact
 from .safemd import literal
 
 if TYPE_CHECKING:
@@ -272,13 +272,7 @@ class History(Sequence[Exchange]):
 
     def to_dataframe(self) -> Any:
         """One row an exchange; needs pandas (an optional dependency)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise AIMLError(
-                "to_dataframe() needs pandas, which is not installed: `pip install pandas`.",
-                kind="dependency",
-            ) from None
+        pd = import_pandas()
         frame = pd.DataFrame.from_records(self.records(), columns=list(_COLUMNS))
         frame["started"] = pd.to_datetime(frame["started"], unit="s", utc=True)
         frame["prompt"] = frame["prompt"].map(redact)
