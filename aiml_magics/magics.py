@@ -360,12 +360,8 @@ class AIMLMagics(Magics, Settings):
                     confirm=True if args.confirm_tools else None,
                 )
             finally:
-                resp = session.last_response
-                if resp is not before and self.shell is not None:
-                    values = {RESPONSE_VAR: resp}
-                    if args.out:
-                        values[args.out] = resp
-                    self.shell.push(values)
+                if session.last_response is not before:
+                    self._push(session.last_response, args.out)
 
     def _schema(self, name: str | None) -> Any:
         """``--schema NAME``: the dict or pydantic class of that name in the notebook."""
@@ -452,9 +448,13 @@ class AIMLMagics(Magics, Settings):
         try:
             return run(session, prompt, payloads, board)
         finally:
-            comparison = session.last_comparison
-            if comparison is not before and self.shell is not None:
-                values = {RESPONSE_VAR: comparison}
-                if args.out:
-                    values[args.out] = comparison
-                self.shell.push(values)
+            if session.last_comparison is not before:
+                self._push(session.last_comparison, args.out)
+
+    def _push(self, result: Any, out: str | None) -> None:
+        """``aiml_response`` (and ``--out NAME``) now hold ``result``, even when the cell fails."""
+        if self.shell is not None:
+            values = {RESPONSE_VAR: result}
+            if out:
+                values[out] = result
+            self.shell.push(values)
