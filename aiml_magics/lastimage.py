@@ -33,24 +33,9 @@ class LastImage:
         watcher = cls()
         if shell is None:
             return watcher
-        pub = getattr(shell, "display_pub", None)
-        if pub is not None and hasattr(pub, "publish"):
-            original = pub.publish
-
-            def publish(data: Any, *args: Any, **kwargs: Any) -> Any:
-                watcher.seen(data)
-                return original(data, *args, **kwargs)
-
-            pub.publish = publish
-        hook = getattr(shell, "displayhook", None)
-        if hook is not None and hasattr(hook, "write_format_data"):
-            original_write = hook.write_format_data
-
-            def write_format_data(format_dict: Any, *args: Any, **kwargs: Any) -> Any:
-                watcher.seen(format_dict)
-                return original_write(format_dict, *args, **kwargs)
-
-            hook.write_format_data = write_format_data
+        # display() goes through the publisher; a cell's last value through the display hook.
+        _spy(getattr(shell, "display_pub", None), "publish", watcher)
+        _spy(getattr(shell, "displayhook", None), "write_format_data", watcher)
         try:
             shell._aiml_last_image = watcher
         except AttributeError:
@@ -82,3 +67,16 @@ class LastImage:
                 "--image plot.png, --image https://...)."
             )
         return self.data
+
+
+def _spy(owner: Any, name: str, watcher: LastImage) -> None:
+    """Let ``watcher`` see the mime bundle passed to ``owner.name`` before it goes on as before."""
+    original = getattr(owner, name, None) if owner is not None else None
+    if original is None:
+        return
+
+    def spy(data: Any, *args: Any, **kwargs: Any) -> Any:
+        watcher.seen(data)
+        return original(data, *args, **kwargs)
+
+    setattr(owner, name, spy)
