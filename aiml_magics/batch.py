@@ -59,6 +59,9 @@ class Job:
     timeout: float = 120.0
     allow_insecure_http: bool = False
     max_answer_bytes: int = 32 << 20
+    store: str | None = None  # the store's file (None: off); opened where the job runs
+    cache: bool = False  # answer from the store when it holds this request's answer
+    refresh: bool = False  # ask again even then
 
 
 @dataclass
@@ -89,7 +92,15 @@ def run_job(job: Job) -> Outcome:
             job.api_key, job.base_url, timeout=job.timeout, max_retries=0,
             allow_insecure_http=job.allow_insecure_http, max_answer_bytes=job.max_answer_bytes,
         )
-    return _attempt(lambda: client.complete(job.payload, request_id=job.request_id))
+    from .remember import open_store, send_one
+
+    def send() -> ChatResponse:
+        return send_one(open_store(job.store), job.payload,
+                        lambda: client.complete(job.payload, request_id=job.request_id),
+                        endpoint=job.base_url, cache=job.cache, refresh=job.refresh,
+                        secret=job.api_key)
+
+    return _attempt(send)
 
 
 def _attempt(send: Callable[[], ChatResponse]) -> Outcome:
@@ -259,6 +270,8 @@ def run_map(
     budget: float | None = None,
     retries: int = 3,
     backoff: float = 0.5,
+    cache: bool = True,
+    refresh: bool = False,
     **params: Any,
 ) -> Batch:
     """See ``aiml_magics.map``."""
@@ -286,7 +299,10 @@ def run_map(
             session.client()._headers()  # the one-paragraph MissingKeyError, before anything
         base, _ = session.effective_base()
         secret = str.__str__(key) if key is not None else None
-        jobs = [Job(p, rid, base, secret, s.timeout, s.allow_insecure_http, s.max_answer_bytes)
+        store = session.store
+        path = str(store.path) if store is not None else None
+        jobs = [Job(p, rid, base, secret, s.timeout, s.allow_insecure_http, s.max_answer_bytes,
+                    path, bool(cache), bool(refresh))
                 for p, rid in zip(payloads, ids, strict=True)]
     own = executor is None or not live
     pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
@@ -310,11 +326,12 @@ def run_map(
 
 
 def _local_answer(session: Session, payload: dict[str, Any]) -> Outcome:
-    """A non-live source (replay, the offline echo) answers in this process."""
+    """A non-live source (replay, the offline echo) answers in this process (and is stored)."""
+    from .remember import answer_one
     from .sources import NoView
 
-    return _attempt(lambda: session.source.answer(session.client, payload, False,
-                                                  lambda label: NoView()))
+    return _attempt(lambda: answer_one(session, session.client, payload, False,
+                                       lambda label: NoView(), cache=False))
 
 
 class _Runner:

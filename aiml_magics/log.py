@@ -187,17 +187,3 @@ def _since(since: Any) -> float | None:
     if isinstance(since, str):
         return since_seconds(since)
     raise ParameterError(f"since = {since!r}: use 7d, 12h, 30m, 2w, a date or a datetime.")
-
-
-def log(search: str | None = None, model: str | None = None, since: Any = None,
-        limit: int | None = None, *, session: Any = None) -> Log:
-    """Exchanges kept in the store (newest first), from every kernel and script that used it.
-
-    ``search``: words in the prompt or the answer; ``model``: asked or reported; ``since``: "7d",
-    "12h", a date or a datetime; ``limit``: at most this many. Uses the notebook's session's store
-    unless ``session`` is given. ``.to_dataframe()``, ``.totals(by="day")``, ``.to_cassette(path)``.
-    """
-    from .session import default_session
-
-    s = session or default_session()
-    return read(getattr(s, "store", None), search, model, since, limit)

@@ -53,18 +53,21 @@ def store_path(setting: str | None) -> Path | None:
 
 _stores: dict[Path, Store] = {}
 _stores_lock = threading.Lock()
+MAX_OPEN = 8  # files with an open connection; the least recently used one is closed past it
 
 
 def open_store(path: Path | str | None) -> Store | None:
     """One ``Store`` per file in this process (its connection reused by every session and
-    thread); nothing is opened until it is used."""
+    thread); nothing is opened until it is used. A closed store reopens on its next use."""
     if path is None:
         return None
     path = Path(path).expanduser()
     with _stores_lock:
-        store = _stores.get(path)
-        if store is None:
-            store = _stores[path] = Store(path)
+        store = _stores.pop(path, None) or Store(path)
+        _stores[path] = store  # now the most recently used
+        old = list(_stores)[:-MAX_OPEN]
+        for p in old:
+            _stores.pop(p).close()
         return store
 
 
@@ -199,6 +202,8 @@ def cached_response(row: dict[str, Any], payload: dict[str, Any]) -> ChatRespons
     first = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(row.get("started") or 0)))
     resp.provenance = f"from the cache, first answered {first}"
     resp.credits_used, resp.usd_spent = 0.0, 0.0
+    for call in resp.tool_calls:  # the model's request, cached: the tools run again here
+        call.replayed, call.result, call.error = False, None, None
     resp._cached_from = row.get("id")  # type: ignore[attr-defined]
     return resp
 
@@ -272,7 +277,7 @@ def answer_one(
     use = (session.settings.cache if cache is None else cache) and session.source.name != "replay"
     found = _from_cache(store, payload, endpoint, use and not refresh)
     warning = found if isinstance(found, str) else None
-    keep_images = bool(getattr(session.settings, "store_images", False))
+    keep_images = bool(session.settings.store_images)
 
     def writing(label: str) -> Any:
         return _Keeping(view(label), store, payload, endpoint, started, prompt, keep_images,

@@ -22,6 +22,9 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--confirm-tools",), {"action": "store_true"}, "ask yes/no before each tool call"),
     (("--image",), {"action": "append", "nargs": "?", "const": "", "metavar": "EXPR"},
      "send an image (repeatable): a variable, a file or an http(s) URL; alone, the last image shown"),
+    (("--cache",), {"action": "store_true"},
+     "answer from the store if this exact request was answered before (sends nothing)"),
+    (("--refresh",), {"action": "store_true"}, "ask again even if cached; store the new answer"),
     (("--compare",), {"nargs": "+", "metavar": "MODEL"},
      "ask these models at once, side by side (not added to the conversation)"),
 )

@@ -219,7 +219,9 @@ class AIMLMagics(Magics, Settings):
             options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
             options["stream"] = False if args.no_stream else None
             options["memory"] = False if args.no_memory else None
-            options.update(new=args.new, json=args.json, schema=self._schema(args.schema))
+            options.update(new=args.new, json=args.json, schema=self._schema(args.schema),
+                           cache=True if args.cache or args.refresh else None,
+                           refresh=args.refresh)
             prompt, expanded = self._expand(prompt, args)
             if args.compare:
                 return self._compare(prompt, args, options)
