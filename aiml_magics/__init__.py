@@ -19,7 +19,7 @@ _LAZY = {
     "default_session": "api",
     "map": "api",
     "log": "api",
-    "Log": "log",
+    "Log": "storelog",
     "Batch": "batch",
     "Failure": "batch",
     "SchemaMismatch": "schema",
@@ -87,11 +87,11 @@ if TYPE_CHECKING:
         ToolRoundsExceeded,
     )
     from .history import Exchange, History
-    from .log import Log
     from .response import ChatResponse, Usage
     from .schema import SchemaMismatch
     from .session import Session
     from .settings import Settings
+    from .storelog import Log
     from .toolcall import ToolCall
     from .tools import Tool
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from .batch import Batch, run_map
 from .comparison import Comparison
-from .log import Log
 from .response import ChatResponse
 from .session import Session
+from .storelog import Log
 
 _default: Session | None = None
 _default_lock = threading.Lock()
@@ -89,9 +89,9 @@ def log(search: str | None = None, model: str | None = None, since: Any = None,
     "12h", a date or a datetime; ``limit``: at most this many. Uses the notebook's session's store
     unless ``session`` is given. ``.to_dataframe()``, ``.totals(by="day")``, ``.to_cassette(path)``.
     """
-    from .log import read
+    from .storelog import read
 
-    return read((session or default_session()).store, search, model, since, limit)
+    return read((session or default_session()).connection.store, search, model, since, limit)
 
 
 def widget_bar() -> Any:

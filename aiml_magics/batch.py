@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
 from .errors import AIMLError, ParameterError, import_pandas, redact
+from .remember import Keeping, answer_one, no_view, send_job
 from .response import ChatResponse
 
 if TYPE_CHECKING:
@@ -59,9 +60,7 @@ class Job:
     timeout: float = 120.0
     allow_insecure_http: bool = False
     max_answer_bytes: int = 32 << 20
-    store: str | None = None  # the store's file (None: off); opened where the job runs
-    cache: bool = False  # answer from the store when it holds this request's answer
-    refresh: bool = False  # ask again even then
+    keeping: Keeping | None = None  # the store and the cache (remember.py): opened where it runs
 
 
 @dataclass
@@ -92,15 +91,7 @@ def run_job(job: Job) -> Outcome:
             job.api_key, job.base_url, timeout=job.timeout, max_retries=0,
             allow_insecure_http=job.allow_insecure_http, max_answer_bytes=job.max_answer_bytes,
         )
-    from .remember import open_store, send_one
-
-    def send() -> ChatResponse:
-        return send_one(open_store(job.store), job.payload,
-                        lambda: client.complete(job.payload, request_id=job.request_id),
-                        endpoint=job.base_url, cache=job.cache, refresh=job.refresh,
-                        secret=job.api_key)
-
-    return _attempt(send)
+    return _attempt(lambda: send_job(job, client))
 
 
 def _attempt(send: Callable[[], ChatResponse]) -> Outcome:
@@ -270,8 +261,6 @@ def run_map(
     budget: float | None = None,
     retries: int = 3,
     backoff: float = 0.5,
-    cache: bool = True,
-    refresh: bool = False,
     **params: Any,
 ) -> Batch:
     """See ``aiml_magics.map``."""
@@ -285,7 +274,7 @@ def run_map(
     s = session.settings
     limits = Limits(s.expand_max_rows, s.expand_max_columns, s.expand_max_chars)
     prompts, labels, index = _items(prompts_or_template, rows, limits)
-    params = {**params, "memory": False, "stream": False}
+    params = {"cache": True, **params, "memory": False, "stream": False}
     payloads = [session.prepare(p, schema=schema, **params).payload for p in prompts]  # all checked first
     batch_id = uuid.uuid4().hex[:8]
     ids = [request_id_for(batch_id, i, label) for i, label in enumerate(labels)]
@@ -299,10 +288,8 @@ def run_map(
             session.client()._headers()  # the one-paragraph MissingKeyError, before anything
         base, _ = session.effective_base()
         secret = str.__str__(key) if key is not None else None
-        store = session.store
-        path = str(store.path) if store is not None else None
-        jobs = [Job(p, rid, base, secret, s.timeout, s.allow_insecure_http, s.max_answer_bytes,
-                    path, bool(cache), bool(refresh))
+        keeping = Keeping.of(session, params["cache"], params.get("refresh", False))
+        jobs = [Job(p, rid, base, secret, s.timeout, s.allow_insecure_http, s.max_answer_bytes, keeping)
                 for p, rid in zip(payloads, ids, strict=True)]
     own = executor is None or not live
     pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
@@ -327,11 +314,7 @@ def run_map(
 
 def _local_answer(session: Session, payload: dict[str, Any]) -> Outcome:
     """A non-live source (replay, the offline echo) answers in this process (and is stored)."""
-    from .remember import answer_one
-    from .sources import NoView
-
-    return _attempt(lambda: answer_one(session, session.client, payload, False,
-                                       lambda label: NoView(), cache=False))
+    return _attempt(lambda: answer_one(session, session.client, payload, False, no_view, cache=False))
 
 
 class _Runner:

@@ -297,8 +297,7 @@ def _ask(session: Session, lane: Lane, client: Any, wake: threading.Event, reque
 
     try:
         answer_one(session, lambda: client, lane.payload, bool(lane.payload.get("stream")),
-                   lambda _: lane, cache=request.cache, refresh=request.refresh,
-                   prompt=request.prompt)
+                   lambda _: lane, request=request)
     except (AIMLError, StreamInterrupted) as exc:
         forget_frames(exc)  # the frames below may hold a body or header that quotes the key
         lane.error = exc

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -236,6 +237,41 @@ def keep(store: Store | None, payload: dict[str, Any], resp: ChatResponse, *, en
 # -- one request ---------------------------------------------------------------------------------
 
 
+def how_to_answer(options: dict[str, Any]) -> dict[str, Any]:
+    """``cache`` and ``refresh`` of ``Session.prepare``'s options, for the ``Request``."""
+    cache = options.get("cache")
+    return {"cache": None if cache is None else bool(cache), "refresh": bool(options.get("refresh"))}
+
+
+def no_view(label: str) -> Any:
+    from .protocols import NoView
+
+    return NoView()
+
+
+@dataclass(frozen=True)
+class Keeping:
+    """What a worker of ``map()`` needs to use the store (picklable: a path and two switches)."""
+
+    path: str | None
+    cache: bool = True
+    refresh: bool = False
+
+    @classmethod
+    def of(cls, session: Any, cache: Any, refresh: Any) -> Keeping:
+        store = session.connection.store
+        return cls(str(store.path) if store is not None else None, bool(cache), bool(refresh))
+
+
+def send_job(job: Any, client: Any) -> ChatResponse:
+    """``map()``'s unit of work (any engine's): one job's request through the cache and store."""
+    keeping = job.keeping or Keeping(None)
+    return send_one(open_store(keeping.path), job.payload,
+                    lambda: client.complete(job.payload, request_id=job.request_id),
+                    endpoint=job.base_url, cache=keeping.cache, refresh=keeping.refresh,
+                    secret=job.api_key)
+
+
 def send_one(
     store: Store | None, payload: dict[str, Any], send: Callable[[], ChatResponse], *,
     endpoint: str, cache: bool = False, refresh: bool = False, secret: str | None = None,
@@ -266,13 +302,16 @@ def _from_cache(store: Store | None, payload: dict[str, Any], endpoint: str,
 def answer_one(
     session: Any, client: Callable[[], Any], payload: dict[str, Any], stream: bool,
     view: ViewFactory, *, cache: bool | None = None, refresh: bool = False,
-    prompt: str | None = None,
+    prompt: str | None = None, request: Any = None,
 ) -> ChatResponse:
     """A session's one request: from the cache when it is on and knows the answer (shown like a
     replay), else from the session's source; the exchange is written before its footer shows,
-    so a store that failed is said there."""
+    so a store that failed is said there. ``request``: a ``Request`` whose cache, refresh and
+    prompt apply."""
+    if request is not None:
+        cache, refresh, prompt = request.cache, request.refresh, request.prompt
     started = time.time()
-    store = session.store
+    store = session.connection.store
     endpoint = session.effective_base()[0]
     use = (session.settings.cache if cache is None else cache) and session.source.name != "replay"
     found = _from_cache(store, payload, endpoint, use and not refresh)

@@ -17,7 +17,7 @@ from .errors import AIMLError, IncompleteAnswer, ParameterError, StreamInterrupt
 from .history import Exchange, History
 from .params import BY_NAME, REQUEST_PARAMS, build_payload, check_prompt
 from .protocols import CallbackView, NoView, View, ViewFactory
-from .remember import answer_one, open_store, store_path
+from .remember import answer_one, how_to_answer
 from .request import Request
 from .response import ChatResponse
 from .secrets import Secret, forget_frames
@@ -116,14 +116,6 @@ class Session:
     def close(self) -> None:
         self.connection.close()
 
-    # -- the store (store.py, remember.py) ---------------------------------------------------------
-
-    @property
-    def store(self) -> Any:
-        """The ``Store`` this session writes to (the ``store`` setting, else ``AIML_STORE``, else
-        the per-user data folder), or None when it is turned off. Opened on first write."""
-        return open_store(store_path(self.settings.store))
-
     # -- one request -----------------------------------------------------------------------------
 
     def prepare(
@@ -137,7 +129,6 @@ class Session:
         tool_choice: Any = None,
         images: Any = None,
         confirm_tools: bool | Callable[[Any], bool] | None = None,
-        refresh: bool = False,
         **options: Any,
     ) -> Request:
         """The ``Request`` that ``send`` would send, checked; nothing is sent.
@@ -146,12 +137,10 @@ class Session:
         temperature, ...), and ``system``, ``stream``, ``memory``. None means "use the setting".
         ``tools`` (functions) become the body's ``tools``; ``tool_choice`` is auto, none,
         required or one tool's name. ``images``: values to send with the prompt (``images.py``).
-        ``cache=True`` answers from the store when it already holds this request's answer;
-        ``refresh=True`` asks again and stores the new answer.
         """
         check_prompt(prompt)
         s = self.settings
-        unknown = sorted(set(options) - set(BY_NAME))
+        unknown = sorted(set(options) - set(BY_NAME) - {"refresh"})
         if unknown:
             raise ParameterError(
                 f"Unknown parameter {unknown[0]!r}: use one of "
@@ -179,12 +168,10 @@ class Session:
             from .toolloop import add_tools
 
             add_tools(payload, tools, tool_choice, parallel=bool(pick("parallel_tool_calls")))
-        cache = options.get("cache")
         return Request(payload, prompt, remember=remember, new=new, schema=schema,
-                       tools=tuple(tools or ()), confirm=confirm_tools,
-                       cache=None if cache is None else bool(cache), refresh=bool(refresh))
+                       tools=tuple(tools or ()), confirm=confirm_tools, **how_to_answer(options))
 
-    def chat(  # noqa: D417 - options are prepare's
+    def chat(
         self,
         prompt: str,
         *,
@@ -200,9 +187,7 @@ class Session:
         (plain functions the model may call: each call is checked against the function's schema
         and run, its result sent back, until the model answers in text; ``.tool_calls`` lists
         them), ``tool_choice``, ``confirm_tools`` (True: ``input()``, or a function of the call
-        returning True to run it), ``images`` (figures, arrays, PIL images, bytes, paths or URLs),
-        ``cache`` (True: a request the store already answered is answered from it, sending
-        nothing) and ``refresh`` (ask again, store the new answer).
+        returning True to run it), ``images`` (figures, arrays, PIL images, bytes, paths or URLs).
 
         Nothing is shown unless asked: ``display=True`` renders it in the notebook (or terminal),
         ``on_delta`` is called with each piece of answer text as it streams. An answer that did not
@@ -250,8 +235,7 @@ class Session:
             return views[-1]
 
         try:
-            resp = answer_one(self, self.client, payload, request.stream, shown,
-                              cache=request.cache, refresh=request.refresh, prompt=request.prompt)
+            resp = answer_one(self, self.client, payload, request.stream, shown, request=request)
             if request.tools:
                 from .toolloop import ToolLoop
 

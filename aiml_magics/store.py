@@ -305,9 +305,10 @@ def _filters(model: str | None, since: float | None) -> tuple[list[str], list[An
 
 
 def _fts_query(text: str) -> str:
-    """Every word must appear (each quoted, so FTS5 syntax in a search is just text)."""
+    """Every word must start a word of the text ("heron" finds "herons"); each is quoted, so
+    FTS5 syntax in a search is just text."""
     words = [w.replace('"', '""') for w in text.split()]
-    return " ".join(f'"{w}"' for w in words) or '""'
+    return " ".join(f'"{w}"*' for w in words) or '""'
 
 
 def since_seconds(text: str, now: float | None = None) -> float:

@@ -7,7 +7,7 @@ Layers, top to bottom; a module imports only from its own layer or below:
     api                      chat(), compare(), map() on the default session
     notebook/                the Jupyter face: IPython.core.magic and ipywidgets live only here
     session, batch, comparison, toolloop, sources, cassette, history, connection, settings, traits,
-                             remember (the store's writes and the cache), log (reading it back)
+                             remember (the store's writes and the cache), storelog (reading it back)
     display/  |  http/       how an answer reads | the wire (requests/urllib3 only here); neither
                              imports the other
     the plain core           response, assembler, tools, schema, images, prompt, params, errors, ...
@@ -26,7 +26,7 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "aiml_magics"
 
 ORCHESTRATION = {"session", "batch", "comparison", "toolloop", "sources", "cassette", "history",
-                 "connection", "settings", "traits", "remember", "log"}
+                 "connection", "settings", "traits", "remember", "storelog"}
 ALLOWED_UP = {("response", "display.view")}
 
 

@@ -19,9 +19,9 @@ import pytest
 from aiml_magics import remember
 from aiml_magics import store as store_module
 from aiml_magics.errors import ParameterError, register_secret
-from aiml_magics.log import read
 from aiml_magics.response import ChatResponse, Usage
 from aiml_magics.store import SCHEMA_VERSION, Store
+from aiml_magics.storelog import read
 from tests.conftest import ROOT, TEST_KEY
 
 ENDPOINT = "http://127.0.0.1:9/v1"

@@ -65,6 +65,16 @@ def cell_usage() -> str:
     return "\n".join(lines)
 
 
+def request_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What a cell's flags ask of ``Session.prepare`` (None: the setting applies)."""
+    options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
+    options["stream"] = False if args.no_stream else None
+    options["memory"] = False if args.no_memory else None
+    options.update(new=args.new, json=args.json, refresh=args.refresh,
+                   cache=True if args.cache or args.refresh else None)
+    return options
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         from IPython.core.error import UsageError

@@ -391,8 +391,8 @@ class AIMLPanel(W.VBox):
         shown = f"{credits:,.0f}" if float(credits).is_integer() else f"{credits:,.2f}"
         self.status.value = (
             f"conversation: {turns} turn{'' if turns == 1 else 's'} · session: "
-            f"{self.magics.session_tokens:,} tokens, {shown} credits"
-        )
+            f"{self.magics.session_tokens:,} tokens, {shown} credits · store: "
+            f"{html.escape(self.magics.session.connection.where()[0])}")
 
     # -- lifecycle --------------------------------------------------------------------------------
 

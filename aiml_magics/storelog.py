@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from .errors import AIMLError, ParameterError, import_pandas, redact
+from .errors import AIMLError, ParameterError, redact
 from .store import Store, StoreUnavailable, since_seconds
 
 
@@ -91,14 +91,9 @@ class Log(Sequence[Logged]):
 
     def to_dataframe(self) -> Any:
         """One row an exchange, the columns of ``aiml_history.to_dataframe()``; needs pandas."""
-        from .history import _COLUMNS
+        from .history import records_frame
 
-        pd = import_pandas()
-        frame = pd.DataFrame.from_records(self.records(), columns=list(_COLUMNS))
-        frame["started"] = pd.to_datetime(frame["started"], unit="s", utc=True)
-        frame["prompt"] = frame["prompt"].map(redact)
-        frame["answer"] = frame["answer"].map(redact)
-        return frame
+        return records_frame(self.records())
 
     def totals(self, by: str | None = None) -> Any:
         """Tokens, credits and dollars of the answers the service gave (cached, replayed and
