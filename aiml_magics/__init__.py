@@ -91,6 +91,9 @@ if TYPE_CHECKING:
     from .tools import Tool
 
 _magics: Any = None
+# The shell's AIMLMagics config section as it was at load (ipython_config.py, say): unloading
+# puts it back, so `%reload_ext aiml_magics` starts afresh, without this session's `%config`s.
+_config_at_load: Any = None
 
 
 def __getattr__(name: str) -> Any:
@@ -104,11 +107,16 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%aiml`` / ``%aiml`` (called by ``%load_ext aiml_magics``)."""
-    global _magics
+    global _magics, _config_at_load
+    import copy
+
     from .magics import AIMLMagics  # the one deferred import: the notebook layer
 
     if _magics is not None and _magics.shell is ipython:
         return
+    config = getattr(ipython, "config", None)
+    section = config.get("AIMLMagics") if config is not None and "AIMLMagics" in config else None
+    _config_at_load = copy.deepcopy(section)
     _magics = AIMLMagics(shell=ipython)
     ipython.register_magics(_magics)
 
@@ -126,6 +134,11 @@ def unload_ipython_extension(ipython: Any) -> None:
             pass
         _magics.close()
         _magics = None
+        config = getattr(ipython, "config", None)
+        if config is not None:  # this session's %config values go with it
+            config.pop("AIMLMagics", None)
+            if _config_at_load is not None:
+                config["AIMLMagics"] = _config_at_load
 
 
 def instance() -> Any:
