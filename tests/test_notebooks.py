@@ -7,7 +7,6 @@ fake records it); the chat endpoint must receive nothing.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -16,7 +15,7 @@ import nbformat
 import pytest
 
 from tests.conftest import KEY_VARS, ROOT, TEST_KEY
-from tests.kernels import run_notebook
+from tests.kernels import run_notebook, run_notebook_twice
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -40,17 +39,7 @@ def execute_twice(path: Path, monkeypatch, api, tmp_path) -> tuple:
     for var in KEY_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AIML_API_BASE", api.base_url)
-    first = nbformat.read(path, as_version=4)
-    second = copy.deepcopy(first)
-    client = NotebookClient(first, timeout=120, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
-    with client.setup_kernel():
-        for i, c in enumerate(first.cells):
-            client.execute_cell(c, i)
-        client.nb = second
-        for i, c in enumerate(second.cells):
-            client.execute_cell(c, i)
-    return first, second
+    return run_notebook_twice(nbformat.read(path, as_version=4), tmp_path)
 
 
 def seen(nb) -> list[tuple[str, list[str]]]:
