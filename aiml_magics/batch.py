@@ -294,10 +294,14 @@ def run_map(
     own = executor is None or not live
     pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
 
+    from .offline import row_echoes
+
+    echoes = [] if live else row_echoes(prompts)  # offline, each cell shows what its row sent
+
     def submit(pos: int) -> Future[Outcome]:
         if live:
             return pool.submit(run_job, jobs[pos])
-        return pool.submit(_local_answer, session, payloads[pos])
+        return pool.submit(_local_answer, session, payloads[pos], echoes[pos])
 
     from .progress import make_progress
 
@@ -312,9 +316,16 @@ def run_map(
     return Batch(results, prompts, ids, index, fields, stopped)
 
 
-def _local_answer(session: Session, payload: dict[str, Any]) -> Outcome:
-    """A non-live source (replay, the offline echo) answers in this process (and is stored)."""
-    return _attempt(lambda: answer_one(session, session.client, payload, False, no_view, cache=False))
+def _local_answer(session: Session, payload: dict[str, Any], echo: str) -> Outcome:
+    """A non-live source (replay, the offline echo) answers in this process (and is stored); an
+    echo is the one short line ``echo`` (the whole request mirrored in every cell teaches nothing)."""
+    from .cassette import ECHO
+
+    out = _attempt(lambda: answer_one(session, session.client, payload, False, no_view, cache=False))
+    resp = out.response
+    if resp is not None and resp.source == ECHO and "response_format" not in payload:
+        resp.text = echo
+    return out
 
 
 class _Runner:
