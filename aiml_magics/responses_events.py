@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .response import StreamAssembler
+from .assembler import StreamAssembler
 from .responses_api import chat_usage, finish_of, output_parts
 
 _NOTHING = ("", "")

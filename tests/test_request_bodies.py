@@ -69,7 +69,7 @@ KINDS = {
 @pytest.mark.parametrize("base", [PROXY, AIML])
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_every_chat_body_is_what_the_sdk_accepts(offline, kind, base):
-    payload = offline.prepare("Which tea?", model="gpt-4o", **KINDS[kind])
+    payload = offline.prepare("Which tea?", model="gpt-4o", **KINDS[kind]).payload
     path, body = wire_body(payload, base)
     assert path == CHAT
     check(body, CHAT)
@@ -95,7 +95,7 @@ RESPONSE_KINDS = {
 @pytest.mark.parametrize("kind", list(RESPONSE_KINDS))
 def test_every_responses_body_is_what_the_sdk_accepts(offline, kind):
     options = RESPONSE_KINDS[kind]
-    payload = offline.prepare("Which tea?", model="openai/gpt-5-4", **options)
+    payload = offline.prepare("Which tea?", model="openai/gpt-5-4", **options).payload
     assert endpoint_for(payload["model"]) == RESPONSES
     path, body = wire_body(payload, AIML, RESPONSES)
     assert path == RESPONSES
@@ -118,7 +118,7 @@ def test_every_responses_body_is_what_the_sdk_accepts(offline, kind):
 
 
 def test_a_tool_round_goes_back_as_input_items(offline):
-    payload = offline.prepare("Which tea?", model="openai/gpt-5-4", stream=False, tools=[kettle])
+    payload = offline.prepare("Which tea?", model="openai/gpt-5-4", stream=False, tools=[kettle]).payload
     payload["messages"] += [
         {"role": "assistant", "content": None, "tool_calls": [
             {"id": "call_1", "type": "function",
@@ -136,7 +136,7 @@ def test_a_tool_round_goes_back_as_input_items(offline):
 @pytest.mark.parametrize("option", [dict(stop=["END"]), dict(seed=3), dict(presence_penalty=0.5),
                                     dict(max_tokens=50)])
 def test_what_the_responses_endpoint_lacks_is_refused_before_sending(offline, option):
-    payload = offline.prepare("hi", model="openai/gpt-5-4-pro", **option)
+    payload = offline.prepare("hi", model="openai/gpt-5-4-pro", **option).payload
     with pytest.raises(ParameterError, match="Responses endpoint"):
         wire_body(payload, AIML, RESPONSES)
 
