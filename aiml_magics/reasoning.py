@@ -37,13 +37,24 @@ class ThinkSplitter:
     __slots__ = ("_state", "_held")
 
     def __init__(self) -> None:
-        self._state = "lead"  # lead -> inside -> after -> text (or lead -> text)
+        self._state = "lead"  # lead -> open -> inside -> after -> text (or lead -> text)
         self._held = ""
+
+    @property
+    def past(self) -> bool:
+        """The answer is past any think block: everything from now on is text."""
+        return self._state == "text"
+
+    def peek(self) -> tuple[str, str]:
+        """What ``flush`` would give, leaving the state as it is (an answer read mid-stream)."""
+        if self._state in ("open", "inside"):
+            return "", self._held.rstrip("\r\n")
+        return self._held, ""
 
     @property
     def thinking(self) -> bool:
         """Inside an open think block (its close tag has not come yet)."""
-        return self._state == "inside"
+        return self._state in ("open", "inside")
 
     def feed(self, delta: str) -> tuple[str, str]:
         if self._state == "text":
@@ -58,30 +69,36 @@ class ThinkSplitter:
         if self._state == "lead":
             body = held.lstrip()
             if body.startswith(OPEN):
-                self._state = "inside"
-                held = body[len(OPEN):].lstrip("\r\n")
+                self._state = "open"
+                held = body[len(OPEN):]
             elif OPEN.startswith(body) and len(held) < _LEAD_LIMIT:
                 self._held = held  # blank, or a tag still arriving
                 return "", ""
             else:
                 self._state = "text"
                 return held, ""
+        if self._state == "open":  # line ends right after <think> are not reasoning
+            held = held.lstrip("\r\n")
+            if not held:
+                return "", ""
+            self._state = "inside"
         end = held.find(CLOSE)
         if end >= 0:
             self._state = "after"
-            return self.feed(held[end + len(CLOSE):])[0], held[:end]
+            return self.feed(held[end + len(CLOSE):])[0], held[:end].rstrip("\r\n")
         keep = _partial_suffix(held, CLOSE)
-        if keep:
+        body = held[:len(held) - keep]
+        keep += len(body) - len(body.rstrip("\r\n"))
+        if keep:  # a tag piece, or line ends that may come last before the tag: held
             self._held = held[-keep:]
             held = held[:-keep]
         return "", held
 
     def flush(self) -> tuple[str, str]:
         """What is still held at the end of the answer: a tag piece inside is reasoning."""
-        held, self._held = self._held, ""
-        if self._state == "inside":
-            return "", held
-        return held, ""
+        out = self.peek()
+        self._held = ""
+        return out
 
 
 def split_think(text: str) -> tuple[str, str | None]:

@@ -34,7 +34,7 @@ def chat_problem(api: Any, body: dict[str, Any]) -> str | None:
         if options is not None and body.get("stream") is not True:
             return "stream_options: The 'stream_options' parameter is only allowed when 'stream' is enabled."
         return None
-    if model in RESPONSES_ONLY:
+    if model in RESPONSES_ONLY + tuple(api.responses_only):
         return (f"model: {model} is only supported on the Responses endpoint (POST /v1/responses), "
                 "not on chat completions")
     return None
@@ -48,13 +48,13 @@ def usage_wanted(api: Any, body: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def responses_problem(body: Any) -> str | None:
+def responses_problem(api: Any, body: Any) -> str | None:
     if not isinstance(body, dict):
         return "body: Expected object"
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return "model: Required"
-    if model not in RESPONSES_ONLY + RESPONSES_TOO:
+    if model not in RESPONSES_ONLY + RESPONSES_TOO + tuple(api.responses_only):
         return f"model: {model} is not available on the Responses endpoint"
     if "input" not in body:
         return "input: Required"

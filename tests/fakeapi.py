@@ -821,7 +821,8 @@ class _Handler(BaseHTTPRequestHandler):
         if api.key is not None and (scheme.lower() != "bearer" or token.strip() != api.key):
             self._gateway_error(401, _ERROR_MESSAGES[401])
             return
-        problem = fake_responses.responses_problem(rec.json) if json_ok else "body: Expected a JSON object"
+        problem = (fake_responses.responses_problem(api, rec.json) if json_ok
+                   else "body: Expected a JSON object")
         if problem:
             self._gateway_error(400, f"Body validation error! {problem}")
             return
@@ -1137,6 +1138,7 @@ class FakeAIMLAPI:
         # "aimlapi", or "openai": an OpenAI-style server (OpenAI, LiteLLM, vLLM): no credits,
         # streamed usage only when asked with stream_options (fake_responses.py).
         self.flavor = flavor
+        self.responses_only: list[str] = []  # more models refused on chat, served on /responses
         self._port = port
         self._lock = threading.Lock()
         self._queue: deque[BehaviourSource] = deque()

@@ -33,7 +33,7 @@ def test_a_leading_think_block_is_reasoning_wherever_the_chunks_are_cut(points):
     whole = "<think>\nWeigh the teas: green, then black.\n</think>\n\nGreen tea, at 80 °C."
     text, thought = run(cut(whole, points))
     assert text == "Green tea, at 80 °C."
-    assert thought.strip() == "Weigh the teas: green, then black."
+    assert thought == "Weigh the teas: green, then black."
 
 
 @given(st.lists(st.integers(min_value=0, max_value=200), max_size=12))

@@ -80,6 +80,13 @@ def test_every_chat_body_is_what_the_sdk_accepts(offline, kind, base):
         assert "stream_options" not in body
 
 
+def test_max_tokens_is_an_integer_and_a_fraction_is_refused_before_sending(offline):
+    assert offline.prepare("hi", max_tokens=100).payload["max_tokens"] == 100
+    assert type(offline.prepare("hi", max_tokens=100.0).payload["max_tokens"]) is int
+    with pytest.raises(ParameterError, match="max_tokens"):
+        offline.prepare("hi", max_tokens=100.5)
+
+
 RESPONSE_KINDS = {
     "plain": dict(stream=False),
     "stream": dict(stream=True, temperature=0.5, top_p=0.9),

@@ -280,7 +280,7 @@ class ChatStream:
         if not isinstance(body, dict):
             self.error = self._not_an_answer(raw[:4096], ctype="")
             return
-        single = ChatResponse.from_body(body)
+        single = ChatResponse.from_body(self._as_chat(body))
         chunk = {
             "id": body.get("id"),
             "model": body.get("model"),
@@ -289,7 +289,7 @@ class ChatStream:
             "choices": [
                 {
                     "delta": {"content": single.text, "reasoning_content": single.reasoning,
-                              "tool_calls": [dict(c.wire(), index=i)
+                              "tool_calls": [dict(c.wire(provider=True), index=i)
                                              for i, c in enumerate(single.tool_calls)]},
                     "finish_reason": single.finish_reason,
                 }
@@ -300,6 +300,10 @@ class ChatStream:
             self._error_frame(body["error"])
             return
         self.done = True
+
+    def _as_chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A whole body in chat-completions shape (the Responses stream maps its own)."""
+        return body
 
     def _not_an_answer(self, head: bytes, ctype: str) -> AIMLError:
         excerpt = service_message(head, ctype)
