@@ -170,7 +170,12 @@ class ChatResponse:
     def from_body(
         cls, body: dict[str, Any], request: dict[str, Any] | None = None, **extra: Any
     ) -> ChatResponse:
-        """Build from a non-streamed JSON body, tolerating missing or odd fields."""
+        """Build from a non-streamed JSON body, tolerating missing or odd fields; a Responses
+        body (``object: response``) is read as its chat-completions equivalent."""
+        if isinstance(body, dict) and body.get("object") == "response":
+            from .responses_api import chat_body
+
+            body = chat_body(body)
         choice = first_choice(body.get("choices") if isinstance(body, dict) else None) or {}
         message = choice.get("message") if isinstance(choice, dict) else None
         message = message if isinstance(message, dict) else {}

@@ -116,3 +116,20 @@ _CALL_KEYS = frozenset({"id", "type", "function", "index"})
 def provider_keys(item: dict[str, Any]) -> dict[str, Any]:
     """The keys of a tool-call entry beyond the standard ones (Gemini's ``extra_content``)."""
     return {k: v for k, v in item.items() if k not in _CALL_KEYS and isinstance(k, str)}
+
+
+def tool_messages(assistant_text: str, calls: list[ToolCall],
+                  provider_fields: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The assistant message with its ``tool_calls``, then one ``role: tool`` message per call.
+
+    ``provider_fields`` (the next round of the same loop only): what the provider attached to
+    its message and calls goes back with them (DeepSeek's ``reasoning_content``, Gemini's
+    thought signatures); the history's copy, sent in later turns, has none of it."""
+    provider = provider_fields is not None
+    assistant: dict[str, Any] = {
+        "role": "assistant",
+        "content": assistant_text or None,
+        **(provider_fields or {}),
+        "tool_calls": [c.wire(provider) for c in calls],
+    }
+    return [assistant, *({"role": "tool", "tool_call_id": c.id, "content": c.content} for c in calls)]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import ParameterError
-from .toolcall import ToolCall
+from .toolcall import ToolCall, tool_messages
 from .tools import (
     Confirm,
     _short_repr,
@@ -18,7 +18,6 @@ from .tools import (
     call_line,
     check_tool_choice,
     run_calls,
-    tool_messages,
 )
 
 

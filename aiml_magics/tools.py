@@ -433,23 +433,6 @@ def run_calls(
         return list(pool.map(lambda c: run_call(c, tools), calls))
 
 
-def tool_messages(assistant_text: str, calls: list[ToolCall],
-                  provider_fields: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The assistant message with its ``tool_calls``, then one ``role: tool`` message per call.
-
-    ``provider_fields`` (the next round of the same loop only): what the provider attached to
-    its message and calls goes back with them (DeepSeek's ``reasoning_content``, Gemini's
-    thought signatures); the history's copy, sent in later turns, has none of it."""
-    provider = provider_fields is not None
-    assistant: dict[str, Any] = {
-        "role": "assistant",
-        "content": assistant_text or None,
-        **(provider_fields or {}),
-        "tool_calls": [c.wire(provider) for c in calls],
-    }
-    return [assistant, *({"role": "tool", "tool_call_id": c.id, "content": c.content} for c in calls)]
-
-
 def check_tool_choice(choice: Any, tools: list[Tool]) -> Any:
     """``auto``/``none``/``required`` or a tool's name (sent as a named function); checked."""
     if choice is None:

@@ -130,3 +130,23 @@ def test_the_services_refusal_on_chat_routes_a_model_to_responses(session, api):
     api.queue(Reply(content="Again."))
     session.chat("again", model="vendor/new-responses-model")
     assert api.requests[-1].path.endswith("/responses")  # remembered: no second refusal
+
+
+def test_dry_run_and_snippet_name_the_endpoint(shell, api):
+    run = run_cell(shell, '%%aiml --dry-run -m openai/gpt-5-4 -s "Be brief."\nTea?')
+    assert run.error is None and "/v1/responses" in run.shown and '"instructions": "Be brief."' in run.shown
+    assert '"input"' in run.shown and '"messages"' not in run.shown
+    run = run_cell(shell, "%%aiml --dry-run\nTea?")
+    assert "/v1/chat/completions" in run.shown and '"include_usage": true' in run.shown
+    assert api.chat_requests == [] and not [r for r in api.requests if r.path.endswith("/responses")]
+    api.queue(Reply(content="Sencha."))
+    assert run_cell(shell, "%%aiml -m openai/gpt-5-4\nTea?").error is None
+    code = shell.user_ns["aiml_response"] and run_cell(shell, "%aiml snippet").shown
+    assert "/v1/responses" in code and '"input"' in code and "output_text" in code
+    compile(code.split("```python\n")[-1].split("```")[0], "snippet", "exec")
+
+
+def test_a_cell_refuses_what_the_responses_endpoint_lacks_before_sending(shell, api):
+    run = run_cell(shell, "%%aiml -m openai/gpt-5-4 --seed 3\nTea?")
+    assert "Responses endpoint" in str(run.error) and "seed" in str(run.error)
+    assert api.requests == []

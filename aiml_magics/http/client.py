@@ -32,7 +32,6 @@ from ..errors import (
 )
 from ..params import MAX_ANSWER_BYTES
 from ..response import ChatResponse
-from ..responses_api import chat_body
 from ..safejson import describe_size, loads
 from ..secrets import BearerHeader, Secret
 from ..version import __version__
@@ -188,11 +187,14 @@ class AIMLClient:
             "X-Client-Request-Id": clean_request_id(request_id) or f"aiml-magics-{uuid.uuid4().hex}",
         }
 
+    def outgoing_endpoint(self, payload: dict[str, Any]) -> str:
+        """Chat completions or Responses: the built-in list, the models list, past refusals."""
+        return endpoint_for(payload.get("model"), self._models, self._responses_models)
+
     def outgoing(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """(endpoint, body) as sent: ``endpoints.py`` has the rules (Responses-only models,
         ``stream_options`` to servers other than the AI/ML API)."""
-        endpoint = endpoint_for(payload.get("model"), self._models, self._responses_models)
-        return wire_body(payload, self.base_url, endpoint)
+        return wire_body(payload, self.base_url, self.outgoing_endpoint(payload))
 
     def _post(self, payload: dict[str, Any], request_id: str | None = None) -> requests.Response:
         """Send one request; the body is left unread (``stream=True``) so it is read in bounds.
@@ -333,8 +335,6 @@ class AIMLClient:
             body = loads(raw)
         except ValueError as exc:
             body, problem = None, exc
-        if isinstance(body, dict) and getattr(resp, "aiml_endpoint", CHAT) == RESPONSES:
-            body = chat_body(body)  # the rest reads the chat-completions shape
         if not isinstance(body, dict):
             excerpt = not_an_answer_excerpt(raw, resp.headers.get("Content-Type", ""), problem)
             raise ProtocolError(

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from ..responses_api import chat_body
 from ..responses_events import ResponsesAssembler
 from .stream import ChatStream
 
@@ -30,6 +29,3 @@ class ResponsesStream(ChatStream):
             self.done = self.error is None  # the terminal event is this stream's [DONE]
             return True
         return over
-
-    def _as_chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        return chat_body(body) if body.get("object") == "response" else body

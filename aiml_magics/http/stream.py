@@ -281,7 +281,7 @@ class ChatStream:
         if not isinstance(body, dict):
             self.error = self._not_an_answer(raw[:4096], ctype="")
             return
-        single = ChatResponse.from_body(self._as_chat(body))
+        single = ChatResponse.from_body(body)
         chunk = {
             "id": body.get("id"),
             "model": body.get("model"),
@@ -301,10 +301,6 @@ class ChatStream:
             self._error_frame(body["error"])
             return
         self.done = True
-
-    def _as_chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A whole body in chat-completions shape (the Responses stream maps its own)."""
-        return body
 
     def _not_an_answer(self, head: bytes, ctype: str) -> AIMLError:
         excerpt = service_message(head, ctype)
