@@ -143,9 +143,11 @@ def test_a_tool_round_goes_back_as_input_items(offline):
 @pytest.mark.parametrize("option", [dict(stop=["END"]), dict(seed=3), dict(presence_penalty=0.5),
                                     dict(max_tokens=50)])
 def test_what_the_responses_endpoint_lacks_is_refused_before_sending(offline, option):
-    payload = offline.prepare("hi", model="openai/gpt-5-4-pro", **option).payload
     with pytest.raises(ParameterError, match="Responses endpoint"):
-        wire_body(payload, AIML, RESPONSES)
+        offline.prepare("hi", model="openai/gpt-5-4-pro", **option)
+    payload = dict(offline.prepare("hi", model="gpt-4o", **option).payload, model="openai/o3-pro")
+    with pytest.raises(ParameterError, match="Responses endpoint"):
+        wire_body(payload, AIML, RESPONSES)  # and at the wire, for a body built elsewhere
 
 
 def test_the_aiml_host_rule():
