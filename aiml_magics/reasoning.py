@@ -15,6 +15,9 @@ OPEN = "<think>"
 CLOSE = "</think>"
 #: Leading characters held back while they could still be the start of ``<think>``.
 _LEAD_LIMIT = 64
+#: Line ends held back inside a block (they may be the last before ``</think>``): a few, so a
+#: stream of bare newlines costs linear time, not quadratic.
+_HOLD_LINES = 8
 
 
 def _partial_suffix(text: str, tag: str) -> int:
@@ -88,7 +91,7 @@ class ThinkSplitter:
             return self.feed(held[end + len(CLOSE):])[0], held[:end].rstrip("\r\n")
         keep = _partial_suffix(held, CLOSE)
         body = held[:len(held) - keep]
-        keep += len(body) - len(body.rstrip("\r\n"))
+        keep += min(len(body) - len(body.rstrip("\r\n")), _HOLD_LINES)
         if keep:  # a tag piece, or line ends that may come last before the tag: held
             self._held = held[-keep:]
             held = held[:-keep]

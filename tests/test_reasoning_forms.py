@@ -64,3 +64,10 @@ def test_mistral_thinking_parts_and_groq_usage():
     assert content_parts(None) == ("", "")
     assert provider_usage({"x_groq": {"usage": {"total_tokens": 3}}}) == {"total_tokens": 3}
     assert provider_usage({"x_groq": {"id": "req"}}) is None
+
+
+def test_a_flood_of_line_ends_inside_a_block_is_read_in_linear_time():
+    splitter = ThinkSplitter()
+    splitter.feed("<think>x")
+    released = sum(len(splitter.feed("\n")[1]) for _ in range(200_000))
+    assert released > 199_000 and len(splitter.peek()[1]) == 0  # at most a few are ever held
