@@ -111,6 +111,11 @@ def bare_shell(_ipython: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> I
     for name in list(_ipython.user_ns):
         if name not in _ipython._aiml_test_names or name.startswith("aiml_"):
             del _ipython.user_ns[name]
+    # ... and from empty input and output histories (_ih, _oh): a cell another test typed (a key
+    # in a prompt, on purpose) is not this test's leak.
+    history = _ipython.history_manager
+    history.output_hist.clear()
+    history.input_hist_parsed[:] = history.input_hist_raw[:] = [""]
     yield _ipython
     aiml_magics.unload_ipython_extension(_ipython)
     _ipython.extension_manager.loaded.discard("aiml_magics")
