@@ -470,3 +470,11 @@ def test_the_footer_says_when_earlier_turns_went_along(shell, api):
     assert "+2 earlier messages, 1,003 characters" in second.final_markdown()
     alone = run_cell(shell, "%%aiml --no-memory\nAlone?")
     assert "earlier" not in alone.final_markdown()
+
+
+def test_an_answers_headings_sit_below_the_notebooks(shell, api):
+    api.queue(Reply(content="# Title\n\n## Part\n\n### Detail\n\n```python\n# a comment\n```\n\n> # quoted"))
+    md = run_cell(shell, "%%aiml\nHi!").final_markdown()
+    assert "\n### Title\n" in f"\n{md}" and "\n### Part\n" in md and "\n#### Detail\n" in md
+    assert "\n# a comment\n" in md and "> ### quoted" in md  # code untouched, quotes too
+    assert shell.user_ns["aiml_response"].text.startswith("# Title")  # the text itself is kept

@@ -56,15 +56,15 @@ def literal(text: str) -> str:
     return text.translate(_LITERAL).replace("\n", " ")
 
 
-def safe_markdown(text: str, *, allow_remote_images: bool = False, demote: int = 0) -> str:
-    """``text`` as Markdown with no active content (see the module docstring). ``demote`` moves
-    ATX headings outside code that many levels down (at most to 6), so an answer's own ``#``
-    headings do not compete with the notebook's."""
+def safe_markdown(text: str, *, allow_remote_images: bool = False, top_heading: int = 0) -> str:
+    """``text`` as Markdown with no active content (see the module docstring). With
+    ``top_heading`` (say 3), ATX headings outside code move one level down and none is larger
+    than that level, so an answer's own ``#`` headings do not compete with the notebook's."""
     if not text:
         return text
     text = text.replace("\x00", "\ufffd")
     if "```" not in text and "~~~" not in text:  # no fence can open: all prose, no line list
-        return _prose(_demoted(text, demote), allow_remote_images)
+        return _prose(_demoted(text, top_heading), allow_remote_images)
     lines = text.split("\n")
     out: list[str] = []
     prose: list[str] = []
@@ -80,12 +80,12 @@ def safe_markdown(text: str, *, allow_remote_images: bool = False, demote: int =
         while j < n and not _closes(lines[j], marker):
             j += 1
         if prose:
-            out.append(_prose(_demoted("\n".join(prose), demote), allow_remote_images))
+            out.append(_prose(_demoted("\n".join(prose), top_heading), allow_remote_images))
             prose = []
         out.append(_fence(indent, marker, info, lines[i + 1 : j]))
         i = j + 1
     if prose:
-        out.append(_prose(_demoted("\n".join(prose), demote), allow_remote_images))
+        out.append(_prose(_demoted("\n".join(prose), top_heading), allow_remote_images))
     return "\n".join(out)
 
 
@@ -93,10 +93,10 @@ def safe_markdown(text: str, *, allow_remote_images: bool = False, demote: int =
 _HEADING = re.compile(r"^((?: {0,3}>[ \t]?)*[ ]{0,3})(#{1,6})(?=[ \t]|$)", re.M)
 
 
-def _demoted(text: str, levels: int) -> str:
-    if levels <= 0 or "#" not in text:
+def _demoted(text: str, top: int) -> str:
+    if top <= 0 or "#" not in text:
         return text
-    return _HEADING.sub(lambda m: m.group(1) + "#" * min(6, len(m.group(2)) + levels), text)
+    return _HEADING.sub(lambda m: m.group(1) + "#" * min(6, max(top, len(m.group(2)) + 1)), text)
 
 
 def _closes(line: str, marker: str) -> bool:

@@ -48,16 +48,17 @@ def close_fences(text: str) -> str:
     return f"{text}\n{marker}" if marker else text
 
 
-#: Levels an answer's headings move down: its "#" is the notebook's "###", below the notebook's own.
-HEADING_SHIFT = 2
+#: The largest heading an answer shows: its "#" and "##" become "###", "###" becomes "####" (the
+#: notebook's own sections are "#" and "##"; five levels down would be body-sized in JupyterLab).
+TOP_HEADING = 3
 
 
 def shown(text: str, allow_remote_images: bool = False) -> str:
     """Untrusted text as we publish it: every piece of a key masked, no active content, control
-    characters (terminal escapes) shown as ``\\x1b`` rather than passed on, headings moved down
-    ``HEADING_SHIFT`` levels (an answer's "# Title" must not look like the notebook's)."""
+    characters (terminal escapes) shown as ``\\x1b`` rather than passed on, headings one level
+    down and none above ``TOP_HEADING`` (an answer's "# Title" must not look like the notebook's)."""
     return safe_markdown(visible_controls(redact(text)), allow_remote_images=allow_remote_images,
-                         demote=HEADING_SHIFT)
+                         top_heading=TOP_HEADING)
 
 
 def shown_plain(text: str) -> str:
