@@ -399,6 +399,8 @@ class _Runner:
     def _take(self, fut: Future[Outcome], pos: int, now: float) -> None:
         try:
             out = fut.result()
+        except KeyboardInterrupt:  # Ctrl-C arriving here is the user's, not the worker's
+            raise
         except BaseException as exc:  # noqa: BLE001 - a worker that died, a pickling failure
             out = Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
         if out.response is not None:
