@@ -319,11 +319,9 @@ def run_map(
 def _local_answer(session: Session, payload: dict[str, Any], echo: str) -> Outcome:
     """A non-live source (replay, the offline echo) answers in this process (and is stored); an
     echo is the one short line ``echo`` (the whole request mirrored in every cell teaches nothing)."""
-    from .cassette import ECHO
-
     out = _attempt(lambda: answer_one(session, session.client, payload, False, no_view, cache=False))
     resp = out.response
-    if resp is not None and resp.source == ECHO and "response_format" not in payload:
+    if resp is not None and resp.source == "offline echo" and "response_format" not in payload:
         resp.text = echo
     return out
 
