@@ -319,11 +319,9 @@ def run_map(
 def _local_answer(session: Session, payload: dict[str, Any], echo: str) -> Outcome:
     """A non-live source (replay, the offline echo) answers in this process (and is stored); an
     echo is the one short line ``echo`` (the whole request mirrored in every cell teaches nothing)."""
-    from .cassette import ECHO
-
     out = _attempt(lambda: answer_one(session, session.client, payload, False, no_view, cache=False))
     resp = out.response
-    if resp is not None and resp.source == ECHO and "response_format" not in payload:
+    if resp is not None and resp.source == "offline echo" and "response_format" not in payload:
         resp.text = echo
     return out
 
@@ -399,6 +397,8 @@ class _Runner:
     def _take(self, fut: Future[Outcome], pos: int, now: float) -> None:
         try:
             out = fut.result()
+        except KeyboardInterrupt:  # Ctrl-C arriving here is the user's, not the worker's
+            raise
         except BaseException as exc:  # noqa: BLE001 - a worker that died, a pickling failure
             out = Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
         if out.response is not None:

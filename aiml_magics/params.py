@@ -50,12 +50,14 @@ class Param:
 
     ``kind`` is its type ("str", "int", "float", "bool", "list"); ``flags`` its cell-flag
     spellings (an empty tuple: a setting only; ``--no-x`` turns a default-True switch off for a
-    cell); ``request`` marks what goes into the request body; ``panel`` what the control panel
-    shows. The traits, the cell flags, validation, the payload, ``%aiml config``, the help and
-    the panel all read this table.
+    cell, and ``flag_help`` says what that flag does, where ``help`` says what the setting does);
+    ``request`` marks what goes into the request body; ``panel`` what the control panel shows.
+    The traits, the cell flags, validation, the payload, ``%aiml config``, the help and the panel
+    all read this table.
     """
 
-    __slots__ = ("name", "kind", "default", "help", "flags", "range", "request", "panel", "none")
+    __slots__ = ("name", "kind", "default", "help", "flags", "range", "request", "panel", "none",
+                 "flag_help")
 
     def __init__(
         self,
@@ -69,8 +71,10 @@ class Param:
         request: bool = False,
         panel: bool = False,
         none: bool = True,
+        flag_help: str = "",
     ) -> None:
         self.name, self.kind, self.default, self.help = name, kind, default, help
+        self.flag_help = flag_help
         self.flags, self.range, self.request, self.panel = flags, range, request, panel
         self.none = none  # None is accepted (unset: the model's default applies)
 
@@ -104,9 +108,11 @@ PARAMS: tuple[Param, ...] = (
     # -- session settings ------------------------------------------------------------------------
     Param("system", "str", None, "system prompt sent first", flags=("--system", "-s"), panel=True),
     Param("stream", "bool", True, "stream answers as they are generated", flags=("--no-stream",),
-          panel=True, none=False),
-    Param("memory", "bool", True, "later cells continue the conversation (--no-memory: this "
-          "cell is sent alone and not remembered)", flags=("--no-memory",), panel=True, none=False),
+          panel=True, none=False,
+          flag_help="this cell waits for the whole answer, then shows it (no streaming)"),
+    Param("memory", "bool", True, "later cells continue the conversation", flags=("--no-memory",),
+          panel=True, none=False,
+          flag_help="this cell is sent alone (no earlier turns) and is not remembered"),
     Param("max_history", "int", 20, "turns kept in the conversation (None: no limit)"),
     Param("timeout", "float", 120.0, "seconds to wait for data before giving up", none=False),
     Param("max_retries", "int", 2, "retries on 429 and 5xx, with backoff and Retry-After",
@@ -124,15 +130,16 @@ PARAMS: tuple[Param, ...] = (
           "what arrived is kept", none=False),
     # -- prompt expansion (prompt.py) ---------------------------------------------------------
     Param("expand_variables", "bool", True, "replace {name}, {name.attr} and {name[key]} in a "
-          "cell with the value from the notebook (--no-expand: this cell is sent as typed)",
-          flags=("--no-expand",), none=False),
+          "cell with the value from the notebook", flags=("--no-expand",), none=False,
+          flag_help="this cell is sent as typed: no {name} is replaced"),
     Param("expand_max_rows", "int", 20, "rows of a DataFrame put into a prompt", none=False),
     Param("expand_max_columns", "int", 20, "columns of a DataFrame put into a prompt", none=False),
     Param("expand_max_chars", "int", 2000, "characters of any other value put into a prompt",
           none=False),
     # -- tools -----------------------------------------------------------------------------------
     Param("parallel_tool_calls", "bool", True, "let the model ask for several tool calls at once "
-          "(run in a thread pool)", flags=("--no-parallel-tool-calls",), none=False),
+          "(run in a thread pool)", flags=("--no-parallel-tool-calls",), none=False,
+          flag_help="in this cell the model asks for one tool call at a time"),
     Param("max_tool_rounds", "int", 8, "rounds of tool calls in one request before it stops "
           "with an error", none=False),
     Param("confirm_tools", "bool", False, "ask yes/no before each tool call (for tools with "

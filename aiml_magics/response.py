@@ -78,6 +78,13 @@ def _credits(body: Any) -> tuple[float | None, float | None]:
     return _float(usage.get("credits_used")), _float(usage.get("usd_spent"))
 
 
+def whole_credits(value: Any) -> Any:
+    """Credits as the footer counts them: ``2002`` for 2002.0, fractions kept (``0.5``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
 @dataclass(repr=False, eq=False)
 class ChatResponse:
     """One answer. ``complete`` is False when it was interrupted or cut (``finish_reason`` says)."""
@@ -87,7 +94,7 @@ class ChatResponse:
     model: str | None = None
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
-    credits_used: float | None = None
+    credits_used: float | None = None  # a whole number of credits is an int: 2002, not 2002.0
     usd_spent: float | None = None
     elapsed: float = 0.0
     raw: dict[str, Any] | None = None
@@ -120,6 +127,9 @@ class ChatResponse:
 
     def __str__(self) -> str:
         return self.text
+
+    def __post_init__(self) -> None:
+        self.credits_used = whole_credits(self.credits_used)  # from a body, a stream, a cassette
 
     def __repr__(self) -> str:
         from .errors import redact

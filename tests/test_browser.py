@@ -217,7 +217,7 @@ def test_run_all_shows_no_errors_and_sends_nothing(lab: Session):
 
 def test_replayed_answer_as_a_person_sees_it(lab: Session):
     out = lab.cell("What do you think about mankind?").locator(".jp-OutputArea")
-    heading = out.locator('h3:has-text("1. The Ultimate Paradox")')
+    heading = out.locator('h4:has-text("1. The Ultimate Paradox")')
     assert heading.is_visible()
     assert out.locator('li:has-text("Creation vs. Destruction")').is_visible()
     details = out.locator("details")
@@ -456,8 +456,8 @@ def test_notebook7_shows_the_answer_the_fold_and_a_working_panel(notebook7: Sess
     )
     assert errors.count() == 0, errors.all_inner_texts()
     out = notebook7.cell("What do you think about mankind?").locator(".jp-OutputArea")
-    out.locator('h3:has-text("1. The Ultimate Paradox")').scroll_into_view_if_needed()
-    assert out.locator('h3:has-text("1. The Ultimate Paradox")').is_visible()
+    out.locator('h4:has-text("1. The Ultimate Paradox")').scroll_into_view_if_needed()
+    assert out.locator('h4:has-text("1. The Ultimate Paradox")').is_visible()
     details = out.locator("details")
     assert details.count() == 1 and details.get_attribute("open") is None
     thought = details.locator('blockquote p:has-text("The user wants my")')
@@ -529,7 +529,7 @@ def test_hostile_answer_runs_nothing_and_loads_nothing_in_jupyterlab(lab: Sessio
     for piece in ("<script>window.__pwned='script'</script>", "[click me](javascript:",
                   "<img src=x onerror=alert(1)>", "<script>window.__pwned='fence'</script>"):
         assert piece in text, (piece, text)
-    assert out.locator('h2:has-text("Hostile answer")').is_visible()
+    assert out.locator('h3:has-text("Hostile answer")').is_visible()
     link = out.locator('a[href="http://203.0.113.7/leak.png?q=notes"]')
     assert link.count() == 1 and "203.0.113.7/leak.png" in link.inner_text()  # a link, not loaded
     assert lab.api.chat_requests[-1].json["messages"][-1]["content"] == "Summarise the page I pasted."

@@ -448,3 +448,43 @@ def test_the_readme_leads_with_use_and_links_the_benchmark_detail():
     assert perf.count("\n|---") == 1 and "(docs/performance.md)" in perf  # one summary table
     detail = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
     assert "Machine:" in detail and "## What the numbers showed, and what changed" in detail
+
+
+def test_a_flag_typo_gets_did_you_mean_not_the_whole_usage(shell, api):
+    run = run_cell(shell, "%%aiml --temprature 0.3\nHi!")
+    text = str(run.error)
+    assert "unknown flag --temprature: did you mean --temperature?" in text
+    assert "%aiml help" in text and "usage" not in text and "--max-completion-tokens" not in text
+    assert "did you mean --no-stream?" in str(run_cell(shell, "%%aiml --no-stram\nHi!").error)
+    assert "unknown flag --xyzzy." in str(run_cell(shell, "%%aiml --xyzzy\nHi!").error)
+    text = str(run_cell(shell, "%%aiml What is 2+2?\nThanks.").error)
+    assert "the prompt goes on the lines below it" in text
+    assert api.chat_requests == []
+
+
+def test_help_says_what_each_no_flag_does(shell):
+    text = " ".join(run_cell(shell, "%aiml help").stdout.split())
+    assert "--no-stream this cell waits for the whole answer" in text
+    assert "--no-memory this cell is sent alone" in text
+    assert "--no-expand this cell is sent as typed" in text
+    assert "--no-parallel-tool-calls in this cell the model asks for one tool call at a time" in text
+    assert "stream answers as they are generated" not in text.split("flags:")[-1]
+
+
+def test_the_footer_says_when_earlier_turns_went_along(shell, api):
+    api.queue(Reply(content="A" * 1000), Reply(content="ok"), Reply(content="ok"))
+    first = run_cell(shell, "%%aiml --system 'Be brief.'\nHi!")
+    assert "earlier" not in first.final_markdown()
+    second = run_cell(shell, "%%aiml\nAnd then?")
+    # "Hi!" (3) + the answer (1,000): sent again with this cell; the system prompt is not counted.
+    assert "+2 earlier messages, 1,003 characters" in second.final_markdown()
+    alone = run_cell(shell, "%%aiml --no-memory\nAlone?")
+    assert "earlier" not in alone.final_markdown()
+
+
+def test_an_answers_headings_sit_below_the_notebooks(shell, api):
+    api.queue(Reply(content="# Title\n\n## Part\n\n### Detail\n\n```python\n# a comment\n```\n\n> # quoted"))
+    md = run_cell(shell, "%%aiml\nHi!").final_markdown()
+    assert "\n### Title\n" in f"\n{md}" and "\n### Part\n" in md and "\n#### Detail\n" in md
+    assert "\n# a comment\n" in md and "> ### quoted" in md  # code untouched, quotes too
+    assert shell.user_ns["aiml_response"].text.startswith("# Title")  # the text itself is kept

@@ -43,12 +43,12 @@ def test_cell_streams_into_a_real_kernel(monkeypatch, api, tmp_path):
     visible = [o for o in answer if o.get("data", {}).get("text/markdown", "").strip()]
     assert len(visible) == 1
     final = visible[0].data["text/markdown"]
-    assert "## Humans" in final and "- curious" in final and "<details>" in final
+    assert "### Humans" in final and "- curious" in final and "<details>" in final
     assert "Considering..." in final and "2,002 credits" in final
     assert api.chat_requests[1].json["temperature"] == 0
     assert [m["role"] for m in api.chat_requests[1].json["messages"]] == ["user", "assistant", "user"]
     printed = nb.cells[3].outputs[0].text
-    assert printed.startswith("Follow-up answer.") and "2002.0" in printed
+    assert printed.startswith("Follow-up answer.") and "2002" in printed and "2002.0" not in printed
     error = nb.cells[4].outputs[-1]
     assert error.output_type == "error" and error.ename == "CreditsError"  # an AIMLError subclass
     assert len(error.traceback) == 1 and "403" in error.traceback[0]

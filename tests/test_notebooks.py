@@ -165,10 +165,10 @@ def test_quickstart_offline(monkeypatch, api, tmp_path):
     md = final_markdown(cell(nb, "%%aiml\nHi! What do you think about mankind?"))
     assert md.index("<details>") < md.index("<summary>Reasoning") < md.index("</details>")
     assert md.index("</details>") < md.index("As an AI, I don’t have feelings")
-    assert "### 1. The Ultimate Paradox" in md and "*   **Creation vs. Destruction**" in md
+    assert "#### 1. The Ultimate Paradox" in md and "*   **Creation vs. Destruction**" in md
     assert "2,002 credits" in md and md.rstrip().endswith("replayed</sub>")
     inspected = stdout(cell(nb, 'print("source:", aiml_response.source)'))
-    assert "source: replayed" in inspected and "credits used: 2002.0" in inspected
+    assert "source: replayed" in inspected and "credits used: 2002\n" in inspected  # an int
     assert "reasoning_tokens=450" in inspected
     echo = final_markdown(cell(nb, "%%aiml\nSum that up in one sentence."))
     assert echo.startswith("**Offline echo: no language model was asked.**")

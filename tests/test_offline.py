@@ -188,3 +188,9 @@ def test_placeholder_gives_up_where_it_cannot_promise_a_match():
 def test_column_echo_names_no_developer_it_does_not_know():
     text = column_echo({"model": "my-local-model", "messages": [{}]})
     assert "developer" not in text and "accepts 0 to 2" in text and "1 message" in text
+
+
+def test_whole_credits_print_as_the_footer_counts_them(session, api):
+    api.queue(Reply(content="ok", credits=2002), Reply(content="ok", credits=0.5))
+    assert repr(session.chat("hi").credits_used) == "2002"
+    assert session.chat("hi").credits_used == 0.5

@@ -459,3 +459,33 @@ def test_reshown_panels_are_bounded(shell, api, magics):
     assert all("1 turn" in p.status.value for p in panels)
     for p in list(panels):
         p.close()
+
+
+def test_first_run_slips_in_the_panel_are_caught_and_explained(shell, api, panel, magics):
+    # top_p goes out on its step (0.01), never as 0.5050000000000001.
+    panel.top_p.set_state({"value": 0.5050000000000001})
+    assert magics.top_p == 0.51 or magics.top_p == 0.5  # rounded to two places
+    panel.top_p.set_state({"value": 0.01 + 50 * 0.0099})
+    assert repr(magics.top_p) in ("0.5", "0.51")
+    api.queue(Reply(content="ok"))
+    assert run_cell(shell, "%%aiml\nhi").error is None
+    assert len(json.dumps(api.last_json["top_p"])) <= 4
+    # With Claude the slider stops at 1, and the panel says why under it.
+    assert panel._optionals["temperature"].note.value == ""
+    panel.model_picker.set_state({"value": "anthropic/claude-sonnet-4.5"})
+    assert magics.model == "anthropic/claude-sonnet-4.5" and panel.temperature.max == 1
+    note = panel._optionals["temperature"].note.value
+    assert "takes temperature 0 to 1" in note and "stops at 1" in note
+    panel.model_picker.set_state({"value": "gpt-4o"})
+    assert panel._optionals["temperature"].note.value == ""
+    # A number typed as a model id is refused, and the panel keeps showing what will be sent.
+    panel.model_picker.set_state({"value": "0.7"})
+    assert magics.model == "gpt-4o" and panel.model_picker.value == "gpt-4o"
+    assert "is a number, not a model id" in panel.model_info.value
+    # An unset token limit: its number is dimmed beside "not sent"; set, it is not.
+    box = panel.max_completion_tokens
+    assert magics.max_completion_tokens is None and "aiml-unset" in box._dom_classes
+    box.set_state({"value": 64})
+    assert "aiml-unset" not in box._dom_classes
+    panel.max_completion_tokens_unset.set_state({"value": True})
+    assert "aiml-unset" in box._dom_classes

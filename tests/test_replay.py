@@ -42,7 +42,7 @@ def test_replay_needs_no_key_and_sends_nothing(bare_shell, api, monkeypatch):
     md = final["text/markdown"]
     assert md.index("<details>") < md.index("The user wants my") < md.index("</details>")
     assert md.index("</details>") < md.index("As an AI, I don’t have feelings")
-    assert "### 1. The Ultimate Paradox" in md and "*   **Creation vs. Destruction**" in md
+    assert "#### 1. The Ultimate Paradox" in md and "*   **Creation vs. Destruction**" in md
     assert md.rstrip().endswith("replayed</sub>")
     assert "ernie-5.0-thinking-preview · 13 prompt + 1,048 completion (450 reasoning) tokens" in md
     assert "2,002 credits" in md

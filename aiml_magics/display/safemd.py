@@ -56,13 +56,15 @@ def literal(text: str) -> str:
     return text.translate(_LITERAL).replace("\n", " ")
 
 
-def safe_markdown(text: str, *, allow_remote_images: bool = False) -> str:
-    """``text`` as Markdown with no active content (see the module docstring)."""
+def safe_markdown(text: str, *, allow_remote_images: bool = False, top_heading: int = 0) -> str:
+    """``text`` as Markdown with no active content (see the module docstring). With
+    ``top_heading`` (say 3), ATX headings outside code move one level down and none is larger
+    than that level, so an answer's own ``#`` headings do not compete with the notebook's."""
     if not text:
         return text
     text = text.replace("\x00", "\ufffd")
     if "```" not in text and "~~~" not in text:  # no fence can open: all prose, no line list
-        return _prose(text, allow_remote_images)
+        return _prose(_demoted(text, top_heading), allow_remote_images)
     lines = text.split("\n")
     out: list[str] = []
     prose: list[str] = []
@@ -78,13 +80,23 @@ def safe_markdown(text: str, *, allow_remote_images: bool = False) -> str:
         while j < n and not _closes(lines[j], marker):
             j += 1
         if prose:
-            out.append(_prose("\n".join(prose), allow_remote_images))
+            out.append(_prose(_demoted("\n".join(prose), top_heading), allow_remote_images))
             prose = []
         out.append(_fence(indent, marker, info, lines[i + 1 : j]))
         i = j + 1
     if prose:
-        out.append(_prose("\n".join(prose), allow_remote_images))
+        out.append(_prose(_demoted("\n".join(prose), top_heading), allow_remote_images))
     return "\n".join(out)
+
+
+# An ATX heading, also inside block quotes: "## Title", "> # Title" (not "#hashtag").
+_HEADING = re.compile(r"^((?: {0,3}>[ \t]?)*[ ]{0,3})(#{1,6})(?=[ \t]|$)", re.M)
+
+
+def _demoted(text: str, top: int) -> str:
+    if top <= 0 or "#" not in text:
+        return text
+    return _HEADING.sub(lambda m: m.group(1) + "#" * min(6, max(top, len(m.group(2)) + 1)), text)
 
 
 def _closes(line: str, marker: str) -> bool:

@@ -48,10 +48,17 @@ def close_fences(text: str) -> str:
     return f"{text}\n{marker}" if marker else text
 
 
+#: The largest heading an answer shows: its "#" and "##" become "###", "###" becomes "####" (the
+#: notebook's own sections are "#" and "##"; five levels down would be body-sized in JupyterLab).
+TOP_HEADING = 3
+
+
 def shown(text: str, allow_remote_images: bool = False) -> str:
     """Untrusted text as we publish it: every piece of a key masked, no active content, control
-    characters (terminal escapes) shown as ``\\x1b`` rather than passed on."""
-    return safe_markdown(visible_controls(redact(text)), allow_remote_images=allow_remote_images)
+    characters (terminal escapes) shown as ``\\x1b`` rather than passed on, headings one level
+    down and none above ``TOP_HEADING`` (an answer's "# Title" must not look like the notebook's)."""
+    return safe_markdown(visible_controls(redact(text)), allow_remote_images=allow_remote_images,
+                         top_heading=TOP_HEADING)
 
 
 def shown_plain(text: str) -> str:
@@ -82,6 +89,9 @@ def footer(resp: ChatResponse) -> str:
     images = summary(request_images(resp.request))
     if images:
         parts.append(images)
+    earlier = earlier_words(resp.request)
+    if earlier:
+        parts.append(earlier)
     if resp.source != "live":  # a cached answer says when it was first answered
         parts.append(resp.provenance if resp.source == "cache" and resp.provenance else resp.source)
     if resp.tool_calls:
@@ -100,6 +110,26 @@ def footer(resp: ChatResponse) -> str:
         parts.append("⚠ stopped at the token limit")
     parts.extend(f"⚠ {w}" for w in resp.warnings)
     return " · ".join(parts)
+
+
+def earlier_words(request: dict[str, Any] | None) -> str:
+    """"+8 earlier messages, 1,689 characters": what of the conversation went along with this
+    cell (each cell sends it again, tables included), or "" when nothing did. The system prompt
+    and this turn's own messages (its question, its tool rounds) are not counted."""
+    from ..images import text_of
+
+    messages = request.get("messages") if isinstance(request, dict) else None
+    if not isinstance(messages, list):
+        return ""
+    users = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"]
+    if not users:
+        return ""
+    before = [m for m in messages[: users[-1]] if isinstance(m, dict) and m.get("role") != "system"]
+    if not before:
+        return ""
+    chars = sum(len(text_of(m.get("content"))) for m in before)
+    n = len(before)
+    return f"+{n:,} earlier message{'s' if n != 1 else ''}, {chars:,} character{'s' if chars != 1 else ''}"
 
 
 def reasoning_block(reasoning: str, allow_remote_images: bool = False) -> str:

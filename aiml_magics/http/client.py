@@ -31,7 +31,7 @@ from ..errors import (
     register_secret,
 )
 from ..params import MAX_ANSWER_BYTES
-from ..response import ChatResponse
+from ..response import ChatResponse, whole_credits
 from ..safejson import describe_size, loads
 from ..secrets import BearerHeader, Secret
 from ..version import __version__
@@ -357,7 +357,7 @@ class AIMLClient:
             inference_id=resp.headers.get("x-inference-id"),
         )
         if result.credits_used is None and resp.headers.get("x-aimlapi-credits-used"):
-            result.credits_used = _number(resp.headers["x-aimlapi-credits-used"])
+            result.credits_used = whole_credits(_number(resp.headers["x-aimlapi-credits-used"]))
             result.usd_spent = _number(resp.headers.get("x-aimlapi-usd-spent"))
         note_empty(result)
         return mask_answer(result)

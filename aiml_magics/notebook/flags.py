@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import ParameterError
 from ..params import PARAMS, Param
+from ..params import is_number as _is_number
 
 # Flags of one cell that are not settings: (spellings, argparse options, help).
 CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
@@ -45,8 +46,12 @@ def _flag_options(param: Param) -> dict[str, Any]:
 
 
 def _flag_help(param: Param) -> str:
+    """What the FLAG does: a ``--no-x`` flag turns its setting off for one cell, so its help says
+    that, not what the setting does."""
     from ..params import range_words
 
+    if param.flag_help:
+        return param.flag_help
     return f"{param.help}, {range_words(param.name)}" if param.range is not None else param.help
 
 
@@ -82,7 +87,28 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         from IPython.core.error import UsageError
 
-        raise UsageError(f"%%aiml: {message}.\n\n{self.format_usage()}")
+        raise UsageError(flag_error(message, self))
+
+
+def flag_error(message: str, parser: argparse.ArgumentParser) -> str:
+    """One line for a mistyped flag line: the flag that is unknown and the one meant (difflib),
+    instead of every flag's usage; ``%aiml help`` has those."""
+    import difflib
+
+    known = [s for action in parser._actions for s in action.option_strings]
+    prefix = "unrecognized arguments: "
+    if not message.startswith(prefix):
+        return f"%%aiml: {message}. (`%aiml help` lists the flags.)"
+    unknown = [w for w in message[len(prefix):].split() if w.startswith("-") and not _is_number(w)]
+    if not unknown:
+        return (f"%%aiml: unexpected {message[len(prefix):]!r} on the %%aiml line: the prompt goes "
+                "on the lines below it. (`%aiml help` lists the flags.)")
+    parts = []
+    for word in unknown:
+        flag = word.split("=", 1)[0]
+        close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+        parts.append(f"unknown flag {flag}" + (f": did you mean {close[0]}?" if close else "."))
+    return f"%%aiml: {' '.join(parts)} (`%aiml help` lists the flags.)"
 
 
 @functools.cache
@@ -127,14 +153,6 @@ def _glue_values(argv: list[str]) -> list[str]:
         else:
             out.append(word)
     return out
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 # Names IPython itself puts in the user namespace: `--out In` would break the session.

@@ -27,6 +27,7 @@ from .panelparts import (
     LABEL_STYLE,
     MAX_PANELS,
     MUTED,
+    UNSET_STYLE,
     WIDE,
     ModelList,
     _descendants,
@@ -125,7 +126,8 @@ class AIMLPanel(ModelList, W.VBox):
         magics.on_mode.append(self.mode_changed)
         self._detached = False
 
-        title = W.HTML("<b>AI/ML API</b> &middot; settings for the next <code>%%aiml</code> cells")
+        title = W.HTML(UNSET_STYLE + "<b>AI/ML API</b> &middot; settings for the next "
+                       "<code>%%aiml</code> cells")
         numbers = W.VBox([opt.row for opt in self._optionals.values()], layout=W.Layout(width="100%"))
         kwargs.setdefault("layout", W.Layout(width="100%", max_width="51em", overflow="hidden"))
         super().__init__(

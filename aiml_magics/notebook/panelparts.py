@@ -12,7 +12,7 @@ import ipywidgets as W
 
 from ..errors import AIMLError, redact
 from ..models import FALLBACK_MODELS, alias_map, model_ids
-from ..params import Param, range_words
+from ..params import RANGES, Param, range_words
 
 LABEL_STYLE = {"description_width": "13em"}  # room for "max_completion_tokens"
 INDENT = "0 0 0 13.5em"  # lines up with the controls, past the labels
@@ -20,6 +20,8 @@ WIDE = "36em"  # the widest a control grows; narrower windows shrink it
 MUTED = "#6b7280"  # a normal state (offline, replay): grey, not a warning
 WARN = "#92400e"  # something did not work, but cells still do
 ALARM = "#b91c1c"  # cells will fail until this is fixed
+UNSET_CLASS = "aiml-unset"  # a number box whose value is not sent (dimmed by UNSET_STYLE)
+UNSET_STYLE = f"<style>.{UNSET_CLASS} input {{ opacity: 0.45; }}</style>"
 TOKENS_MAX = 2**31 - 1  # the trait has no upper bound; a widget needs one
 MAX_PANELS = 4  # live panels per session; showing another closes the oldest
 # One models fetch at a time: a second panel shown meanwhile waits and then reads the client's cache.
@@ -32,8 +34,10 @@ class _Optional:
     Moving the control (or typing a number) sets the value; ticking "model default" puts it back
     to unset (None: nothing is sent and the model's own default applies). Unset shows at a
     glance: the box is ticked, a slider hides its number and greys its handle, and the tag says
-    "not sent". ``high`` narrows the control's maximum (temperature is 0..1 for some models)
-    without ever clamping a value set elsewhere.
+    "not sent" (a number box's number is dimmed). ``high`` narrows the control's maximum
+    (temperature is 0..1 for some models) without ever clamping a value set elsewhere, and a note
+    under the row says why the control stops there. A slider's value is rounded to its step, so
+    0.505 goes out, not 0.5050000000000001.
     """
 
     def __init__(
@@ -57,10 +61,12 @@ class _Optional:
             layout=W.Layout(width="auto"),
         )
         self.state = W.HTML(layout=W.Layout(width="4.5em"))
-        self.row = W.HBox(
+        self.note = W.HTML(layout=W.Layout(display="none", margin=INDENT))
+        self.note.observe(_hide_when_empty, "value")
+        self.row = W.VBox([W.HBox(
             [control, W.HBox([self.unset, self.state], layout=W.Layout(margin="0 0 0 auto"))],
             layout=W.Layout(flex_flow="row wrap", align_items="center", width="100%"),
-        )
+        ), self.note], layout=W.Layout(width="100%"))
         self._busy = False
         self._show(getattr(magics, name))
         control.observe(self._control_changed, "value")
@@ -78,6 +84,10 @@ class _Optional:
             if isinstance(self.control, W.FloatSlider):
                 self.control.readout = not unset
                 self.control.style.handle_color = "#9ca3af" if unset else None
+            elif unset:  # the number in the box is not what is sent: dimmed, like the slider
+                self.control.add_class(UNSET_CLASS)
+            else:
+                self.control.remove_class(UNSET_CLASS)
             self.state.value = _note("not sent", MUTED) if unset else ""
         finally:
             self._busy = False
@@ -93,13 +103,26 @@ class _Optional:
                 self.control.max = max(high, value or 0)
             finally:
                 self._busy = busy
+            usual = RANGES[self.name].high
+            self.note.value = "" if usual is None or high >= usual else _note(
+                f"{self.magics.model} takes {self.name} {self.control.min:g} to {high:g} "
+                f"(Claude and MiniMax models; most take up to {usual:g}): a larger value, "
+                f"typed or set, stops at {high:g}.", MUTED)
 
     def _trait_changed(self, change: dict[str, Any]) -> None:
         self._show(change["new"])
 
     def _control_changed(self, change: dict[str, Any]) -> None:
         if not self._busy:  # moving the control is enough: it sets the value
-            setattr(self.magics, self.name, change["new"])
+            setattr(self.magics, self.name, self._rounded(change["new"]))
+
+    def _rounded(self, value: Any) -> Any:
+        """A slider's value on its step's grid: 0.01 + 50 * 0.0099 would go out with 16 digits."""
+        step = getattr(self.control, "step", None)
+        if not isinstance(self.control, W.FloatSlider) or not step or value is None:
+            return value
+        places = len(f"{step:.10f}".rstrip("0").split(".")[1])
+        return round(value, places)
 
     def _unset_changed(self, change: dict[str, Any]) -> None:
         if not self._busy:
@@ -193,7 +216,7 @@ class ModelList:
             self.refresh_button.disabled = False
 
 
-SLIDER_STEPS = {"temperature": 0.05}  # else a hundredth of the range
+SLIDER_STEPS = {"temperature": 0.05, "top_p": 0.01}  # else a hundredth of the range
 
 
 def _number_control(param: Param) -> W.ValueWidget:
