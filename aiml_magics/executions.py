@@ -17,7 +17,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import Any
 
-from .context import PRINTED_CHARS, RESULT_CHARS, Cell, Failure, failure_of
+from .context import PRINTED_CHARS, RESULT_CHARS, Cell, LastError, failure_of
 
 KEEP_PRINTED = 4 * PRINTED_CHARS  # of one cell's printed text: head and tail, clipped later
 KEEP_CELLS = 200  # cells whose printed text is kept
@@ -92,10 +92,12 @@ class Recorder:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.printed: OrderedDict[int, str] = OrderedDict()
-        self.failure: Failure | None = None
+        self.failure: LastError | None = None
         self._current: _Printed | None = None
         self._streams: tuple[Any, Any] | None = None
         self._own = False
+        self.initial = _last_shown()  # an error from before the extension was loaded
+        self._shown: object = self.initial
 
     def __repr__(self) -> str:
         return f"<Recorder: {len(self.printed)} cell(s) of printed text>"
@@ -117,6 +119,7 @@ class Recorder:
     def pre_run_cell(self, info: Any = None) -> None:
         raw = getattr(info, "raw_cell", None) or ""
         self._own = is_own_cell(raw)
+        self._shown = _last_shown()
         if getattr(info, "silent", False) or not getattr(info, "store_history", True) or self._own:
             return
         self._restore()
@@ -136,7 +139,9 @@ class Recorder:
             while len(self.printed) > KEEP_CELLS:
                 self.printed.popitem(last=False)
         error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
-        if error is not None and not self._own:
+        if error is None and _last_shown() is not self._shown:
+            error = _last_shown()  # caught, and shown with showtraceback(): the cell went on
+        if isinstance(error, BaseException) and not self._own:
             try:
                 self.failure = failure_of(error, code_names(self.shell), cell=number)
             except Exception:  # noqa: BLE001 - a side path never breaks the cell
@@ -180,15 +185,23 @@ def code_names(shell: Any) -> dict[str, int]:
     return names
 
 
-def last_failure(shell: Any, recorder: Recorder | None) -> Failure | None:
-    """The last error: the one the recorder saw, else the one the shell keeps (``sys.last_value``,
-    for an error from before the extension was loaded)."""
-    if recorder is not None and recorder.failure is not None:
-        return recorder.failure
-    exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+def _last_shown() -> object:
+    """The last error the shell showed (IPython keeps it in ``sys``)."""
+    return getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+
+
+def last_failure(shell: Any, recorder: Recorder | None) -> LastError | None:
+    """The last error: the one the recorder saw (errors of ``%aiml`` cells do not count), else the
+    one the shell showed before the extension was loaded (or, with no recorder, last of all)."""
+    if recorder is not None:
+        if recorder.failure is not None:
+            return recorder.failure
+        exc = recorder.initial
+    else:
+        exc = _last_shown()
     if not isinstance(exc, BaseException):
         return None
-    return failure_of(exc, code_names(shell))
+    return failure_of(exc, code_names(shell) if shell is not None else {})
 
 
 _REPR = reprlib.Repr()

@@ -9,7 +9,7 @@ import pytest
 
 from aiml_magics.context import (
     Cell,
-    Failure,
+    LastError,
     Frame,
     build,
     cell_of,
@@ -76,7 +76,7 @@ def test_failing_and_defining_cells_are_never_dropped_only_clipped():
     long_def = "def ratio(x):\n" + "    # a long comment line\n" * 2000 + "    return 1 / x\n"
     cells = [Cell(3, long_def), *(Cell(n, "a = 1\n" * 300) for n in range(4, 40)),
              Cell(40, "ratio(0)\n" + "b = 2\n" * 3000)]
-    failure = Failure("ZeroDivisionError", "division by zero",
+    failure = LastError("ZeroDivisionError", "division by zero",
                       (Frame("x", 1, "<module>", None, 40), Frame("y", 2, "ratio", None, 3)), 40)
     ctx = build(cells, failure=failure, budget=5000)
     assert len(ctx.text) <= 5000
@@ -126,7 +126,7 @@ def test_syntax_error_names_its_cell():
 def test_deep_traceback_keeps_its_ends():
     frames = tuple(Frame("<ipython-input-2-cccccccccccc>", 2, "f", "return f(n - 1)", 2)
                    for _ in range(500))
-    failure = Failure("RecursionError", "maximum recursion depth exceeded", frames, 2)
+    failure = LastError("RecursionError", "maximum recursion depth exceeded", frames, 2)
     ctx = build([Cell(2, "def f(n):\n    return f(n - 1)\nf(1)")], failure=failure)
     assert "470 frames left out" in ctx.text and ctx.text.count("in f\n") == 30
 
