@@ -22,6 +22,8 @@ _LAZY = {
     "Failure": "batch",
     "SchemaMismatch": "schema",
     "compare": "api",
+    "explain": "api",
+    "fix": "api",
     "Comparison": "comparison",
     "ComparisonError": "comparison",
     "ChatResponse": "response",
@@ -57,12 +59,12 @@ __all__ = [
     "MissingKeyError", "NotFoundError", "ParameterError", "ProtocolError", "RateLimitError",
     "ResponseTimeout", "SchemaMismatch", "ServerError", "Session", "Settings", "StreamInterrupted",
     "Tool", "ToolCall", "ToolRoundsExceeded", "Usage", "__version__", "chat", "default_session",
-    "instance", "load_ipython_extension", "map", "panel",
+    "explain", "fix", "instance", "load_ipython_extension", "map", "panel",
     "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
-    from .api import chat, compare, default_session, map
+    from .api import chat, compare, default_session, explain, fix, map
     from .batch import Batch, Failure
     from .comparison import Comparison, ComparisonError
     from .errors import (

@@ -11,22 +11,43 @@ attributes, so this works from IPython 7.34 on; no IPython import.
 
 from __future__ import annotations
 
+import re
 import reprlib
 import sys
 from collections import OrderedDict, deque
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .context import PRINTED_CHARS, RESULT_CHARS, Cell, LastError, failure_of
+if TYPE_CHECKING:
+    from .context import Cell, LastError
 
-KEEP_PRINTED = 4 * PRINTED_CHARS  # of one cell's printed text: head and tail, clipped later
+# Loaded with the extension, so ``context`` (the message builder) is imported on first use only.
+KEEP_PRINTED = 4800  # of one cell's printed text (4 x context.PRINTED_CHARS), clipped later
 KEEP_CELLS = 200  # cells whose printed text is kept
 
 
 def is_own_cell(source: str) -> bool:
-    """A ``%aiml``/``%%aiml`` cell: a question to the model, not code the notebook ran."""
-    text = source.lstrip()
-    return text.startswith(("%aiml", "%%aiml"))
+    """A ``%aiml``/``%%aiml`` cell (a question to the model, not code the notebook ran) or the
+    one that loads the extension."""
+    text = source.strip()
+    return text.startswith(("%aiml", "%%aiml")) or text == "%load_ext aiml_magics"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_TRACEBACK = re.compile(r"^-{20,}\n\S*(Error|Exception|Exit|Interrupt)\S*\s+Traceback", re.M)
+_PROMPT = re.compile(r"^Out\[\d+\]: ", re.M)
+
+
+def terminal_noise(text: str) -> str:
+    """What a terminal shell itself wrote to stdout (kernels send these as messages instead):
+    colour codes, the ``Out[n]:`` value shown last (the context has ``Out``), and the traceback of
+    a failing cell, which the context gives in its own plain form."""
+    text = _ANSI.sub("", text)
+    for pattern in (_TRACEBACK, _PROMPT):
+        cut = pattern.search(text)
+        if cut:
+            text = text[: cut.start()]
+    return text
 
 
 class _Printed:
@@ -134,15 +155,19 @@ class Recorder:
         number = getattr(result, "execution_count", None)
         if number is None:
             return
-        if current is not None and current.total:
-            self.printed[number] = current.text()
+        text = terminal_noise(current.text()) if current is not None and current.total else ""
+        if text.strip():
+            self.printed[number] = text
             while len(self.printed) > KEEP_CELLS:
                 self.printed.popitem(last=False)
         error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
         if error is None and _last_shown() is not self._shown:
             error = _last_shown()  # caught, and shown with showtraceback(): the cell went on
-        if isinstance(error, BaseException) and not self._own:
+        ours = type(error).__module__.startswith("aiml_magics")  # a failed request: not the code's
+        if isinstance(error, BaseException) and not self._own and not ours:
             try:
+                from .context import failure_of
+
                 self.failure = failure_of(error, code_names(self.shell), cell=number)
             except Exception:  # noqa: BLE001 - a side path never breaks the cell
                 self.failure = None
@@ -201,19 +226,21 @@ def last_failure(shell: Any, recorder: Recorder | None) -> LastError | None:
         exc = _last_shown()
     if not isinstance(exc, BaseException):
         return None
+    from .context import failure_of
+
     return failure_of(exc, code_names(shell) if shell is not None else {})
-
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 2 * RESULT_CHARS
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 20
-_REPR.maxlevel = 3
 
 
 def short_result(value: Any) -> str:
     """``Out[n]`` as short text (bounded even for a list of a million items)."""
+    from .context import RESULT_CHARS
+
+    bounded = reprlib.Repr()
+    bounded.maxstring = bounded.maxother = 2 * RESULT_CHARS
+    bounded.maxlist = bounded.maxtuple = bounded.maxdict = bounded.maxset = 20
+    bounded.maxlevel = 3
     try:
-        return _REPR.repr(value)
+        return bounded.repr(value)
     except Exception as exc:  # noqa: BLE001 - a broken __repr__ must not break the context
         return f"<{type(value).__name__}: repr() failed: {type(exc).__name__}>"
 
@@ -222,6 +249,8 @@ def cells(shell: Any, recorder: Recorder | None, *, last: int, before: int | Non
           required: Iterable[int] = ()) -> list[Cell]:
     """The notebook's executed cells that can go into a context: the ``last`` before ``before``
     (the asking cell or the failing one) and the ``required`` ones, as plain data."""
+    from .context import Cell
+
     history = shell.history_manager
     sources = history.input_hist_raw
     outputs = getattr(history, "output_hist", {}) or {}

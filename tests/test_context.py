@@ -9,8 +9,8 @@ import pytest
 
 from aiml_magics.context import (
     Cell,
-    LastError,
     Frame,
+    LastError,
     build,
     cell_of,
     failure_of,
@@ -183,3 +183,27 @@ def test_recorder_in_a_real_shell_keeps_printed_text_and_the_error(bare_shell):
     text = build(got, failure=failure).text
     assert f"In[{first}] (defines ratio, in the traceback)" in text
     assert f"In[{first}], line 2, in ratio\n    return 1 / x" in text
+
+
+def test_fix_from_plain_python_prints_the_code(api, tmp_path):
+    """No IPython at all: the last error is the interpreter's (sys.last_value), the code printed."""
+    import subprocess
+    import sys
+
+    from tests.fakeapi import Reply
+
+    api.queue(Reply(content="Like this:\n\n```python\nprint(1 / 1)\n```\n"))
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "import sys\nimport aiml_magics\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError as exc:\n    sys.last_value = exc\n"
+        "aiml_magics.fix()\n", encoding="utf-8")
+    env = {**os.environ, "AIML_API_KEY": TEST_KEY, "AIML_API_BASE": api.base_url}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("print(1 / 1)")
+    (request,) = api.chat_requests
+    sent = request.json["messages"][-1]["content"]
+    assert "ZeroDivisionError: division by zero" in sent and "plain.py:4, in <module>" in sent
+    assert TEST_KEY not in done.stdout + done.stderr

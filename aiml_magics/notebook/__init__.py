@@ -24,6 +24,11 @@ def load(ipython: Any) -> None:
         return
     _magics = AIMLMagics(shell=ipython)
     ipython.register_magics(_magics)
+    if hasattr(ipython, "events"):  # what each cell printed, the last error (executions.py)
+        from ..executions import Recorder
+
+        _magics.recorder = Recorder(ipython)
+        _magics.recorder.start()
 
 
 def unload(ipython: Any) -> None:
@@ -38,5 +43,8 @@ def unload(ipython: Any) -> None:
         ipython.events.unregister("pre_run_cell", _magics._remember_raw_cell)
     except (AttributeError, ValueError):
         pass
+    recorder = getattr(_magics, "recorder", None)
+    if recorder is not None:
+        recorder.stop()
     _magics.close()
     _magics = None

@@ -188,7 +188,7 @@ class AIMLMagics(Magics, Settings):
         try:
             if cell is None:
                 from .advice import advised
-                from .commands import run_command
+                from .explain import run_command  # the commands' router, explain and fix included
 
                 with advised():
                     return run_command(self, line)
@@ -209,7 +209,7 @@ class AIMLMagics(Magics, Settings):
         runs before anything is sent."""
         from ..params import trim_prompt
         from .advice import advised
-        from .commands import check_out_name, show_dry_run
+        from .explain import check_out_name, remembering, show_request, with_notebook
 
         session = self.session
         prompt = trim_prompt(prompt)
@@ -221,17 +221,17 @@ class AIMLMagics(Magics, Settings):
             options["memory"] = False if args.no_memory else None
             options.update(new=args.new, json=args.json, schema=self._schema(args.schema))
             prompt, expanded = self._expand(prompt, args)
+            prompt, asking = with_notebook(self, prompt, args.context)  # --context: what ran first
             if args.compare:
                 return self._compare(prompt, args, options)
             options["parallel_tool_calls"] = False if args.no_parallel_tool_calls else None
-            request = session.prepare(
+            request = remembering(asking, session.prepare(
                 prompt, tools=self._tools(args.tools), tool_choice=args.tool_choice,
                 images=self._images(args.image) if args.image else None,
                 confirm_tools=True if args.confirm_tools else None, **options,
-            )
+            ))
             if args.dry_run:
-                show_dry_run(self, request.payload, expanded=expanded)
-                return None
+                return show_request(self, request.payload, expanded, asking)
             before = session.last_response
             try:
                 return session.send(request, view=self._view(owns_cell))
