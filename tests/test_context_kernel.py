@@ -16,6 +16,8 @@ from nbclient import NotebookClient
 from tests.conftest import TEST_KEY
 from tests.fakeapi import Reply
 
+pytestmark = pytest.mark.kernel
+
 
 class Kernel:
     """A notebook whose cells run one by one, in any order, in one live kernel."""

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from tests.conftest import KEY_VARS, ROOT, TEST_KEY
+from tests.kernels import run_notebook
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -28,17 +28,8 @@ def execute(path: Path, monkeypatch, api, tmp_path, key: str | None) -> nbformat
     monkeypatch.setenv("AIML_API_BASE", api.base_url)
     if key:
         monkeypatch.setenv("AIML_API_KEY", key)
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(
-        nb,
-        timeout=120,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
-    saved = tmp_path / path.name
-    nbformat.write(nb, saved)
-    assert TEST_KEY not in saved.read_text(encoding="utf-8")
+    nb = run_notebook(nbformat.read(path, as_version=4), tmp_path, save_as=path.name)
+    assert TEST_KEY not in (tmp_path / path.name).read_text(encoding="utf-8")
     return nb
 
 
@@ -101,8 +92,8 @@ def test_saved_notebook_is_clean(path):
 
 
 def test_notebooks_are_the_expected_two():
-    assert [p.name for p in NOTEBOOKS] == ["data-exploration.ipynb", "images.ipynb", "quickstart.ipynb",
-                                            "tools.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == ["data-exploration.ipynb", "errors.ipynb", "images.ipynb",
+                                            "quickstart.ipynb", "tools.ipynb"]
 
 
 def test_tools_offline(monkeypatch, api, tmp_path):
@@ -125,6 +116,22 @@ def test_tools_offline(monkeypatch, api, tmp_path):
 
 
 # -- offline: replay and the echo ------------------------------------------------------------------
+
+
+def test_errors_offline(monkeypatch, api, tmp_path):
+    """The deliberate error is the only one shown, and it is explained without sending anything."""
+    nb = execute(ROOT / "notebooks" / "errors.ipynb", monkeypatch, api, tmp_path, key=None)
+    assert failures(nb) == [cell(nb, "try:\n    average(scores)").source]  # shown, Run All went on
+    assert api.requests == []
+    dry = "".join(o.data["text/markdown"] for o in cell(nb, "%aiml explain --dry-run").outputs)
+    assert "Dry run: nothing was sent." in dry and "ZeroDivisionError: division by zero" in dry
+    assert "(defines average, in the traceback)" in dry and "scores = []" in dry
+    (explained,) = [c for c in code_cells(nb) if c.source == "%aiml explain"]
+    md = final_markdown(explained)
+    assert "Offline echo" in md and "Notebook context" in md
+    assert "no corrected cell" in stdout(cell(nb, "%aiml fix"))
+    context = "".join(o.data["text/markdown"] for o in cell(nb, "%%aiml --context 3").outputs)
+    assert "Why could `scores` be empty" in context and "def average" in context
 
 
 def test_quickstart_offline(monkeypatch, api, tmp_path):

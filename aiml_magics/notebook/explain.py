@@ -3,8 +3,8 @@ any cell (same prepare/send, footer, ``aiml_response``, replay and record); ``--
 exactly the message and sends nothing. Also ``%%aiml --context`` and ``aiml_magics.explain()``/
 ``fix()``.
 
-The magic takes the commands' router from here, so the two commands are registered before any
-line command is routed (``commands`` cannot import this module: it would be a cycle).
+The magic imports this module before it routes a line command, which registers the two commands
+(``commands`` cannot import it: that would be a cycle).
 """
 
 from __future__ import annotations
@@ -14,20 +14,12 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ..asking import NO_ERROR, NO_FIX, Asking, for_error, place_fix, with_context
-from .commands import (
-    arguments,
-    check_out_name,
-    command,
-    display_markdown,
-    run_command,
-    show_dry_run,
-)
+from .commands import arguments, command, display_markdown
+from .dryrun import show_dry_run
 
 if TYPE_CHECKING:
     from ..request import Request
 
-__all__ = ["ask_about_error", "check_out_name", "remembering", "run_command", "show_request",
-           "with_notebook"]
 
 
 def _args(p: argparse.ArgumentParser) -> None:
