@@ -30,7 +30,8 @@ def is_own_cell(source: str) -> bool:
     """A ``%aiml``/``%%aiml`` cell (a question to the model, not code the notebook ran) or the
     one that loads the extension."""
     text = source.strip()
-    return text.startswith(("%aiml", "%%aiml")) or text == "%load_ext aiml_magics"
+    return text.startswith(("%aiml", "%%aiml")) or text in ("%load_ext aiml_magics",
+                                                             "%reload_ext aiml_magics")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
