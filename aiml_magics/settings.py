@@ -89,6 +89,9 @@ class Settings(Configurable):
         context_cells: int
         context_budget: int
         context_memory: bool
+        store: str | None
+        cache: bool
+        store_images: bool
 
     @default("model")
     def _default_model(self) -> str:

@@ -207,3 +207,10 @@ def test_fix_from_plain_python_prints_the_code(api, tmp_path):
     sent = request.json["messages"][-1]["content"]
     assert "ZeroDivisionError: division by zero" in sent and "plain.py:4, in <module>" in sent
     assert TEST_KEY not in done.stdout + done.stderr
+
+
+def test_explain_and_fix_are_public():
+    import aiml_magics
+
+    assert {"explain", "fix"} <= set(aiml_magics.__all__)
+    assert callable(aiml_magics.explain) and callable(aiml_magics.fix)

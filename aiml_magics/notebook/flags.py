@@ -39,6 +39,9 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
      "send an image (repeatable): a variable, a file or an http(s) URL; alone, the last image shown"),
     (("--context",), {"nargs": "?", "const": 0, "type": _cells, "metavar": "N"},
      "put the last N cells that ran (default: the context_cells setting) before the question"),
+    (("--cache",), {"action": "store_true"},
+     "answer from the store if this exact request was answered before (sends nothing)"),
+    (("--refresh",), {"action": "store_true"}, "ask again even if cached; store the new answer"),
     (("--compare",), {"nargs": "+", "metavar": "MODEL"},
      "ask these models at once, side by side (not added to the conversation)"),
 )
@@ -77,6 +80,16 @@ def cell_usage() -> str:
         names = ", ".join(f"{s} {meta}" if meta else s for s in spellings)
         lines.append(f"  {names:<36} {text}")
     return "\n".join(lines)
+
+
+def request_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What a cell's flags ask of ``Session.prepare`` (None: the setting applies)."""
+    options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
+    options["stream"] = False if args.no_stream else None
+    options["memory"] = False if args.no_memory else None
+    options.update(new=args.new, json=args.json, refresh=args.refresh,
+                   cache=True if args.cache or args.refresh else None)
+    return options
 
 
 class _Parser(argparse.ArgumentParser):
