@@ -179,7 +179,7 @@ def test_live_blocks_are_frozen_once_and_final_replaces_all(owns_cell):
     live, rec = feed(text, owns_cell=owns_cell)
     blocks = [c for c in rec.calls if c[1] != live._status_id]
     # While streaming, the concatenation of the visible blocks is the text so far.
-    assert "".join(rec.visible()).startswith("# Title\n\n")
+    assert "".join(rec.visible()).startswith("### Title\n\n")  # headings a level down, at most h3
     live.finish(ChatResponse(text=text, finish_reason="stop"))
     assert rec.visible() == [final_markdown(ChatResponse(text=text, finish_reason="stop"))]
     sent = sum(len(v) for d, _, _ in rec.calls for v in d.values())
