@@ -28,6 +28,7 @@ class Connection:
         self.client_obj: AIMLClient | None = None
         self._ident_built: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
+        register_env_keys()
 
     def effective_key(self) -> tuple[Secret | None, str]:
         """The key that will be sent and where it came from (the setting, else the environment)."""
@@ -87,3 +88,12 @@ class Connection:
             if self.client_obj is not None:
                 self.client_obj.close()
                 self.client_obj = None
+
+
+def register_env_keys() -> None:
+    """Every key set in the environment is masked from the moment it can be seen, not from the
+    first live request: a replayed or cached answer may quote it before any request is made."""
+    import os
+
+    for name in KEY_VARS:
+        register_secret(os.environ.get(name, "").strip() or None)

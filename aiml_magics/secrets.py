@@ -95,6 +95,8 @@ class SecretRegistry:
         value = _WS.sub("", reveal(secret) or "")
         if len(value) < 4:
             return
+        if value in self._items:
+            return
         found = forms(value)
         with self._lock:
             if value not in self._items:

@@ -16,6 +16,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
+    SECRETS,
     AIMLError,
     ConfigError,
     ConnectError,
@@ -34,7 +35,7 @@ from ..errors import (
 from ..params import MAX_ANSWER_BYTES
 from ..response import ChatResponse
 from ..safejson import describe_size, loads
-from ..secrets import BearerHeader, Secret
+from ..secrets import BearerHeader, Secret, redact_obj
 from ..version import __version__
 from .bounded import failure_words, read_capped
 from .retry import RETRY_STATUSES, _retry_class, parse_retry_after, quiet_retries
@@ -410,6 +411,9 @@ class AIMLClient:
         if items is not None and not isinstance(items, list):
             raise ProtocolError(f"The models list at {url} is not a list of models.")
         items = [m for m in items or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        # Ids and names are shown in `%aiml models`, the panel and comparison headers: a list
+        # that quotes the key (a proxy echoing it) keeps only the mask.
+        items = [redact_obj(m, SECRETS) for m in items] if len(SECRETS) else items
         if chat_only:
             items = [m for m in items if is_chat_model(m)]
         self._models = items
