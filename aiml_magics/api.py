@@ -57,6 +57,9 @@ def map(  # noqa: A001 - the public name: aiml_magics.map
     schema: Any = None,
     budget: float | None = None,
     session: Session | None = None,
+    max_wait: float | None = None,
+    deadline: float | None = None,
+    retry_maybe_billed: bool = False,
     **params: Any,
 ) -> Batch:
     """Send many prompts and return a ``Batch`` in input order.
@@ -69,11 +72,15 @@ def map(  # noqa: A001 - the public name: aiml_magics.map
     ``retries`` and ``backoff`` tune the per-item retries. Uses the notebook's session unless
     ``session`` is given. An item's failure never raises: it is a ``Failure`` in the batch.
     ``progress``: None picks (a widget in a notebook, a text bar on a terminal), True forces a
-    bar, False none, a file gets a text bar (``progress.py``).
+    bar, False none, a file gets a text bar (``progress.py``). Every wait is bounded
+    (``batchrun.py``): an item waits at most ``max_wait`` seconds in total for retries (default:
+    the ``max_wait`` setting, 30 s), the batch sends nothing after ``deadline`` seconds, and a
+    request that may have been billed is not resent unless ``retry_maybe_billed``.
     """
     return run_map(session or default_session(), prompts_or_template, rows,
                    concurrency=concurrency, executor=executor, progress=progress, widget=widget_bar(),
-                   schema=schema, budget=budget, **params)
+                   schema=schema, budget=budget, max_wait=max_wait, deadline=deadline,
+                   retry_maybe_billed=retry_maybe_billed, **params)
 
 
 def widget_bar() -> Any:

@@ -55,14 +55,14 @@ class Connection:
         s = self.settings
         key, _ = self.effective_key()
         base, _ = self.effective_base()
-        return (key, base, s.timeout, s.max_retries, s.allow_insecure_http, s.max_answer_bytes)
+        return (key, base, s.timeout, s.max_retries, s.allow_insecure_http, s.max_answer_bytes, s.max_wait)
 
     @staticmethod
     def _build(ident: tuple[Any, ...]) -> AIMLClient:
         from .http.client import AIMLClient
 
-        key, base, timeout, max_retries, insecure, max_bytes = ident
-        return AIMLClient(key, base, timeout=timeout, max_retries=max_retries,
+        key, base, timeout, max_retries, insecure, max_bytes, max_wait = ident
+        return AIMLClient(key, base, timeout=timeout, max_retries=max_retries, max_wait=max_wait,
                           allow_insecure_http=insecure, max_answer_bytes=max_bytes)
 
     def client(self) -> AIMLClient:

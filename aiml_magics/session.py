@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .connection import Connection, register_env_keys
+from .connection import Connection
 from .errors import AIMLError, IncompleteAnswer, ParameterError, StreamInterrupted, mask_key
 from .history import Exchange, History
 from .params import BY_NAME, REQUEST_PARAMS, build_payload, check_prompt
@@ -210,7 +210,6 @@ class Session:
         request goes on, at most ``max_tool_rounds`` times. With a schema, the answer is
         validated once kept: ``.data`` is the value, or None and ``SchemaMismatch`` is raised."""
         payload = request.payload
-        register_env_keys()  # a key exported since the session began is masked in replay too
         try:
             from .vision import check_vision
 

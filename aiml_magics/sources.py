@@ -131,8 +131,10 @@ class ReplaySource:
         self, client: Callable[[], AIMLClient], payload: dict[str, Any], stream: bool, view: ViewFactory
     ) -> ChatResponse:
         from .cassette import offline_echo, pieces
+        from .connection import register_env_keys
         from .http.stream import mask_answer
 
+        register_env_keys()  # a key exported since the session began: masked here too
         started = time.monotonic()
         recording = self.cassette.find(payload) if self.cassette is not None else None
         # A cassette is a file anyone may have edited: the same redaction as a live answer.

@@ -360,12 +360,9 @@ class AIMLClient:
         self._models, self._models_etag = other._models, other._models_etag
 
     def list_models(self, *, chat_only: bool = True, refresh: bool = False) -> list[dict[str, Any]]:
-        """The service's models; cached, revalidated with ETag on refresh.
-
-        The AI/ML API needs no key here, but LiteLLM, vLLM with ``--api-key`` and OpenAI do: the
-        key goes along whenever it is set and may travel (never in clear to another host unless
-        allowed; then the list is asked for without it).
-        """
+        """The service's models; cached, revalidated with ETag on refresh. LiteLLM, vLLM with
+        ``--api-key`` and OpenAI need the key here (the AI/ML API does not): it goes along when set
+        and allowed to travel (never in clear to another host unless allowed)."""
         if self._models is not None and not refresh:
             return self._models
         import requests
@@ -411,9 +408,7 @@ class AIMLClient:
         if items is not None and not isinstance(items, list):
             raise ProtocolError(f"The models list at {url} is not a list of models.")
         items = [m for m in items or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
-        # Ids and names are shown in `%aiml models`, the panel and comparison headers: a list
-        # that quotes the key (a proxy echoing it) keeps only the mask.
-        items = [redact_obj(m, SECRETS) for m in items] if len(SECRETS) else items
+        items = [redact_obj(m, SECRETS) for m in items]  # shown everywhere: a proxy may echo the key
         if chat_only:
             items = [m for m in items if is_chat_model(m)]
         self._models = items

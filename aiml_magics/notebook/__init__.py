@@ -18,8 +18,10 @@ def loaded() -> Any:
 
 def load(ipython: Any) -> None:
     global _magics
+    from ..connection import register_env_keys
     from .magics import AIMLMagics
 
+    register_env_keys()  # masked from %load_ext on, before any answer (even a replayed one)
     if _magics is not None and _magics.shell is ipython:
         return
     _magics = AIMLMagics(shell=ipython)

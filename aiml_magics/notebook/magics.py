@@ -51,9 +51,6 @@ class AIMLMagics(Magics, Settings):
         super().__init__(shell=shell, **kwargs)
         if "AIMLMagics" in self.config:  # a key from ipython_config.py, say
             _scrub_config(self.config)
-        from ..connection import register_env_keys
-
-        register_env_keys()  # at %load_ext: masked before any answer, even a replayed one
         self._session: Session | None = None
         self._raw_cell: str | None = None
         self._panels: list[Any] = []
@@ -243,20 +240,11 @@ class AIMLMagics(Magics, Settings):
                     self._push(session.last_response, args.out)
 
     def _expand(self, prompt: str, args: argparse.Namespace) -> tuple[str, list[str]]:
-        """``{name}`` references replaced by the notebook's plain values (``prompt.py``). The whole
-        outcome, with the references left as typed and why, is kept in ``last_expansion``."""
+        """``{name}`` references replaced by the notebook's plain values (``prompt.py``)."""
         if self.shell is None:
             return prompt, []
-        from ..prompt import Limits, expand
-
-        limits = Limits(self.expand_max_rows, self.expand_max_columns, self.expand_max_chars)
-        enabled = bool(self.expand_variables and not args.no_expand_variables)
-        done = expand(prompt, self.shell.user_ns, limits, enabled=enabled)
-        self.last_expansion = done
-        if done.masked:
-            names = ", ".join(f"{{{n}}}" for n in done.masked)
-            print(f"Masked the API key in the value of {names}: it is not sent, shown or kept.")
-        return done.text, done.names
+        self.last_expansion = expand_cell(self, prompt, not args.no_expand_variables)
+        return self.last_expansion.text, self.last_expansion.names
 
     def _schema(self, name: str | None) -> Any:
         """``--schema NAME``: the dict or pydantic class of that name in the notebook."""
@@ -351,3 +339,16 @@ class AIMLMagics(Magics, Settings):
             if out:
                 values[out] = result
             self.shell.push(values)
+
+
+def expand_cell(magics: Any, prompt: str, flag_on: bool) -> Any:
+    """The whole ``Expansion`` of a cell (what stayed as typed and why included); one line when a
+    value held the key, which is masked in the prompt."""
+    from ..prompt import Limits, expand
+
+    limits = Limits(magics.expand_max_rows, magics.expand_max_columns, magics.expand_max_chars)
+    done = expand(prompt, magics.shell.user_ns, limits, enabled=bool(magics.expand_variables and flag_on))
+    if done.masked:
+        names = ", ".join(f"{{{n}}}" for n in done.masked)
+        print(f"Masked the API key in the value of {names}: it is not sent, shown or kept.")
+    return done
