@@ -221,6 +221,22 @@ def prepare_all(session: Session, prompt: str, models: Any, **options: Any) -> d
     return {model: session.prepare(prompt, model=model, **options) for model in check_models(models)}
 
 
+def ask(session: Session, prompt: str, models: Any, *, display: bool = False, board: Board | None = None,
+        **options: Any) -> Comparison:
+    """``Session.compare``: prepare every model's request (all checked first), then ``run``."""
+    try:
+        requests = prepare_all(session, prompt, models, **options)
+    except AIMLError as exc:
+        forget_frames(exc)
+        raise
+    if board is None and display:
+        from .display.columns import make_board
+        from .display.render import current_shell
+
+        board = make_board(current_shell(), allow_remote_images=session.settings.allow_remote_images)
+    return run(session, prompt, requests, board)
+
+
 def run(
     session: Session,
     prompt: str,

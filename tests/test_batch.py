@@ -211,6 +211,7 @@ def test_any_executor(session, api, kind):
     assert ids == set(batch.request_ids)
 
 
+@pytest.mark.slow
 def test_dask_distributed_cluster_with_worker_processes(session, api):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from aiml_magics import instance
-from aiml_magics.errors import AIMLError, ParameterError, http_error
+from aiml_magics.errors import AIMLError, ParameterError
+from aiml_magics.http.status import http_error
 from aiml_magics.models import FALLBACK_MODELS
 from aiml_magics.params import DEFAULT_MODEL
 from tests.conftest import ROOT, TEST_KEY, run_cell

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from tests.conftest import KEY_VARS, ROOT, TEST_KEY
+from tests.kernels import run_notebook
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -28,17 +28,8 @@ def execute(path: Path, monkeypatch, api, tmp_path, key: str | None) -> nbformat
     monkeypatch.setenv("AIML_API_BASE", api.base_url)
     if key:
         monkeypatch.setenv("AIML_API_KEY", key)
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(
-        nb,
-        timeout=120,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
-    saved = tmp_path / path.name
-    nbformat.write(nb, saved)
-    assert TEST_KEY not in saved.read_text(encoding="utf-8")
+    nb = run_notebook(nbformat.read(path, as_version=4), tmp_path, save_as=path.name)
+    assert TEST_KEY not in (tmp_path / path.name).read_text(encoding="utf-8")
     return nb
 
 
