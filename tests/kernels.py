@@ -27,6 +27,24 @@ def run_notebook(
     return nb
 
 
+def run_notebook_twice(
+    nb: nbformat.NotebookNode, cwd: Path, *, timeout: int = 120
+) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
+    """Run All, then Run All again in the same kernel (a rehearsal, then the class): both runs."""
+    import copy
+
+    first, second = nb, copy.deepcopy(nb)
+    client = NotebookClient(first, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(cwd)}})
+    with client.setup_kernel():
+        for i, cell in enumerate(first.cells):
+            client.execute_cell(cell, i)
+        client.nb = second
+        for i, cell in enumerate(second.cells):
+            client.execute_cell(cell, i)
+    return first, second
+
+
 def run_cells(cells: list[str], cwd: Path, **options: object) -> nbformat.NotebookNode:
     """A notebook of these code cells, executed (see ``run_notebook``)."""
     nb = nbformat.v4.new_notebook()

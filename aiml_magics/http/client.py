@@ -235,6 +235,7 @@ class AIMLClient:
                 content_type=resp.headers.get("Content-Type", ""),
                 url=url,
                 model=payload.get("model"),
+                sent=tuple(payload),
                 retries=retries,
                 waited=time.monotonic() - started,
                 retry_after=asked if retries < self.max_retries and asked else None,

@@ -7,6 +7,7 @@ The body is redacted before anything is clipped from it, so no piece of a key su
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -80,7 +81,7 @@ def _clip(text: str, limit: int = 400) -> str:
 # What a status means (facts, said in every setting); then what to do in plain Python, which the
 # notebook layer replaces with its own commands.
 _MEANING = {
-    400: "The request was refused as invalid: check the parameter or model id named above.",
+    400: "The request was refused as invalid.",  # what to check: _invalid(), from the words
     401: "The API key was refused.",
     403: "The account behind this key is out of credits (or may not use this model): top up the "
     "balance in the AI/ML API dashboard, or pick another model.",
@@ -112,8 +113,23 @@ def service_name(url: str) -> str:
     return f"The service at {shown}:{port}" if port else f"The service at {shown}"
 
 
+def _invalid(message: str, model: str | None, sent: Sequence[str]) -> str:
+    """What to check after a 400: what the service's words name (the model id, a field that was
+    sent), or, when they name nothing, that they do not, and what could be wrong."""
+    low = message.lower()
+    named = [f"`{k}`" for k in sent if k not in ("model", "messages", "stream") and (
+        k.lower() in low or k.lower().replace("_", " ") in low)]
+    if model and model.lower() in low:
+        named.insert(0, f"the model id `{model}`")
+    if named:
+        return f"The request was refused as invalid: check {' and '.join(named[:3])}, named above."
+    which = f"the model id (`{model}`)" if model else "the model id"
+    return (f"The request was refused as invalid, and the answer does not say which part: check "
+            f"{which} and the parameters that were sent.")
+
+
 def _retired(status: int, message: str, model: str | None) -> tuple[str, str] | None:
-    """(successor, when) if the default model was refused as unknown or retired, else None."""
+    """(successor, when) if a retired model was refused as unknown or retired, else None."""
     if status not in (400, 404) or model not in RETIRED_MODELS:
         return None
     low = message.lower()
@@ -129,6 +145,7 @@ def http_error(
     content_type: str = "",
     url: str = "",
     model: str | None = None,
+    sent: Sequence[str] = (),
     retries: int = 0,
     waited: float | None = None,
     retry_after: float | None = None,
@@ -136,6 +153,7 @@ def http_error(
 ) -> AIMLError:
     """Turn a failed response into one readable paragraph: status, the service's words, a fix.
 
+    ``sent`` names the request's fields (so a 400 can point at the one the service named);
     ``retries`` and ``waited`` say how hard we tried; ``retry_after`` is set when the service asked
     for a longer wait than ``wait_budget`` allows, so no (further) retry was made.
     """
@@ -160,9 +178,11 @@ def http_error(
     retired = _retired(status, msg, model)
     if retired is not None:
         new, when = retired
-        text += (f" `{model}` (the default model) was retired: the service moved it to its "
-                 f"deprecated list in {when}.")
+        text += (f" `{model}` was retired: the service moved it to its deprecated list in "
+                 f"{when}.")
         hint = f"The current ERNIE 5 model is `{new}`: use model={new!r}."
+    elif meaning is _MEANING[400]:
+        text += " " + _invalid(msg, model, sent)
     else:
         text += " " + meaning.format(url=url, retried=retried)
     error = status_error_class(status)(text, status=status, service_message=msg, hint=hint)
