@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .errors import register_secret
-from .http.urls import BASE_VARS, KEY_VARS, env_value
+from .http.urls import BASE_VARS, KEY_VARS, env_value, register_env_keys
 from .secrets import Secret
 
 if TYPE_CHECKING:
@@ -110,12 +110,3 @@ class Connection:
             if self.client_obj is not None:
                 self.client_obj.close()
                 self.client_obj = None
-
-
-def register_env_keys() -> None:
-    """Every key set in the environment is masked from the moment it can be seen, not from the
-    first live request: a replayed or cached answer may quote it before any request is made."""
-    import os
-
-    for name in KEY_VARS:
-        register_secret(os.environ.get(name, "").strip() or None)

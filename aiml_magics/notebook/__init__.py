@@ -23,7 +23,7 @@ def load(ipython: Any) -> None:
     global _magics, _config_at_load
     import copy
 
-    from ..connection import register_env_keys
+    from ..http.urls import register_env_keys
     from .magics import AIMLMagics
 
     register_env_keys()  # masked from %load_ext on, before any answer (even a replayed one)
