@@ -105,11 +105,9 @@ class ChatStream:
         resp: requests.Response,
         payload: dict[str, Any],
         started: float,
-        max_bytes: int = MAX_ANSWER_BYTES,
-        timeout: float | None = None,
+        max_bytes: int = MAX_ANSWER_BYTES, timeout: float | None = None,
     ) -> None:
-        self._resp = resp
-        self.timeout = timeout  # seconds without a data event (comments do not count)
+        self._resp, self.timeout = resp, timeout  # timeout: seconds without a data event
         self.payload = payload
         self.started = started
         self.max_bytes = max_bytes
@@ -188,11 +186,7 @@ class ChatStream:
                     return
                 if len(self._head) < 512:
                     self._head += block[: 512 - len(self._head)]
-                events = feed(block)
-                if tail_until is None and quiet.expired(bool(events)):
-                    self.error = self._stopped("no data within the read timeout")  # comments only
-                    return
-                if (yield from self._take(events)):
+                if (yield from self._take(quiet.seen(feed(block)))):
                     clean = self.done
                     return
                 if tail_until is None:
@@ -360,19 +354,21 @@ class _DataClock:
         self.until = time.monotonic() + timeout if timeout else None
         self.shortened = False
 
-    def expired(self, data: bool) -> bool:
+    def seen(self, events: list[str]) -> list[str]:
+        """``events`` (what a block completed); a ``TimeoutError`` once the timeout has passed
+        with comments only (read as "no data within the read timeout", what arrived kept)."""
         if self.until is None or self.timeout is None:
-            return False
+            return events
         now = time.monotonic()
-        if data:
+        if events:
             self.until = now + self.timeout
             if self.shortened:
                 self.shortened = not set_read_timeout(self.raw, self.timeout)
-            return False
-        if now >= self.until:
-            return True
-        self.shortened = set_read_timeout(self.raw, self.until - now)
-        return False
+        elif now >= self.until:
+            raise TimeoutError("timed out: no data event, only comments")
+        else:
+            self.shortened = set_read_timeout(self.raw, self.until - now)
+        return events
 
 
 def _stream_failure(exc: BaseException) -> str:
