@@ -119,10 +119,10 @@ def final_column(model: str, resp: ChatResponse) -> str:
     answer = answer or (close_fences(text) if text else None)
     if answer is not None:
         parts.append(shown(answer, allow))
-    if note:
-        parts.append(f"<sub>{literal(shown_plain(note))}</sub>")
     elif resp.error is None:
         parts.append("*(no answer text)*")
+    if note:
+        parts.append(f"<sub>{literal(shown_plain(note))}</sub>")
     if resp.error is not None:
         parts.append(_error_markdown(resp.error))
     if resp.finish_reason != "error":
