@@ -105,4 +105,4 @@ def test_model_ids_with_control_characters_are_shown_visibly(shell, hostile):
     final = run.outputs[-1].data["text/markdown"]
     i = final.find("\x1b")
     assert i < 0, final[max(0, i - 300) : i + 50]
-    assert "evil&#92;x1b" in final
+    assert "evil&#92;x1b" in final and "no answer text" not in final
