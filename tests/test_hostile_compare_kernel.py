@@ -62,7 +62,8 @@ def test_a_comparison_of_huge_answers_stays_near_their_size(monkeypatch, tmp_pat
     assert report is not None, [c.get("outputs") for c in nb.cells]
     answers = len(MODELS) * SIZE
     print("comparison of", len(MODELS), "x", SIZE >> 20, "MiB:", report["bytes"] >> 10, "KiB published in",
-          report["messages"], "messages; kernel peak", round(report["before"]), "->", round(report["peak"]), "MiB")
+          report["messages"], "messages; kernel peak", round(report["before"]), "->",
+          round(report["peak"]), "MiB")
     assert report["sizes"] == [SIZE] * len(MODELS)  # kept whole in aiml_response[model]
     assert report["bytes"] < answers / 4  # a bounded view (it was about 3x the answers)
     # MiB. Measured: +230 MiB of peak RSS for 32 MiB of answers (four threads each hold the pieces,
