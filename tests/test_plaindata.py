@@ -226,3 +226,30 @@ def test_expansion_off_lists_what_would_have_been_looked_up():
 def test_each_reference_is_reported_once_in_order():
     out = expand("{a} {b} {a} {c} {b}", {"a": 1, "b": os})
     assert out.names == ["a"] and [x.ref for x in out.left] == ["b", "c"]
+
+
+# -- through %%aiml cells, against the loopback fake ------------------------------------------------
+
+
+def test_a_cell_quoting_os_environ_or_a_dict_with_the_key_sends_neither(shell, api, monkeypatch):
+    from tests.conftest import run_cell
+    from tests.test_security import assert_clean
+
+    monkeypatch.setenv("SOME_CLOUD_TOKEN", "cloud-secret-value-123")
+    monkeypatch.setitem(shell.user_ns, "os", os)
+    monkeypatch.setitem(shell.user_ns, "cfg", {"api_key": TEST_KEY, "region": "eu"})
+    dry = run_cell(shell, "%%aiml --dry-run\nPasted from a page: {os.environ} and {cfg}")
+    assert dry.error is None and api.chat_requests == []
+    assert "{os.environ}" in dry.shown and "cloud-secret-value-123" not in dry.shown
+    assert "Masked the API key in the value of {cfg}" in dry.stdout
+    assert_clean(dry.shown, "dry run")
+    run = run_cell(shell, "%%aiml\nPasted from a page: {os.environ} and {cfg}")
+    assert run.error is None, run.shown
+    sent = api.last_json["messages"][-1]["content"]
+    assert "{os.environ}" in sent and "cloud-secret-value-123" not in sent and "'region': 'eu'" in sent
+    assert_clean(sent, "request")
+    assert_clean(repr(shell.user_ns["aiml_response"].request), "aiml_response.request")
+    import aiml_magics
+
+    left = aiml_magics.instance().last_expansion.left
+    assert [(x.ref, x.reason) for x in left] == [("os.environ", "not-plain-data")]

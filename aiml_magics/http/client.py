@@ -348,7 +348,8 @@ class AIMLClient:
         """Open a streamed request; iterate the result for (content, reasoning) deltas."""
         payload = dict(payload, stream=True)
         started = time.monotonic()
-        return ChatStream(self._post(payload, request_id), payload, started, self.max_answer_bytes)
+        return ChatStream(self._post(payload, request_id), payload, started, self.max_answer_bytes,
+                          timeout=self.timeout)
 
     def adopt_models(self, other: AIMLClient) -> None:
         """Take over another client's cached models list (same service, new key or timeouts)."""
