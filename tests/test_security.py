@@ -329,6 +329,9 @@ def test_loopback_is_decided_from_the_text_alone(no_network, url, loopback):
 
 def test_aiml_key_is_masked_and_held_in_memory_only(bare_shell, api, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
+    # A new history session: what earlier tests typed (test_remember quotes the key in a cell)
+    # is theirs; this test checks that `%aiml key` itself leaves the key nowhere.
+    bare_shell.history_manager.reset(new_session=True)
     prompts = []
     monkeypatch.setattr(getpass, "getpass", lambda prompt="": prompts.append(prompt) or TEST_KEY)
 
