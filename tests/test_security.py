@@ -11,6 +11,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -332,6 +333,10 @@ def test_aiml_key_is_masked_and_held_in_memory_only(bare_shell, api, monkeypatch
     # A new history session: what earlier tests typed (test_remember quotes the key in a cell)
     # is theirs; this test checks that `%aiml key` itself leaves the key nowhere.
     bare_shell.history_manager.reset(new_session=True)
+    history = bare_shell.history_manager
+    history._i = history._ii = history._iii = history._i00 = ""  # pushed to _i, _ii, _iii next cell
+    for name in [n for n in bare_shell.user_ns if re.fullmatch(r"_i+|_i\d+", n)]:
+        del bare_shell.user_ns[name]
     prompts = []
     monkeypatch.setattr(getpass, "getpass", lambda prompt="": prompts.append(prompt) or TEST_KEY)
 
