@@ -41,8 +41,16 @@ def _starts_new(call: dict[str, Any], ident: Any) -> bool:
     return True
 
 
+#: A tool-call fragment's ``index`` past this is not a call: a hostile stream could otherwise ask
+#: for a huge table of calls, or key the table with a list (unhashable).
+MAX_TOOL_INDEX = 127
+BAD_FRAGMENT = "skipped a malformed tool-call fragment (an index or name of the wrong kind)"
+
+
 class StreamAssembler:
     """Folds stream chunks into a ``ChatResponse``; ignores keys it does not know."""
+
+    skipped_fragments = 0  # malformed tool-call fragments skipped (ChatStream warns)
 
     def __init__(self) -> None:
         self.content: list[str] = []
@@ -137,8 +145,11 @@ class StreamAssembler:
                 continue
             fn = fragment.get("function")
             fn = fn if isinstance(fn, dict) else {}
-            name = fn.get("name") if isinstance(fn.get("name"), str) and fn.get("name") else None
             index = fragment.get("index")
+            if not _plain_index(index) or not isinstance(fn.get("name", ""), (str, type(None))):
+                self.skipped_fragments += 1
+                continue
+            name = fn.get("name") if isinstance(fn.get("name"), str) and fn.get("name") else None
             at = self._tool_at.get(index) if index is not None else (
                 len(self.tool_calls) - 1 if self.tool_calls else None
             )
@@ -226,3 +237,8 @@ class StreamAssembler:
             else {},
             **extra,
         )
+
+
+def _plain_index(index: Any) -> bool:
+    """None (the latest call continues) or a small non-negative integer (not a bool)."""
+    return index is None or (type(index) is int and 0 <= index <= MAX_TOOL_INDEX)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AIMLError, redact
-from .params import trim_prompt
+from .prompt import trim_prompt
 from .response import ChatResponse, Usage
 from .safejson import JSONRefused, _float, _str, describe_size, loads
 from .toolcall import ToolCall
@@ -43,7 +43,7 @@ def shipped_cassette(name: str = "quickstart") -> Path:
 def request_key(payload: dict[str, Any]) -> dict[str, Any]:
     """What identifies a request: model, messages and every other parameter except transport.
 
-    User messages are compared as the magic sends them (``params.trim_prompt``): a recording made
+    User messages are compared as the magic sends them (``prompt.trim_prompt``): a recording made
     or hand-written with a trailing newline still matches the prompt typed without one. Images
     are compared by a hash of their bytes (``images.hashed``), never stored as base64.
     """

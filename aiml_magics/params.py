@@ -117,6 +117,8 @@ PARAMS: tuple[Param, ...] = (
     Param("timeout", "float", 120.0, "seconds to wait for data before giving up", none=False),
     Param("max_retries", "int", 2, "retries on 429 and 5xx, with backoff and Retry-After",
           none=False),
+    Param("max_wait", "float", 30.0, "seconds one request, or one map() item, may wait in total "
+          "between its retries (429 Retry-After, backoff); past it, it fails", none=False),
     Param("base_url", "str", None, "API base URL; default AIML_API_BASE or "
           "https://api.aimlapi.com/v1"),
     Param("api_key", "str", None, "API key; default AIML_API_KEY (prefer `%aiml key`)"),
@@ -319,26 +321,6 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-_BLANK = " \t\r\f\v"
-
-
-def trim_prompt(text: str) -> str:
-    """The prompt as meant: leading blank lines and trailing whitespace are dropped.
-
-    Enter after the last line (and, in terminal IPython, always) would otherwise send
-    ``"...?\n"``, a different request from the one a cassette recorded. Everything between the
-    first non-blank line (its indentation included) and the last non-blank character is kept
-    byte-exact. Only ASCII whitespace counts as blank.
-    """
-    start = 0
-    while True:
-        end = text.find("\n", start)
-        if end < 0 or text[start:end].strip(_BLANK):
-            break
-        start = end + 1
-    return text[start:].rstrip(_BLANK + "\n")
 
 
 def check_prompt(prompt: str) -> str:

@@ -15,7 +15,6 @@ from .tools import (
     Confirm,
     _short_repr,
     as_tools,
-    call_line,
     check_tool_choice,
     run_calls,
 )
@@ -35,12 +34,26 @@ def add_tools(payload: dict[str, Any], functions: Sequence[Any] | None, choice: 
         payload["parallel_tool_calls"] = False
 
 
+#: Tool calls run in one round; the rest get an error the model reads (it can ask again).
+MAX_CALLS_PER_ROUND = 32
+#: Characters of a call's arguments shown by ``--confirm-tools`` before the count of the rest.
+CONFIRM_CHARS = 4000
+
+
 def ask_yes_no(call: ToolCall) -> bool:
-    """``input()``: run this call? Anything but y/yes (or no terminal at all) is a no."""
+    """``input()``: run this call? The arguments are shown whole (up to ``CONFIRM_CHARS``, then
+    how much is hidden), so what is approved is what runs. Anything but y/yes (or no terminal at
+    all) is a no."""
     from .display.view import shown_plain
 
+    parsed = call.arguments
+    args = ", ".join(f"{k}={v!r}" for k, v in parsed.items()) if parsed else ""
+    if call.parse_error and not parsed:
+        args = call.arguments_text
+    if len(args) > CONFIRM_CHARS:
+        args = f"{args[:CONFIRM_CHARS]}… ({len(args) - CONFIRM_CHARS:,} more characters not shown)"
     try:
-        answer = input(f"Run the tool call {shown_plain(call_line(call, 120).split(' → ')[0])}? [y/N] ")
+        answer = input(f"Run the tool call {shown_plain(f'{call.name}({args})')}? [y/N] ")
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")
@@ -85,13 +98,16 @@ class ToolLoop:
                 return self._exceeded(resp, made, messages, earlier, rounds)
             rounds += 1
             calls = resp.tool_calls
+            for extra in calls[MAX_CALLS_PER_ROUND:]:  # 5,000 calls in one round ran before the cap
+                extra.error = (f"NotRun: the model asked for {len(calls):,} tool calls in one round; "
+                               f"at most {MAX_CALLS_PER_ROUND} run")
             if resp.source not in ("live", "cache"):
                 for call in calls:  # a replayed round: its recorded results, nothing runs
                     if call.result is None and call.error is None:
                         call.error = "NotRecorded: the cassette has no result for this call"
             else:
                 try:
-                    run_calls(calls, self.tools, confirm=self.confirm,
+                    run_calls(calls[:MAX_CALLS_PER_ROUND], self.tools, confirm=self.confirm,
                               parallel=payload.get("parallel_tool_calls") is not False)
                 except KeyboardInterrupt:  # Ctrl-C in a tool: keep what happened, then stop
                     return self._interrupted(resp, calls, made, messages, earlier, rounds)

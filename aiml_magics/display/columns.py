@@ -37,6 +37,9 @@ HEAD = (
     '<div class="aiml-compare-model" style="font-weight:bold;'
     'border-bottom:1px solid rgba(128,128,128,0.35);padding:4px 0">'
 )
+#: Characters of one answer (and of its reasoning) shown in a column. Eight models streaming
+#: 30 MB each made a 503 MB display message; the whole text stays in ``aiml_response[model]``.
+COLUMN_CHARS = 50_000
 NOT_IN_CONVERSATION = (
     "not added to the conversation (no single answer to continue from): "
     "the next cell continues from before this comparison"
@@ -88,7 +91,17 @@ def _error_markdown(error: BaseException) -> str:
 
 def _column(model: str, body: str) -> str:
     # Blank lines around the body: our HTML blocks end there, so the body is read as Markdown.
-    return f"{COLUMN}\n{HEAD}{literal(model)}</div>\n\n{body}\n\n</div>"
+    # The model id is service text too: control characters shown visibly, the key masked.
+    return f"{COLUMN}\n{HEAD}{literal(shown_plain(model))}</div>\n\n{body}\n\n</div>"
+
+
+def clipped(text: str, model: str) -> tuple[str, str]:
+    """(what a column shows of ``text``, the note saying what was left out, or "")."""
+    if len(text) <= COLUMN_CHARS:
+        return text, ""
+    note = (f"clipped: {COLUMN_CHARS:,} of {len(text):,} characters shown; the whole text is in "
+            f"aiml_response[{model!r}]")
+    return text[:COLUMN_CHARS], note
 
 
 def _row(columns: list[str], note: str = "") -> str:
@@ -100,12 +113,16 @@ def final_column(model: str, resp: ChatResponse) -> str:
     allow = resp.allow_remote_images
     parts = []
     if resp.reasoning:
-        parts.append(reasoning_block(resp.reasoning, allow).rstrip())
-    answer = json_block(resp) or (close_fences(resp.text) if resp.text else None)
+        parts.append(reasoning_block(clipped(resp.reasoning, model)[0], allow).rstrip())
+    text, note = clipped(resp.text, model)
+    answer = json_block(resp) if not note else None
+    answer = answer or (close_fences(text) if text else None)
     if answer is not None:
         parts.append(shown(answer, allow))
     elif resp.error is None:
         parts.append("*(no answer text)*")
+    if note:
+        parts.append(f"<sub>{literal(shown_plain(note))}</sub>")
     if resp.error is not None:
         parts.append(_error_markdown(resp.error))
     if resp.finish_reason != "error":
@@ -123,8 +140,9 @@ def final_plain(comparison: Comparison) -> str:
     for model in comparison:
         resp = comparison[model]
         parts.append(f"== {model} ==")
-        if resp.text:
-            parts.append(resp.text)
+        text, note = clipped(resp.text, model)
+        if text:
+            parts.append(text + (f"\n[{note}]" if note else ""))
         if resp.error is not None:
             parts.append(f"⚠ Failed: {resp.error}")
         if resp.finish_reason != "error":
@@ -146,9 +164,9 @@ def live_column(lane: Lane, allow_remote_images: bool) -> str:
         return final_column(lane.model, resp)
     if lane.done and lane.error is not None:
         return _column(lane.model, _error_markdown(lane.error))
-    text = lane.text()
+    text, note = clipped(lane.text(), lane.model)
     if text:
-        body = shown(close_fences(text), allow_remote_images)
+        body = shown(close_fences(text), allow_remote_images) + (f"\n\n*({literal(note)})*" if note else "")
     elif lane.reasoning_chars:
         body = f"*💭 Reasoning… {lane.reasoning_chars:,} chars*"
     else:
@@ -195,7 +213,7 @@ class ColumnsBoard:
         newly_done = not self._seen or any(
             now[1] and not was[1] for now, was in zip(state, self._seen, strict=True)
         )
-        chars = sum(lane.chars for lane in lanes)
+        chars = sum(min(lane.chars, COLUMN_CHARS) for lane in lanes)  # what a column can show
         markup = _row([live_column(lane, self._allow) for lane in lanes])
         if not newly_done and self.bytes_published + len(markup) > self._budget * chars + self.SLACK:
             return  # held back: the text grows faster than it is worth re-sending

@@ -370,8 +370,8 @@ class AIMLClient:
         if getattr(resp, "aiml_endpoint", CHAT) == RESPONSES:
             from .responses_stream import ResponsesStream
 
-            return ResponsesStream(resp, payload, started, self.max_answer_bytes)
-        return ChatStream(resp, payload, started, self.max_answer_bytes)
+            return ResponsesStream(resp, payload, started, self.max_answer_bytes, timeout=self.timeout)
+        return ChatStream(resp, payload, started, self.max_answer_bytes, timeout=self.timeout)
 
     def adopt_models(self, other: AIMLClient) -> None:
         """Take over another client's cached models list (same service, new key or timeouts)."""

@@ -11,7 +11,7 @@ import time
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..assembler import StreamAssembler
+from ..assembler import BAD_FRAGMENT, StreamAssembler
 from ..errors import SECRETS, AIMLError, IncompleteAnswer, ProtocolError
 from ..params import MAX_ANSWER_BYTES
 from ..response import CUT, INTERRUPTED, ChatResponse
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import requests
 
 MALFORMED = "skipped a malformed chunk: the answer may have a gap"
+MASKED = "the answer quoted the API key (or a form of it): masked as ****"
 KEPT = "What arrived is kept (the error's .response, and the history); ask again for a full answer."
 #: Once an answer is complete ([DONE], or a finish and the usage), the few bytes that may still
 #: come (credits, [DONE], the end of the body) must arrive within this many seconds.
@@ -37,12 +38,16 @@ def mask_answer(resp: ChatResponse) -> ChatResponse:
     next request carries it."""
     if not len(SECRETS):
         return resp
+    before = (resp.text, resp.reasoning, resp.model, [c.arguments_text for c in resp.tool_calls])
     resp.text = SECRETS.redact(resp.text)
     resp.reasoning = SECRETS.redact(resp.reasoning) if resp.reasoning else resp.reasoning
     resp.model = SECRETS.redact(resp.model) if resp.model else resp.model
     resp.raw = redact_obj(resp.raw, SECRETS)
     for call in resp.tool_calls:
         call.arguments_text = SECRETS.redact(call.arguments_text)
+    after = (resp.text, resp.reasoning, resp.model, [c.arguments_text for c in resp.tool_calls])
+    if after != before and MASKED not in resp.warnings:
+        resp.warnings.append(MASKED)
     return resp
 
 
@@ -100,9 +105,9 @@ class ChatStream:
         resp: requests.Response,
         payload: dict[str, Any],
         started: float,
-        max_bytes: int = MAX_ANSWER_BYTES,
+        max_bytes: int = MAX_ANSWER_BYTES, timeout: float | None = None,
     ) -> None:
-        self._resp = resp
+        self._resp, self.timeout = resp, timeout  # timeout: seconds without a data event
         self.payload = payload
         self.started = started
         self.max_bytes = max_bytes
@@ -173,6 +178,7 @@ class ChatStream:
             parser = SSEParser()
             feed, assembler = parser.feed, self.assembler
             received = 0
+            quiet = _DataClock(self._resp.raw, self.timeout)
             for block in chunks:
                 received += len(block)
                 if received > self.max_bytes:
@@ -180,7 +186,7 @@ class ChatStream:
                     return
                 if len(self._head) < 512:
                     self._head += block[: 512 - len(self._head)]
-                if (yield from self._take(feed(block))):
+                if (yield from self._take(quiet.seen(feed(block)))):
                     clean = self.done
                     return
                 if tail_until is None:
@@ -324,7 +330,7 @@ class ChatStream:
             finish = INTERRUPTED
         elif self.error is not None or (finish is None and not self.done):
             finish = CUT
-        warnings = list(dict.fromkeys(self.warnings))
+        warnings = list(dict.fromkeys(self.warnings + [BAD_FRAGMENT] * bool(a.skipped_fragments)))
         result = a.build(
             request=self.payload,
             finish_reason=finish,
@@ -334,6 +340,35 @@ class ChatStream:
         )
         note_empty(result)
         return mask_answer(result)
+
+
+class _DataClock:
+    """The read timeout counts data events only: a server sending ``: keep-alive`` every few
+    seconds and never data must not hold a cell forever. After a block with no event the socket
+    waits only for what is left of the timeout, so a silent wait ends on time too."""
+
+    __slots__ = ("raw", "timeout", "until", "shortened")
+
+    def __init__(self, raw: Any, timeout: float | None) -> None:
+        self.raw, self.timeout = raw, timeout
+        self.until = time.monotonic() + timeout if timeout else None
+        self.shortened = False
+
+    def seen(self, events: list[str]) -> list[str]:
+        """``events`` (what a block completed); a ``TimeoutError`` once the timeout has passed
+        with comments only (read as "no data within the read timeout", what arrived kept)."""
+        if self.until is None or self.timeout is None:
+            return events
+        now = time.monotonic()
+        if events:
+            self.until = now + self.timeout
+            if self.shortened:
+                self.shortened = not set_read_timeout(self.raw, self.timeout)
+        elif now >= self.until:
+            raise TimeoutError("timed out: no data event, only comments")
+        else:
+            self.shortened = set_read_timeout(self.raw, self.until - now)
+        return events
 
 
 def _stream_failure(exc: BaseException) -> str:

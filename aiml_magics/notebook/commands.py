@@ -281,13 +281,13 @@ def _replay(magics: Any, args: argparse.Namespace) -> None:
     cassette = Cassette.load(args.path or shipped_cassette())
     magics.session.source = ReplaySource(cassette)
     n = len(cassette)
+    # One print: two could reach a notebook as one stream output or two (a Run All twice differed).
     print(
         f"Replay: answers come from {cassette.path.name} ({n} recording{'s' if n != 1 else ''}); "
         "each is labelled 'replayed'. A prompt with no recording gets an offline echo, which is "
         "not a model. Nothing is sent and no key is needed. `%aiml live` goes back to the service."
+        + "".join(f"\n  - {recording.provenance}" for recording in cassette.recordings[:3])
     )
-    for recording in cassette.recordings[:3]:
-        print(f"  - {recording.provenance}")
     magics.mode_changed()
 
 
