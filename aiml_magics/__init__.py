@@ -10,18 +10,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+from .version import __version__
 
 # Public name -> the module that defines it (imported when the name is first used).
 _LAZY = {
     "Session": "session",
-    "chat": "session",
-    "default_session": "session",
-    "map": "batch",
+    "chat": "api",
+    "default_session": "api",
+    "map": "api",
     "Batch": "batch",
     "Failure": "batch",
     "SchemaMismatch": "schema",
-    "compare": "comparison",
+    "compare": "api",
     "Comparison": "comparison",
     "ComparisonError": "comparison",
     "ChatResponse": "response",
@@ -46,7 +46,7 @@ _LAZY = {
     "IncompleteAnswer": "errors",
     "StreamInterrupted": "errors",
     "ToolRoundsExceeded": "errors",
-    "ToolCall": "response",
+    "ToolCall": "toolcall",
     "Tool": "tools",
 }
 
@@ -62,8 +62,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .batch import Batch, Failure, map
-    from .comparison import Comparison, ComparisonError, compare
+    from .api import chat, compare, default_session, map
+    from .batch import Batch, Failure
+    from .comparison import Comparison, ComparisonError
     from .errors import (
         AIMLError,
         APIStatusError,
@@ -84,14 +85,12 @@ if TYPE_CHECKING:
         ToolRoundsExceeded,
     )
     from .history import Exchange, History
-    from .response import ChatResponse, ToolCall, Usage
+    from .response import ChatResponse, Usage
     from .schema import SchemaMismatch
-    from .session import Session, chat, default_session
+    from .session import Session
     from .settings import Settings
+    from .toolcall import ToolCall
     from .tools import Tool
-
-_magics: Any = None
-
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
@@ -104,39 +103,29 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%aiml`` / ``%aiml`` (called by ``%load_ext aiml_magics``)."""
-    global _magics
-    from .magics import AIMLMagics  # the one deferred import: the notebook layer
+    from .notebook import load  # the one deferred import: the notebook layer
 
-    if _magics is not None and _magics.shell is ipython:
-        return
-    _magics = AIMLMagics(shell=ipython)
-    ipython.register_magics(_magics)
+    load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    global _magics
-    if _magics is not None:
-        ipython.magics_manager.magics["line"].pop("aiml", None)
-        ipython.magics_manager.magics["cell"].pop("aiml", None)
-        if _magics in getattr(ipython, "configurables", []):
-            ipython.configurables.remove(_magics)
-        try:
-            ipython.events.unregister("pre_run_cell", _magics._remember_raw_cell)
-        except (AttributeError, ValueError):
-            pass
-        _magics.close()
-        _magics = None
+    from .notebook import unload
+
+    unload(ipython)
 
 
 def instance() -> Any:
     """The loaded ``AIMLMagics`` instance (its traits are the settings)."""
-    if _magics is None:
+    from .notebook import loaded
+
+    magics = loaded()
+    if magics is None:
         raise RuntimeError("Run `%load_ext aiml_magics` first.")
-    return _magics
+    return magics
 
 
 def panel() -> None:
     """Show the control panel (as ``%aiml panel`` does): widgets bound to the loaded settings."""
-    from .controls import show_panel
+    from .notebook.panel import show_panel
 
     show_panel(instance())

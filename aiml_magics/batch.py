@@ -77,7 +77,7 @@ _local = threading.local()  # one client per worker thread (and process): connec
 
 def run_job(job: Job) -> Outcome:
     """Send one request with a client built here; never raises for a failed request."""
-    from .client import AIMLClient
+    from .http.client import AIMLClient
 
     ident = (job.base_url, job.api_key, job.timeout, job.allow_insecure_http, job.max_answer_bytes)
     clients = getattr(_local, "clients", None)
@@ -238,7 +238,7 @@ def _is_frame(value: Any) -> bool:
 
 def request_id_for(batch_id: str, position: int, label: Any) -> str:
     """``aiml-<batch>-<position>-<row label>``, cleaned to what the service keeps."""
-    from .client import clean_request_id
+    from .http.client import clean_request_id
 
     return clean_request_id(f"aiml-{batch_id}-{position}-{label}") or f"aiml-{batch_id}-{position}"
 
@@ -254,6 +254,7 @@ def run_map(
     concurrency: int = 8,
     executor: Executor | None = None,
     progress: Any = None,
+    widget: Callable[[int], Any] | None = None,
     schema: Any = None,
     budget: float | None = None,
     retries: int = 3,
@@ -272,7 +273,7 @@ def run_map(
     limits = Limits(s.expand_max_rows, s.expand_max_columns, s.expand_max_chars)
     prompts, labels, index = _items(prompts_or_template, rows, limits)
     params = {**params, "memory": False, "stream": False}
-    payloads = [session.prepare(p, schema=schema, **params) for p in prompts]  # all checked first
+    payloads = [session.prepare(p, schema=schema, **params).payload for p in prompts]  # all checked first
     batch_id = uuid.uuid4().hex[:8]
     ids = [request_id_for(batch_id, i, label) for i, label in enumerate(labels)]
     from .schema import field_names
@@ -297,7 +298,7 @@ def run_map(
 
     from .progress import make_progress
 
-    bar = make_progress(progress, len(prompts))
+    bar = make_progress(progress, len(prompts), widget)
     runner = _Runner(len(prompts), submit, concurrency, retries, backoff, budget, schema, ids, bar)
     try:
         results, stopped = runner.run()
@@ -442,32 +443,3 @@ class _Runner:
 def _first_line(message: str) -> str:
     text = " ".join(message.split())
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-def map(  # noqa: A001 - the public name the issue asks for: aiml_magics.map
-    prompts_or_template: Any,
-    rows: Any = None,
-    *,
-    concurrency: int = 8,
-    executor: Executor | None = None,
-    progress: Any = None,
-    schema: Any = None,
-    budget: float | None = None,
-    session: Session | None = None,
-    **params: Any,
-) -> Batch:
-    """Send many prompts and return a ``Batch`` in input order.
-
-    Either a list of prompts, or a template and ``rows`` (a DataFrame, or an iterable of
-    mappings), each row expanded with the ``{name}`` rules of a cell. ``executor`` is any
-    ``concurrent.futures.Executor`` (default: ``concurrency`` threads); ``schema`` a JSON-schema
-    dict or pydantic class (one column per field in ``to_dataframe()``); ``budget`` credits after
-    which nothing more is sent. ``params`` override the settings (model, temperature, ...);
-    ``retries`` and ``backoff`` tune the per-item retries. Uses the notebook's session unless
-    ``session`` is given. An item's failure never raises: it is a ``Failure`` in the batch.
-    """
-    from .session import default_session
-
-    return run_map(session or default_session(), prompts_or_template, rows,
-                   concurrency=concurrency, executor=executor, progress=progress, schema=schema,
-                   budget=budget, **params)

@@ -21,8 +21,9 @@ from typing import Any
 
 from .errors import AIMLError, redact
 from .params import trim_prompt
-from .response import ChatResponse, ToolCall, Usage, _float, _str
-from .safejson import JSONRefused, describe_size, loads
+from .response import ChatResponse, Usage
+from .safejson import JSONRefused, _float, _str, describe_size, loads
+from .toolcall import ToolCall
 
 FORMAT = "aiml-magics-cassette"
 VERSION = 1

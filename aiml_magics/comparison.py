@@ -18,13 +18,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .errors import AIMLError, ParameterError, StreamInterrupted, import_pandas
-from .response import ERROR, ChatResponse
+from .protocols import Board, NoBoard
+from .response import ERROR, ChatResponse, tokens_per_second
 from .secrets import forget_frames
 
 if TYPE_CHECKING:
+    from .request import Request
     from .session import Session
 
 MAX_MODELS = 8  # a comparison is for reading side by side; more is a batch job
@@ -75,7 +77,7 @@ class Lane:
             self.version += 1
 
     def finish(self, resp: ChatResponse) -> None:
-        from .session import read_json
+        from .response import read_json
 
         read_json(resp)
         resp.allow_remote_images = self._allow
@@ -101,34 +103,6 @@ class Lane:
             joined = "".join(self._reasoning)
             self._reasoning = [joined]
             return joined
-
-
-class Board(Protocol):
-    """Where a comparison is shown; called on the caller's thread only."""
-
-    def tick(self, lanes: Sequence[Lane]) -> None: ...
-    def finish(self, comparison: Comparison) -> None: ...
-
-
-class NoBoard:
-    """Shows nothing: ``compare()`` from a script."""
-
-    def tick(self, lanes: Sequence[Lane]) -> None:
-        pass
-
-    def finish(self, comparison: Comparison) -> None:
-        pass
-
-
-def tokens_per_second(resp: ChatResponse) -> float | None:
-    """Completion tokens per second of generation: after the first token when the answer
-    streamed (the wait before it is reported apart), else over the whole request."""
-    tokens = resp.usage.completion_tokens
-    if not tokens or resp.elapsed <= 0:
-        return None
-    first = resp.first_token_seconds
-    span = resp.elapsed - first if first is not None and resp.elapsed - first > 0.05 else resp.elapsed
-    return tokens / span
 
 
 class Comparison(Mapping[str, ChatResponse]):
@@ -201,7 +175,7 @@ class Comparison(Mapping[str, ChatResponse]):
         return redact(f"Comparison({', '.join(parts)})")
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from .columns import final_bundle
+        from .display.columns import final_bundle
 
         return final_bundle(self)
 
@@ -237,25 +211,20 @@ def check_models(models: Any) -> list[str]:
     return ids
 
 
-def prepare_all(
-    session: Session, prompt: str, models: Any, *, new: bool = False, json: bool = False,
-    **options: Any,
-) -> dict[str, dict[str, Any]]:
-    """Every model's request body, all checked; nothing is sent. Apart from the model, the
-    bodies are the same: the same messages, the same parameters."""
+def prepare_all(session: Session, prompt: str, models: Any, **options: Any) -> dict[str, Request]:
+    """Every model's ``Request``, all checked; nothing is sent. Apart from the model, the
+    bodies are the same: the same messages, the same parameters (``options`` are
+    ``Session.prepare``'s). A comparison never joins the conversation."""
     if options.get("model") is not None:
         raise ParameterError("A comparison names its own models: leave `model` out.")
     options.pop("model", None)
-    return {
-        model: session.prepare(prompt, new=new, json=json, model=model, **options)
-        for model in check_models(models)
-    }
+    return {model: session.prepare(prompt, model=model, **options) for model in check_models(models)}
 
 
 def run(
     session: Session,
     prompt: str,
-    payloads: dict[str, dict[str, Any]],
+    requests: dict[str, Request],
     board: Board | None = None,
 ) -> Comparison:
     """Ask every model at once, show the lanes on ``board``, keep the answers, return them.
@@ -267,8 +236,10 @@ def run(
     source = session.source
     if source.needs_key:
         session.client()._headers()  # no key: fail once, here, before any thread or display
+    if any(r.new for r in requests.values()):  # only now: a refused comparison changes nothing
+        session.reset()
     allow = session.settings.allow_remote_images
-    lanes = [Lane(model, payload, allow) for model, payload in payloads.items()]
+    lanes = [Lane(model, r.payload, allow) for model, r in requests.items()]
     wake = threading.Event()
     clients: list[Any] = []
     started = time.time()
@@ -347,7 +318,7 @@ def _keep(session: Session, prompt: str, lanes: list[Lane], started: float) -> C
             resp = ChatResponse(request=lane.payload, finish_reason=ERROR, source=session.source.name)
         else:
             try:
-                session._keep(resp, prompt, False, started)
+                session.keep(resp, prompt, False, started)
             except (AIMLError, StreamInterrupted) as exc:
                 forget_frames(exc)
                 error = error or exc
@@ -364,10 +335,3 @@ def _first_sentence(error: BaseException) -> str:
     text = str(error).strip()
     cut = text.find(". ")
     return text if cut < 0 else text[: cut + 1]
-
-
-def compare(prompt: str, models: Sequence[str], **options: Any) -> Comparison:
-    """``default_session().compare(prompt, models, **options)``: one call from a script or a cell."""
-    from .session import default_session
-
-    return default_session().compare(prompt, models, **options)

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
+from .display.safemd import literal
 from .errors import AIMLError, import_pandas, redact
-from .safemd import literal
 
 if TYPE_CHECKING:
     from .response import ChatResponse
 
-ECHO_SOURCE = "offline echo"
+from .response import ECHO_SOURCE
+
 TRANSPORT = ("model", "messages", "stream", "stream_options")
 
 
@@ -139,7 +140,7 @@ def _json(value: Any) -> str:
 def _inert(text: str) -> str:
     """Prompts (often pasted from elsewhere) and answers are untrusted: shown inert, and remote
     images stay links in history views."""
-    from .view import close_fences, shown
+    from .display.view import close_fences, shown
 
     return shown(close_fences(text))
 

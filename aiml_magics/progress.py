@@ -1,14 +1,16 @@
-"""A batch's progress: an ipywidgets bar in a notebook, a text bar in a terminal, or nothing.
+"""A batch's progress: a widget bar in a notebook, a text bar in a terminal, or nothing.
 
 ``progress=None`` picks: a widget bar inside a Jupyter kernel, a text bar when stderr is a
 terminal, else nothing; ``True`` forces a bar (widget in a kernel, else text), ``False`` none.
-Both show done/total, failures and credits so far. Nothing is imported until a bar is made.
+Both show done/total, failures and credits so far. The widget bar is the notebook layer's
+(``notebook/progress.py``), handed in by ``aiml_magics.map``.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 
@@ -20,7 +22,7 @@ class NoProgress:
         pass
 
 
-def _words(done: int, total: int, failed: int, credits: float) -> str:
+def words(done: int, total: int, failed: int, credits: float) -> str:
     return f"{done}/{total} done, {failed} failed, {credits:,.0f} credits"
 
 
@@ -38,7 +40,7 @@ class TextProgress:
         done, failed, credits = self._state
         filled = int(self.width * done / self.total) if self.total else self.width
         bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {_words(done, self.total, failed, credits)}")
+        self.stream.write(f"\r[{bar}] {words(done, self.total, failed, credits)}")
         self.stream.flush()
 
     def update(self, done: int, failed: int, credits: float) -> None:
@@ -54,28 +56,6 @@ class TextProgress:
         self.stream.flush()
 
 
-class WidgetProgress:
-    """An ipywidgets ``IntProgress`` with a label beside it."""
-
-    def __init__(self, total: int) -> None:
-        import ipywidgets as widgets
-        from IPython.display import display
-
-        self.total = total
-        self.bar = widgets.IntProgress(value=0, min=0, max=max(total, 1), description="map")
-        self.label = widgets.Label(_words(0, total, 0, 0.0))
-        self.box = widgets.HBox([self.bar, self.label])
-        display(self.box)
-
-    def update(self, done: int, failed: int, credits: float) -> None:
-        self.bar.value = done
-        self.bar.bar_style = "warning" if failed else ""
-        self.label.value = _words(done, self.total, failed, credits)
-
-    def close(self) -> None:
-        self.bar.bar_style = "warning" if "0 failed" not in self.label.value else "success"
-
-
 def in_kernel() -> bool:
     """True inside a Jupyter kernel (a notebook), without importing IPython for it."""
     ipython = sys.modules.get("IPython")
@@ -85,14 +65,15 @@ def in_kernel() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def make_progress(progress: Any, total: int) -> Any:
-    """The bar ``progress`` asks for (see the module)."""
+def make_progress(progress: Any, total: int, widget: Callable[[int], Any] | None = None) -> Any:
+    """The bar ``progress`` asks for (see the module); ``widget`` makes the notebook's bar (the
+    notebook layer's ``WidgetProgress``, which this plain-Python module cannot import)."""
     if progress is False:
         return NoProgress()
     if progress is None or progress is True:
-        if in_kernel():
+        if widget is not None and in_kernel():
             try:
-                return WidgetProgress(total)
+                return widget(total)
             except ImportError:
                 pass
         if progress is True or getattr(sys.stderr, "isatty", lambda: False)():

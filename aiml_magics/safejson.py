@@ -82,3 +82,51 @@ def describe_size(n: int) -> str:
 
 
 __all__ = ["JSONRefused", "MAX_BYTES", "MAX_DEPTH", "describe_size", "loads", "too_deep"]
+
+
+_BIGGEST = 2**63  # token counts beyond this are not counts: read them as absent
+
+
+def _int(value: Any) -> int | None:
+    """A count from loosely typed JSON; None for anything that is not a sensible integer
+    (``1e999``, ``NaN``, 400-digit numbers, strings, lists), so no later arithmetic can overflow."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if -_BIGGEST < number < _BIGGEST else None
+
+
+def _float(value: Any) -> float | None:
+    """A finite number from loosely typed JSON (int, float or numeric string); None otherwise."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _str(value: Any) -> str | None:
+    """A string field, or None when the service (or a cassette) put something else there."""
+    return value if isinstance(value, str) else None
+
+
+_FENCE = re.compile(r"^\s*```[\w+-]*\s*\n(.*?)\n\s*```\s*$", re.S)
+
+
+def parse_json_answer(text: str) -> tuple[Any, str | None]:
+    """Parse a ``--json`` answer; models often wrap it in a code fence, so strip one."""
+    candidate = text.strip()
+    fenced = _FENCE.match(candidate)
+    if fenced:
+        candidate = fenced.group(1)
+    try:
+        return loads(candidate), None
+    except ValueError as exc:
+        return None, f"the answer is not valid JSON ({exc}); .data is None, .text has the answer"

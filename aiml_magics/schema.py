@@ -13,7 +13,8 @@ import re
 from typing import Any
 
 from .errors import AIMLError, ParameterError
-from .response import ChatResponse, parse_json_answer
+from .response import ChatResponse
+from .safejson import parse_json_answer
 
 _DROP = ("$defs", "definitions", "title", "strict", "$schema")
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")

@@ -156,7 +156,7 @@ class Settings(Configurable):
     def _check_base(self, proposal: Any) -> Any:
         value = proposal["value"]
         if value:
-            from .urls import normalize_base_url
+            from .http.urls import normalize_base_url
 
             _refuse(normalize_base_url, value)
         return value

@@ -10,72 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .errors import StreamInterrupted
+from .protocols import CallbackView, NoView, Source, View, ViewFactory
 from .response import ChatResponse
 
 if TYPE_CHECKING:
     from .cassette import Cassette
-    from .client import AIMLClient
+    from .http.client import AIMLClient
 
-
-class View(Protocol):
-    """What a source shows an answer on (the notebook's live Markdown, a terminal, nothing)."""
-
-    def reasoning(self, delta: str) -> None: ...
-    def content(self, delta: str) -> None: ...
-    def finish(self, resp: ChatResponse) -> None: ...
-    def abandon(self) -> None: ...
-
-
-ViewFactory = Callable[[str], View]
-
-
-class NoView:
-    """Shows nothing: a script's ``chat()`` without ``display`` or a callback."""
-
-    def reasoning(self, delta: str) -> None:
-        pass
-
-    def content(self, delta: str) -> None:
-        pass
-
-    def finish(self, resp: ChatResponse) -> None:
-        pass
-
-    def abandon(self) -> None:
-        pass
-
-
-class CallbackView(NoView):
-    """Calls ``on_delta(text)`` with each piece of answer text (and ``on_reasoning`` if given)."""
-
-    def __init__(
-        self,
-        on_delta: Callable[[str], Any] | None,
-        on_reasoning: Callable[[str], Any] | None = None,
-    ) -> None:
-        self._on_delta, self._on_reasoning = on_delta, on_reasoning
-
-    def reasoning(self, delta: str) -> None:
-        if self._on_reasoning is not None:
-            self._on_reasoning(delta)
-
-    def content(self, delta: str) -> None:
-        if self._on_delta is not None:
-            self._on_delta(delta)
-
-
-class Source(Protocol):
-    name: str
-    needs_key: bool
-
-    def answer(
-        self, client: Callable[[], AIMLClient], payload: dict[str, Any], stream: bool, view: ViewFactory
-    ) -> ChatResponse: ...
-
-    def keep(self, payload: dict[str, Any], resp: ChatResponse, origin: str) -> None: ...
+__all__ = ["CallbackView", "LiveSource", "NoView", "ReadFirst", "Source", "View", "ViewFactory"]
 
 
 class LiveSource:
@@ -207,3 +152,43 @@ class ReplaySource:
     def __repr__(self) -> str:
         name = str(self.cassette.path) if self.cassette is not None else None
         return f"ReplaySource({name!r})"
+
+
+class ReadFirst:
+    """A view whose ``finish`` sees the answer with its ``.data`` parsed and the session's image
+    rule on it (re-displays of ``aiml_response`` follow the same rule)."""
+
+    def __init__(self, inner: View, allow_remote_images: bool, tools_on: bool = False) -> None:
+        self._inner = inner
+        self._allow = allow_remote_images
+        self._tools_on = tools_on
+        self.waiting = False  # this round asked for tools: its view shows them, not an answer
+        self.before_finish: Callable[[ChatResponse], Any] | None = None  # the tool loop's merge
+
+    def reasoning(self, delta: str) -> None:
+        self._inner.reasoning(delta)
+
+    def content(self, delta: str) -> None:
+        self._inner.content(delta)
+
+    def finish(self, resp: ChatResponse) -> None:
+        if self._tools_on and resp.tool_calls and resp.complete:
+            self.waiting = True  # the tools run next; the final answer shows every call
+            self._inner.abandon()
+            return
+        if self.before_finish is not None:
+            self.before_finish(resp)
+        from .response import read_json
+
+        read_json(resp)
+        resp.allow_remote_images = self._allow
+        self._inner.finish(resp)
+
+    def tool_calls(self, calls: list[Any]) -> None:
+        """One round's calls have run: a view that can (a terminal) shows one line each."""
+        show = getattr(self._inner, "tool_calls", None)
+        if show is not None:
+            show(calls)
+
+    def abandon(self) -> None:
+        self._inner.abandon()

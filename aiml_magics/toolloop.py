@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import ParameterError
-from .response import ToolCall
+from .toolcall import ToolCall
 from .tools import (
     Confirm,
     _short_repr,
@@ -38,7 +38,7 @@ def add_tools(payload: dict[str, Any], functions: Sequence[Any] | None, choice: 
 
 def ask_yes_no(call: ToolCall) -> bool:
     """``input()``: run this call? Anything but y/yes (or no terminal at all) is a no."""
-    from .view import shown_plain
+    from .display.view import shown_plain
 
     try:
         answer = input(f"Run the tool call {shown_plain(call_line(call, 120).split(' → ')[0])}? [y/N] ")

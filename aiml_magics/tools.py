@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import ParameterError
-from .response import ToolCall
+from .toolcall import ToolCall
 
 MAX_RESULT_CHARS = 100_000  # a tool result past this is clipped: it is sent with every later turn
 DECLINED = "declined by the user"

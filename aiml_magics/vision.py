@@ -56,3 +56,26 @@ def lacks_vision(models: list[dict[str, Any]], model_id: str) -> bool:
         if model.get("id") == ident:
             return not can_see(model)
     return False  # not listed: the service decides
+
+
+def check_vision(session: Any, payload: dict[str, Any]) -> None:
+    """Refuse, before sending, images for a model the models list says cannot see them.
+
+    The list is the session's client's (fetched once a session; in replay mode only one already
+    fetched, since replay sends nothing). No list, or no capability data in it: send anyway.
+    """
+    from .images import request_images
+
+    if not request_images(payload):
+        return
+    models = None
+    if session.source.name == "replay":
+        models = getattr(session._client, "_models", None)
+    else:
+        try:
+            models = session.client().list_models()
+        except AIMLError:
+            models = None
+    model = str(payload.get("model"))
+    if models and lacks_vision(models, model):
+        raise NoVision(model)

@@ -1,13 +1,13 @@
 """The baseline: what peers do, re-publishing the whole Markdown on every chunk.
 
-Same interface as ``aiml_magics.render.LiveMarkdown`` so the magic can drive it unchanged.
+Same interface as ``aiml_magics.display.render.LiveMarkdown`` so the magic can drive it unchanged.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aiml_magics.view import final_bundle
+from aiml_magics.display.view import final_bundle
 
 
 class NaiveMarkdown:

@@ -160,7 +160,7 @@ def parser(repeat: int) -> dict[str, Any]:
     import requests
     import server
 
-    from aiml_magics.sse import SSEParser
+    from aiml_magics.http.sse import SSEParser
 
     events = [e for e, _ in server.sse_events(corpus.answer_chars(60_000))]
     data = b"".join(events)

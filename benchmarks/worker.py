@@ -57,7 +57,7 @@ class RendererTimer:
 
     def __enter__(self) -> RendererTimer:
         import aiml_magics
-        from aiml_magics.render import make_renderer
+        from aiml_magics.display.render import make_renderer
 
         self._magics = aiml_magics.instance()
         self._real = make_renderer

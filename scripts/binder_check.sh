@@ -70,7 +70,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from aiml_magics.magics import AIMLMagics
+from aiml_magics.notebook.magics import AIMLMagics
 
 panel = hasattr(AIMLMagics, "_cmd_panel")
 probe = nbformat.v4.new_notebook()

@@ -21,8 +21,8 @@ import pytest
 import aiml_magics
 from aiml_magics import BadRequestError, ComparisonError, CreditsError, ParameterError
 from aiml_magics.cassette import Cassette
-from aiml_magics.columns import ColumnsBoard, TerminalBoard
 from aiml_magics.comparison import Comparison
+from aiml_magics.display.columns import ColumnsBoard, TerminalBoard
 from aiml_magics.sources import RecordingSource, ReplaySource
 from tests.conftest import KEY_VARS, ROOT, TEST_KEY, run_cell
 from tests.fakeapi import Error, Reply

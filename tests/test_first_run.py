@@ -134,7 +134,7 @@ def test_replay_sends_nothing_for_the_models_list(bare_shell, api, monkeypatch):
 
 
 def test_replay_panel_uses_the_built_in_list_and_says_so_in_one_quiet_line(bare_shell, api, monkeypatch):
-    from aiml_magics.controls import MUTED, build_panel
+    from aiml_magics.notebook.panel import MUTED, build_panel
 
     monkeypatch.setenv("AIML_API_BASE", api.base_url)
     run_cell(bare_shell, "%aiml replay")
@@ -180,7 +180,7 @@ def test_models_list_sends_the_key_like_litellm_needs(shell, api, status):
 
 
 def test_the_panel_lists_models_of_a_server_that_needs_the_key(shell, api, magics):
-    from aiml_magics.controls import build_panel
+    from aiml_magics.notebook.panel import build_panel
 
     api.models_auth = 500
     api.models = OPENAI_STYLE
@@ -403,7 +403,7 @@ def test_help_reads_cleanly_and_agrees_with_the_readme(shell):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "0 to 2 (0 to 1 for Claude and MiniMax models)" in readme
     assert "0 to 1 for Claude)" not in readme and "0..1 for Claude)" not in Path(
-        ROOT / "aiml_magics" / "magics.py"
+        ROOT / "aiml_magics" / "notebook" / "flags.py"
     ).read_text(encoding="utf-8")
 
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from aiml_magics.errors import AIMLError, ParameterError
+from aiml_magics.http.sse import DONE, SSEParser, iter_events
 from aiml_magics.params import MAX_MAGNITUDE, RANGES
-from aiml_magics.sse import DONE, SSEParser, iter_events
 from tests.conftest import run_cell
 from tests.fakeapi import RawStream, Reply
 

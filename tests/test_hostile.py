@@ -22,7 +22,7 @@ from IPython.core.displaypub import DisplayPublisher
 from IPython.utils.capture import capture_output
 
 from aiml_magics.errors import ParameterError, StreamInterrupted
-from aiml_magics.sse import LineTooLong, SSEParser
+from aiml_magics.http.sse import LineTooLong, SSEParser
 from tests.conftest import run_cell
 from tests.fakeapi import Error, FakeAIMLAPI, Reply
 from tests.hostile import (

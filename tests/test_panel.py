@@ -16,9 +16,9 @@ import pytest
 from ipywidgets.widgets.widget import _instances as widget_instances
 
 import aiml_magics
-from aiml_magics.controls import AIMLPanel, build_panel
 from aiml_magics.errors import ParameterError
 from aiml_magics.models import FALLBACK_MODELS
+from aiml_magics.notebook.panel import AIMLPanel, build_panel
 from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import FakeAIMLAPI, Reply
 
@@ -423,7 +423,7 @@ def test_panel_in_a_real_kernel_and_saved_notebook(monkeypatch, api, tmp_path):
         textwrap.dedent(
             """
             import aiml_magics
-            from aiml_magics.controls import build_panel
+            from aiml_magics.notebook.panel import build_panel
             p = build_panel(aiml_magics.instance())
             display(p)
             print("LOADED", p.wait_models(30), len(p.model_picker.options), repr(p.models_note.value))
@@ -454,7 +454,7 @@ def test_panel_in_a_real_kernel_and_saved_notebook(monkeypatch, api, tmp_path):
 
 def test_reshown_panels_are_bounded(shell, api, magics):
     """Re-running `%aiml panel` must not pile up listeners: the oldest beyond the limit close."""
-    from aiml_magics.controls import MAX_PANELS
+    from aiml_magics.notebook.panel import MAX_PANELS
 
     before = len(magics.on_answer)
     for _ in range(MAX_PANELS + 3):

@@ -23,11 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from IPython.core.displaypub import DisplayPublisher
 
-from aiml_magics.magics import parse_flags
-from aiml_magics.render import LiveMarkdown
+from aiml_magics.display.render import LiveMarkdown
+from aiml_magics.display.view import final_bundle
+from aiml_magics.http.sse import SSEParser
+from aiml_magics.notebook.magics import parse_flags
 from aiml_magics.response import ChatResponse
-from aiml_magics.sse import SSEParser
-from aiml_magics.view import final_bundle
 from tests.conftest import TEST_KEY
 from tests.fakeapi import Error, Reply
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from aiml_magics.assembler import StreamAssembler
+from aiml_magics.display.render import LiveMarkdown
+from aiml_magics.display.view import close_fences, final_markdown, open_fence
 from aiml_magics.errors import http_error, mask_key, service_message
+from aiml_magics.http.sse import SSEParser, iter_events
 from aiml_magics.params import build_payload, check_number, check_stop
-from aiml_magics.render import LiveMarkdown
-from aiml_magics.response import ChatResponse, StreamAssembler, parse_json_answer
-from aiml_magics.sse import SSEParser, iter_events
-from aiml_magics.view import close_fences, final_markdown, open_fence
+from aiml_magics.response import ChatResponse
+from aiml_magics.safejson import parse_json_answer
 
 
 def test_sse_basics():

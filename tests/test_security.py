@@ -23,9 +23,9 @@ import pytest
 from nbclient import NotebookClient
 
 import aiml_magics
-from aiml_magics import client as client_module
-from aiml_magics.client import AIMLClient, InsecureTransportWarning, is_loopback
 from aiml_magics.errors import AIMLError, ParameterError, http_error
+from aiml_magics.http import client as client_module
+from aiml_magics.http.client import AIMLClient, InsecureTransportWarning, is_loopback
 from aiml_magics.params import BY_NAME as SETTINGS
 from aiml_magics.secrets import Secret
 from tests.conftest import TEST_KEY, run_cell
@@ -515,7 +515,7 @@ def test_objects_a_variable_inspector_reaches_are_masked(shell, api, magics):
         for path, obj in _reachable(root):
             assert_clean(repr(obj), f"{name}: {path}")
     assert_clean(repr(magics.trait_values()), "trait values (config included)")
-    assert_clean(repr(magics.session._client_ident), "client identity")
+    assert_clean(repr(magics.session.connection._ident_built), "client identity")
     # Still the real key where it is used.
     assert api.chat_requests[-1].headers["authorization"] == f"Bearer {TEST_KEY}"
 

@@ -17,7 +17,7 @@ import pydantic
 import pytest
 
 from aiml_magics import ParameterError, ToolRoundsExceeded
-from aiml_magics.render import TerminalText
+from aiml_magics.display.render import TerminalText
 from aiml_magics.tools import tool_from_function
 from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import RawStream, ToolModel
@@ -208,7 +208,7 @@ def test_a_key_in_tool_arguments_never_shows(session, api):
 
     api.default = ToolModel(calls=[("note", {"text": f"the key is {TEST_KEY}"})])
     resp = session.chat("?", tools=[note])
-    from aiml_magics.view import final_markdown, final_plain
+    from aiml_magics.display.view import final_markdown, final_plain
 
     shown = final_markdown(resp) + final_plain(resp) + repr(resp.tool_calls)
     assert TEST_KEY not in shown and TEST_KEY[:-4] not in shown
@@ -225,7 +225,7 @@ def test_a_failing_tool_goes_back_to_the_model(session, api):
     (call,) = resp.tool_calls
     assert call.failed and call.error == "ZeroDivisionError: division by zero"
     assert resp.text == "Tool results: ZeroDivisionError: division by zero"
-    from aiml_magics.view import final_markdown, footer
+    from aiml_magics.display.view import final_markdown, footer
 
     assert "1 tool call (1 failed or declined)" in footer(resp)
     assert "✗ divide(a=1, b=0) → ZeroDivisionError: division by zero" in final_markdown(resp)
@@ -335,7 +335,7 @@ def test_the_next_turn_carries_the_tool_messages(session, api):
 
 
 def test_terminal_shows_one_plain_line_per_call():
-    from aiml_magics.response import ToolCall
+    from aiml_magics.toolcall import ToolCall
 
     out = io.StringIO()
     view = TerminalText(out)

@@ -21,11 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from IPython.core.displaypub import DisplayPublisher
 
+from aiml_magics.display.render import LiveMarkdown, TerminalText
+from aiml_magics.display.safemd import safe_markdown
+from aiml_magics.display.view import final_markdown
 from aiml_magics.errors import register_secret
-from aiml_magics.render import LiveMarkdown, TerminalText
 from aiml_magics.response import ChatResponse
-from aiml_magics.safemd import safe_markdown
-from aiml_magics.view import final_markdown
 from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import RawStream, Reply
 from tests.inert import (

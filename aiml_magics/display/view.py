@@ -9,11 +9,11 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from .errors import redact, visible_controls
+from ..errors import redact, visible_controls
 from .safemd import literal, safe_markdown
 
 if TYPE_CHECKING:
-    from .response import ChatResponse
+    from ..response import ChatResponse
 
 FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
@@ -77,7 +77,7 @@ def footer(resp: ChatResponse) -> str:
     if resp.credits_used is not None:
         parts.append(f"{_count(resp.credits_used)} credits")
     parts.append(f"{resp.elapsed:.1f} s")
-    from .images import request_images, summary
+    from ..images import request_images, summary
 
     images = summary(request_images(resp.request))
     if images:
@@ -127,7 +127,7 @@ def json_block(resp: ChatResponse) -> str | None:
         return None
     if fmt.get("type") not in ("json_object", "json_schema"):
         return None
-    from .response import parse_json_answer
+    from ..safejson import parse_json_answer
 
     data, problem = parse_json_answer(resp.text)
     text = resp.text.strip() if problem else json.dumps(data, ensure_ascii=False, indent=2)
@@ -139,7 +139,7 @@ def json_block(resp: ChatResponse) -> str | None:
 def tool_block(resp: ChatResponse) -> str:
     """Each tool call as one folded line above the answer: the call and its clipped result in
     the summary, the whole result inside. Results are untrusted (a tool may fetch anything)."""
-    from .tools import call_line
+    from ..tools import call_line
 
     out = []
     for call in resp.tool_calls:
@@ -170,7 +170,7 @@ def final_plain(resp: ChatResponse) -> str:
 
 def plain_tool_lines(calls: list[Any]) -> str:
     """One plain line per tool call, for terminals (control characters shown visibly)."""
-    from .tools import call_line
+    from ..tools import call_line
 
     return "".join(f"⚙ {shown_plain(call_line(c))}\n" for c in calls)
 

@@ -15,9 +15,7 @@ import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .bounded import failure_words, read_capped
-from .errors import (
+from ..errors import (
     AIMLError,
     ConfigError,
     ConnectError,
@@ -33,11 +31,13 @@ from .errors import (
     http_error,
     register_secret,
 )
-from .params import MAX_ANSWER_BYTES
-from .response import ChatResponse
+from ..params import MAX_ANSWER_BYTES
+from ..response import ChatResponse
+from ..safejson import describe_size, loads
+from ..secrets import BearerHeader, Secret
+from ..version import __version__
+from .bounded import failure_words, read_capped
 from .retry import RETRY_STATUSES, _retry_class, parse_retry_after, quiet_retries
-from .safejson import describe_size, loads
-from .secrets import BearerHeader, Secret
 from .stream import (
     ChatStream,
     is_read_timeout,

@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .history import ECHO_SOURCE
+from ..response import ECHO_SOURCE
 from .safemd import literal
 from .view import close_fences, json_block, reasoning_block, shown, shown_plain
 
 if TYPE_CHECKING:
-    from .comparison import Comparison, Lane
-    from .response import ChatResponse
+    from ..comparison import Comparison, Lane
+    from ..response import ChatResponse
 
 Publisher = Callable[[dict[str, str], str, bool], None]
 
@@ -50,7 +50,7 @@ def _seconds(value: float | None) -> str:
 def column_footer(resp: ChatResponse) -> str:
     """first token · seconds · tokens/s · tokens · credits (those the service reported), and
     anything unusual, as plain text."""
-    from .comparison import tokens_per_second
+    from ..response import tokens_per_second
     from .view import _count
 
     parts = [f"first token {_seconds(resp.first_token_seconds)}", f"{resp.elapsed:.1f} s"]

@@ -19,10 +19,10 @@ from typing import Any
 import ipywidgets as W
 from traitlets import TraitError
 
-from .errors import AIMLError, redact
-from .models import FALLBACK_MODELS, alias_map, describe_model, model_ids, resolve_model
-from .params import PARAMS, Param, check_model, range_for, range_words
-from .render import is_terminal
+from ..display.render import is_terminal
+from ..errors import AIMLError, redact
+from ..models import FALLBACK_MODELS, alias_map, describe_model, model_ids, resolve_model
+from ..params import PARAMS, Param, check_model, range_for, range_words
 
 LABEL_STYLE = {"description_width": "13em"}  # room for "max_completion_tokens"
 INDENT = "0 0 0 13.5em"  # lines up with the controls, past the labels

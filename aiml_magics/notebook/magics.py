@@ -9,131 +9,19 @@ renderers) is built on first use, which keeps ``%load_ext`` to registering the m
 from __future__ import annotations
 
 import argparse
-import functools
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from .params import PARAMS, Param
-from .settings import Settings
+from ..params import PARAMS
+from ..settings import Settings
+from .flags import cell_usage, parse_flags
 
 if TYPE_CHECKING:
-    from .session import Session
+    from ..session import Session
 
 RESPONSE_VAR = "aiml_response"
 HISTORY_VAR = "aiml_history"
-
-# Flags of one cell that are not settings: (spellings, argparse options, help).
-CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
-    (("--json",), {"action": "store_true"}, "ask for a JSON object; the parsed value lands in .data"),
-    (("--new",), {"action": "store_true"}, "start a fresh conversation before this cell"),
-    (("--out", "-o"), {"metavar": "NAME"}, "also store the response in this variable"),
-    (("--dry-run",), {"action": "store_true"}, "show the request that would be sent; send nothing"),
-    (("--schema",), {"metavar": "NAME"},
-     "a JSON-schema dict or pydantic class in the notebook: the answer is checked, into .data"),
-    (("--tools",), {"metavar": "F,G"}, "functions (by name) the model may call"),
-    (("--tool-choice",), {"metavar": "CHOICE"}, "auto, none, required or a tool's name"),
-    (("--confirm-tools",), {"action": "store_true"}, "ask yes/no before each tool call"),
-    (("--image",), {"action": "append", "nargs": "?", "const": "", "metavar": "EXPR"},
-     "send an image (repeatable): a variable, a file or an http(s) URL; alone, the last image shown"),
-    (("--compare",), {"nargs": "+", "metavar": "MODEL"},
-     "ask these models at once, side by side (not added to the conversation)"),
-)
-METAVARS = {"model": "ID", "temperature": "T", "top_p": "P"}
-KIND_METAVARS = {"str": "TEXT", "int": "N", "float": "X", "list": "TEXT"}
-
-
-def _flag_options(param: Param) -> dict[str, Any]:
-    if param.kind == "bool":
-        return {"action": "store_true", "dest": f"no_{param.name}"}
-    metavar = METAVARS.get(param.name) or KIND_METAVARS[param.kind]
-    if param.kind == "list":
-        return {"action": "append", "dest": param.name, "metavar": metavar}
-    return {"dest": param.name, "metavar": metavar}
-
-
-def _flag_help(param: Param) -> str:
-    from .params import range_words
-
-    return f"{param.help}, {range_words(param.name)}" if param.range is not None else param.help
-
-
-def flag_table() -> list[tuple[tuple[str, ...], dict[str, Any], str]]:
-    """Every cell flag: the table's (settings that have flags), then the cell-only ones."""
-    rows = [(p.flags, _flag_options(p), _flag_help(p)) for p in PARAMS if p.flags]
-    return [*rows, *CELL_ONLY]
-
-
-def cell_usage() -> str:
-    """The flags with their help, for ``%%aiml?`` and ``%aiml help`` (no argparse needed)."""
-    lines = ["%%aiml [flags]: send the cell body as the user message and stream the answer.",
-             "A flag overrides the setting for this cell only; values are checked before sending.",
-             "", "flags:"]
-    for spellings, options, text in flag_table():
-        meta = options.get("metavar")
-        names = ", ".join(f"{s} {meta}" if meta else s for s in spellings)
-        lines.append(f"  {names:<36} {text}")
-    return "\n".join(lines)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        from IPython.core.error import UsageError
-
-        raise UsageError(f"%%aiml: {message}.\n\n{self.format_usage()}")
-
-
-@functools.cache
-def cell_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="%%aiml", add_help=False, allow_abbrev=False)
-    for spellings, options, text in flag_table():
-        parser.add_argument(*spellings, help=text, **options)
-    return parser
-
-
-def parse_flags(line: str) -> argparse.Namespace:
-    """Parse the ``%%aiml`` line with POSIX quoting, so ``--system 'Be terse.'`` loses its quotes.
-
-    A notebook repeats the same few flag lines: each is parsed once (argparse takes tens of
-    microseconds, a visible share of a loopback round trip) and every call gets its own copy.
-    """
-    parsed = _parse_cached(line)
-    return argparse.Namespace(**{k: list(v) if isinstance(v, list) else v for k, v in vars(parsed).items()})
-
-
-@functools.lru_cache(maxsize=128)
-def _parse_cached(line: str) -> argparse.Namespace:
-    import shlex
-
-    from IPython.core.error import UsageError
-
-    try:
-        argv = shlex.split(line)
-    except ValueError as exc:
-        raise UsageError(f"%%aiml {line}: {exc} (check the quotes).") from None
-    return cell_parser().parse_args(_glue_values(argv))
-
-
-def _glue_values(argv: list[str]) -> list[str]:
-    """``-t -1e-5``: argparse takes a value like ``-1e-5`` for an option; glue it as ``-t=-1e-5``."""
-    parser = cell_parser()
-    takes_value = {s for a in parser._actions if a.nargs != 0 for s in a.option_strings}
-    out: list[str] = []
-    for word in argv:
-        if out and out[-1] in takes_value and word.startswith("-") and _is_number(word):
-            out[-1] = f"{out[-1]}={word}"
-        else:
-            out.append(word)
-    return out
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
 
 def _scrub_config(config: Any) -> None:
     """Replace a raw ``AIMLMagics.api_key`` in a traitlets Config with its masked ``Secret``.
@@ -141,8 +29,8 @@ def _scrub_config(config: Any) -> None:
     ``%config AIMLMagics.api_key = '...'`` merges the typed string into the shell's config, which
     every configurable shares and whose repr shows it; the value itself still works as a key.
     """
-    from .errors import register_secret
-    from .secrets import Secret
+    from ..errors import register_secret
+    from ..secrets import Secret
 
     try:
         section = config["AIMLMagics"] if "AIMLMagics" in config else None
@@ -180,7 +68,7 @@ class AIMLMagics(Magics, Settings):
     def session(self) -> Session:
         """The notebook's session (built on first use): these traits are its settings."""
         if self._session is None:
-            from .session import Session
+            from ..session import Session
 
             self._session = Session(settings=self)
             if self.shell is not None:
@@ -294,8 +182,8 @@ class AIMLMagics(Magics, Settings):
 
     @line_cell_magic
     def aiml(self, line: str = "", cell: str | None = None) -> Any:
-        from .errors import AIMLError, StreamInterrupted
-        from .secrets import forget_frames
+        from ..errors import AIMLError, StreamInterrupted
+        from ..secrets import forget_frames
 
         try:
             if cell is None:
@@ -317,10 +205,11 @@ class AIMLMagics(Magics, Settings):
     aiml.__doc__ = cell_usage() + "\n\n%aiml COMMAND manages the session: `%aiml help` lists them."
 
     def ask(self, prompt: str, args: argparse.Namespace, owns_cell: bool = False) -> Any:
-        """Validate, send, show, store. Every check runs before anything is sent."""
+        """Parse, expand, prepare, then show the request (``--dry-run``) or send it. Every check
+        runs before anything is sent."""
+        from ..params import trim_prompt
         from .advice import advised
         from .commands import check_out_name, show_dry_run
-        from .params import trim_prompt
 
         session = self.session
         prompt = trim_prompt(prompt)
@@ -330,45 +219,42 @@ class AIMLMagics(Magics, Settings):
             options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
             options["stream"] = False if args.no_stream else None
             options["memory"] = False if args.no_memory else None
-            schema = self._schema(args.schema)
-            expanded: list[str] = []
-            if self.expand_variables and not args.no_expand_variables and self.shell is not None:
-                from .prompt import Limits, expand
-
-                limits = Limits(self.expand_max_rows, self.expand_max_columns, self.expand_max_chars)
-                done = expand(prompt, self.shell.user_ns, limits)
-                prompt, expanded = done.text, done.names
+            options.update(new=args.new, json=args.json, schema=self._schema(args.schema))
+            prompt, expanded = self._expand(prompt, args)
             if args.compare:
                 return self._compare(prompt, args, options)
             options["parallel_tool_calls"] = False if args.no_parallel_tool_calls else None
-            tools = self._tools(args.tools)
-            images = self._images(args.image) if args.image else None
-            payload = session.prepare(prompt, new=args.new, json=args.json, schema=schema, tools=tools,
-                                      tool_choice=args.tool_choice, images=images, **options)
-            if not args.dry_run:
-                session.check_vision(payload)
+            request = session.prepare(
+                prompt, tools=self._tools(args.tools), tool_choice=args.tool_choice,
+                images=self._images(args.image) if args.image else None,
+                confirm_tools=True if args.confirm_tools else None, **options,
+            )
             if args.dry_run:
-                show_dry_run(self, payload, expanded=expanded)
+                show_dry_run(self, request.payload, expanded=expanded)
                 return None
-            if args.new:  # only now: a refused or dry-run cell leaves the conversation as it was
-                session.reset()
             before = session.last_response
             try:
-                return session.send(
-                    payload, prompt, remember=self.memory and not args.no_memory,
-                    view=self._view(owns_cell), schema=schema, tools=tools,
-                    confirm=True if args.confirm_tools else None,
-                )
+                return session.send(request, view=self._view(owns_cell))
             finally:
                 if session.last_response is not before:
                     self._push(session.last_response, args.out)
+
+    def _expand(self, prompt: str, args: argparse.Namespace) -> tuple[str, list[str]]:
+        """``{name}`` references replaced by the notebook's plain values (``prompt.py``)."""
+        if not self.expand_variables or args.no_expand_variables or self.shell is None:
+            return prompt, []
+        from ..prompt import Limits, expand
+
+        limits = Limits(self.expand_max_rows, self.expand_max_columns, self.expand_max_chars)
+        done = expand(prompt, self.shell.user_ns, limits)
+        return done.text, done.names
 
     def _schema(self, name: str | None) -> Any:
         """``--schema NAME``: the dict or pydantic class of that name in the notebook."""
         if name is None:
             return None
-        from .errors import ParameterError
-        from .schema import is_model_class
+        from ..errors import ParameterError
+        from ..schema import is_model_class
 
         namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
         value = namespace.get(name)
@@ -385,7 +271,7 @@ class AIMLMagics(Magics, Settings):
         name is unknown or not a function."""
         if names is None:
             return None
-        from .errors import ParameterError
+        from ..errors import ParameterError
 
         namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
         found = []
@@ -406,7 +292,7 @@ class AIMLMagics(Magics, Settings):
 
     def _images(self, exprs: list[str]) -> list[Any]:
         """The parts of ``--image`` flags: each EXPR resolved, checked and encoded (nothing sent)."""
-        from .images import image_part, resolve
+        from ..images import image_part, resolve
 
         namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
         edge, most = self.max_image_edge, self.max_image_bytes
@@ -422,7 +308,7 @@ class AIMLMagics(Magics, Settings):
     def _view(self, owns_cell: bool) -> Any:
         make = self.make_renderer
         if make is None:
-            from .render import make_renderer as make
+            from ..display.render import make_renderer as make
         shell, allow = self.shell, self.allow_remote_images
         return lambda label: make(
             shell, label=label, owns_cell=owns_cell, allow_remote_images=allow
@@ -431,22 +317,20 @@ class AIMLMagics(Magics, Settings):
     def _compare(self, prompt: str, args: argparse.Namespace, options: dict[str, Any]) -> Any:
         """``--compare``: every model at once; ``aiml_response`` holds the Comparison, even when
         every model failed (then the cell fails too)."""
-        from .columns import make_board
+        from ..comparison import prepare_all, run
+        from ..display.columns import make_board
         from .commands import show_dry_run
-        from .comparison import prepare_all, run
 
         session = self.session
-        payloads = prepare_all(session, prompt, args.compare, new=args.new, json=args.json, **options)
+        requests = prepare_all(session, prompt, args.compare, **options)
         if args.dry_run:
-            for payload in payloads.values():
-                show_dry_run(self, payload)
+            for request in requests.values():
+                show_dry_run(self, request.payload)
             return None
-        if args.new:
-            session.reset()
         board = make_board(self.shell, allow_remote_images=self.allow_remote_images)
         before = session.last_comparison
         try:
-            return run(session, prompt, payloads, board)
+            return run(session, prompt, requests, board)
         finally:
             if session.last_comparison is not before:
                 self._push(session.last_comparison, args.out)

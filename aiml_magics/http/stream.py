@@ -11,12 +11,13 @@ import time
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..assembler import StreamAssembler
+from ..errors import SECRETS, AIMLError, IncompleteAnswer, ProtocolError, error_words, service_message
+from ..params import MAX_ANSWER_BYTES
+from ..response import CUT, INTERRUPTED, ChatResponse
+from ..safejson import JSONRefused, describe_size, loads
+from ..secrets import redact_obj
 from .bounded import READ_BLOCK, failure_words, finish_quickly, read_capped, set_read_timeout
-from .errors import SECRETS, AIMLError, IncompleteAnswer, ProtocolError, error_words, service_message
-from .params import MAX_ANSWER_BYTES
-from .response import CUT, INTERRUPTED, ChatResponse, StreamAssembler
-from .safejson import JSONRefused, describe_size, loads
-from .secrets import redact_obj
 from .sse import DONE, LineTooLong, SSEParser
 
 if TYPE_CHECKING:

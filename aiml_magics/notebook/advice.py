@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import errors as E
+from .. import errors as E
 
 KEPT = "What arrived is kept in aiml_response and the conversation."
 
@@ -36,7 +36,7 @@ INSECURE = ("Use https://, or if you really mean it, "
 
 def notebook_advice(exc: BaseException) -> str:
     """The hint a notebook user needs for ``exc`` ("" keeps the core's own)."""
-    from .client import AGAIN
+    from ..http.client import AGAIN
 
     if isinstance(exc, E.AIMLError) and exc.hint == AGAIN:  # nothing to fix: ask once more
         return "Run the cell again for an answer."
@@ -50,7 +50,7 @@ def notebook_advice(exc: BaseException) -> str:
     if successor:
         return (f"The current ERNIE 5 model is `{successor}`: run "
                 f"`%config AIMLMagics.model = \"{successor}\"`, or pick it in `%aiml panel`.")
-    from .vision import NoVision
+    from ..vision import NoVision
 
     if isinstance(exc, NoVision):
         return "`%aiml models --vision` lists the models that can; pick one with `-m ID`."

@@ -12,7 +12,7 @@ import ipaddress
 import os
 from typing import Any
 
-from .errors import AIMLError, ConfigError
+from ..errors import AIMLError, ConfigError
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
 BASE_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")

@@ -17,11 +17,11 @@ from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 
-from .errors import AIMLError, ParameterError, mask_key, visible_controls
-from .models import info_of
-from .params import PARAMS
-from .render import is_terminal
-from .safemd import literal, safe_markdown
+from ..display.render import is_terminal
+from ..display.safemd import literal, safe_markdown
+from ..errors import AIMLError, ParameterError, mask_key, visible_controls
+from ..models import info_of
+from ..params import PARAMS
 
 
 class _HelpShown(Exception):
@@ -117,7 +117,7 @@ def display_markdown(magics: Any, markdown: str, plain: str) -> None:
 @command("help", "this help, and the %%aiml flags")
 @arguments(_none)
 def _help(magics: Any, args: argparse.Namespace) -> None:
-    from .magics import cell_parser, cell_usage
+    from .flags import cell_parser, cell_usage
 
     usage = cell_parser().format_usage().strip()
     print(f"{line_help()}\n\nFlags of a %%aiml cell (they apply to that cell only):\n{usage}\n\n"
@@ -198,7 +198,7 @@ def _models_args(p: argparse.ArgumentParser) -> None:
 def _models(magics: Any, args: argparse.Namespace) -> None:
     needle = " ".join(args.text).lower()
     if magics.answer_mode == "replay":  # replay sends nothing, not even GET /models
-        from .models import builtin_models
+        from ..models import builtin_models
 
         models = builtin_models()
         note = (
@@ -210,7 +210,7 @@ def _models(magics: Any, args: argparse.Namespace) -> None:
         note = ""
     hits = [m for m in models if not needle or needle in _model_text(m)]
     if args.vision:
-        from .vision import can_see, has_capability_data
+        from ..vision import can_see, has_capability_data
 
         if not has_capability_data(models):
             note += ("*This models list says nothing about capabilities, so no model can be "
@@ -246,7 +246,7 @@ def _key(magics: Any, args: argparse.Namespace) -> None:
 @command("panel", "controls for model, max_completion_tokens, temperature, ... (ipywidgets)")
 @arguments(_none)
 def _panel(magics: Any, args: argparse.Namespace) -> None:
-    from .controls import show_panel
+    from .panel import show_panel
 
     show_panel(magics)
 
@@ -261,7 +261,7 @@ def _snippet_args(p: argparse.ArgumentParser) -> None:
          "conversation)")
 @arguments(_snippet_args)
 def _snippet(magics: Any, args: argparse.Namespace) -> None:
-    from .snippet import request_snippet
+    from ..display.snippet import request_snippet
 
     request = magics.session.last_request
     if request is None:
@@ -278,8 +278,8 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
 @command("replay", "answer from a cassette (no key needed); unrecorded prompts get an offline echo")
 @arguments(_replay_args)
 def _replay(magics: Any, args: argparse.Namespace) -> None:
-    from .cassette import Cassette, shipped_cassette
-    from .sources import ReplaySource
+    from ..cassette import Cassette, shipped_cassette
+    from ..sources import ReplaySource
 
     cassette = Cassette.load(args.path or shipped_cassette())
     magics.session.source = ReplaySource(cassette)
@@ -301,8 +301,8 @@ def _record_args(p: argparse.ArgumentParser) -> None:
 @command("record", "live answers are also saved to the cassette PATH")
 @arguments(_record_args)
 def _record(magics: Any, args: argparse.Namespace) -> None:
-    from .cassette import Cassette
-    from .sources import RecordingSource
+    from ..cassette import Cassette
+    from ..sources import RecordingSource
 
     cassette = Cassette.open_or_create(args.path)
     magics.session.source = RecordingSource(cassette)
@@ -316,7 +316,7 @@ def _record(magics: Any, args: argparse.Namespace) -> None:
 @command("live", "answers come from the service (the default)")
 @arguments(_none)
 def _live(magics: Any, args: argparse.Namespace) -> None:
-    from .sources import LiveSource
+    from ..sources import LiveSource
 
     session = magics.session
     session.source = LiveSource()
@@ -360,7 +360,7 @@ def _turns(n: int) -> str:
 
 
 def show_dry_run(magics: Any, payload: dict[str, Any], expanded: Any = ()) -> None:
-    from .images import described
+    from ..images import described
 
     session = magics.session
     base, _ = session.effective_base()

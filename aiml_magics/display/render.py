@@ -22,12 +22,14 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import SECRETS, visible_controls
-from .response import ChatResponse
+from ..errors import SECRETS, visible_controls
 from .safemd import literal
 from .view import FENCE_LINE, closes_fence, final_bundle, footer, shown, shown_plain
+
+if TYPE_CHECKING:
+    from ..response import ChatResponse
 
 Publisher = Callable[[dict[str, str], str, bool], None]
 
@@ -464,3 +466,10 @@ def make_renderer(
         clear=ipython_clear if owns_cell else None,
         allow_remote_images=allow_remote_images,
     )
+
+
+def current_shell() -> Any:
+    """The running IPython shell, or None outside one (a script's ``chat(display=True)``)."""
+    from IPython import get_ipython
+
+    return get_ipython()

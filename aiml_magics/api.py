@@ -1,0 +1,87 @@
+"""One call from a script or a cell: ``chat()``, ``compare()``, ``map()`` on the default session.
+
+In a notebook where ``%load_ext aiml_magics`` ran, the default session is the notebook's, so
+``%config`` and the panel apply; elsewhere it is one session for the process, configured from
+the environment. This is also where a batch's progress bar is chosen: a widget in a Jupyter
+kernel (the notebook layer's), a text bar in a terminal.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from .batch import Batch, run_map
+from .comparison import Comparison
+from .response import ChatResponse
+from .session import Session
+
+_default: Session | None = None
+_default_lock = threading.Lock()
+
+
+def default_session() -> Session:
+    """The notebook's session when the extension is loaded (so ``%config`` and the panel apply),
+    else one session for this process, configured from the environment."""
+    from .notebook import loaded
+
+    magics = loaded()
+    if magics is not None:
+        return magics.session
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Session()
+        return _default
+
+
+def chat(prompt: str, **options: Any) -> ChatResponse:
+    """``default_session().chat(prompt, **options)``: one call from a script or a cell."""
+    return default_session().chat(prompt, **options)
+
+
+def compare(prompt: str, models: Sequence[str], **options: Any) -> Comparison:
+    """``default_session().compare(prompt, models, **options)``: one call from a script or a cell."""
+    return default_session().compare(prompt, models, **options)
+
+
+def map(  # noqa: A001 - the public name: aiml_magics.map
+    prompts_or_template: Any,
+    rows: Any = None,
+    *,
+    concurrency: int = 8,
+    executor: Executor | None = None,
+    progress: Any = None,
+    schema: Any = None,
+    budget: float | None = None,
+    session: Session | None = None,
+    **params: Any,
+) -> Batch:
+    """Send many prompts and return a ``Batch`` in input order.
+
+    Either a list of prompts, or a template and ``rows`` (a DataFrame, or an iterable of
+    mappings), each row expanded with the ``{name}`` rules of a cell. ``executor`` is any
+    ``concurrent.futures.Executor`` (default: ``concurrency`` threads); ``schema`` a JSON-schema
+    dict or pydantic class (one column per field in ``to_dataframe()``); ``budget`` credits after
+    which nothing more is sent. ``params`` override the settings (model, temperature, ...);
+    ``retries`` and ``backoff`` tune the per-item retries. Uses the notebook's session unless
+    ``session`` is given. An item's failure never raises: it is a ``Failure`` in the batch.
+    ``progress``: None picks (a widget in a notebook, a text bar on a terminal), True forces a
+    bar, False none, a file gets a text bar (``progress.py``).
+    """
+    return run_map(session or default_session(), prompts_or_template, rows,
+                   concurrency=concurrency, executor=executor, progress=progress, widget=widget_bar(),
+                   schema=schema, budget=budget, **params)
+
+
+def widget_bar() -> Any:
+    """The notebook's progress widget class when running in a Jupyter kernel, else None."""
+    from .progress import in_kernel
+
+    if not in_kernel():
+        return None
+    from .notebook.progress import WidgetProgress
+
+    return WidgetProgress
