@@ -8,6 +8,7 @@ fake records it); the chat endpoint must receive nothing.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -239,3 +240,53 @@ def test_quickstart_live_against_the_fake_service(monkeypatch, api, tmp_path):
     assert "echo: Hi! What do you think about mankind?" in md and "replayed" not in md
     assert "echo: Hi!" in stdout(cell(nb, "import os\n\nimport requests"))
     assert "****HECK" in json.dumps(cell(nb, "%aiml config").outputs)
+
+
+# -- Google Colab's first cell --------------------------------------------------------------------
+
+COLAB_CELL = "import importlib.util\n"
+
+
+def _colab_stand_in(tmp_path: Path, secret: str | None) -> Path:
+    """A ``google.colab.userdata`` like Colab's: ``get(name)`` returns the secret, or raises when there
+    is none (Colab raises SecretNotFoundError). A namespace package, so nothing else named google moves."""
+    root = tmp_path / "colab-stand-in"
+    (root / "google" / "colab").mkdir(parents=True)
+    (root / "google" / "colab" / "__init__.py").write_text("", encoding="utf-8")
+    (root / "google" / "colab" / "userdata.py").write_text(
+        f"SECRET = {secret!r}\n\n\nclass SecretNotFoundError(Exception):\n    pass\n\n\n"
+        "def get(key):\n    if key != 'AIML_API_KEY' or SECRET is None:\n"
+        "        raise SecretNotFoundError(key)\n    return SECRET\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+def test_quickstart_first_cell_does_nothing_outside_colab(monkeypatch, api, tmp_path):
+    nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=None)
+    first = cell(nb, COLAB_CELL)
+    assert code_cells(nb)[0] is first and first.outputs == []
+    assert "Replay: answers come from" in stdout(cell(nb, "import os\n\nif"))
+
+
+def test_quickstart_takes_the_key_from_colab_secrets_and_never_shows_it(monkeypatch, api, tmp_path):
+    stand_in = _colab_stand_in(tmp_path, TEST_KEY)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(stand_in), os.environ["PYTHONPATH"]]))
+    nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=None)
+    assert failures(nb) == []
+    assert cell(nb, COLAB_CELL).outputs == []
+    assert "Live: answers come from" in stdout(cell(nb, "import os\n\nif"))
+    assert api.chat_requests and all(
+        r.headers.get("authorization") == f"Bearer {TEST_KEY}" for r in api.chat_requests
+    )
+    assert TEST_KEY not in nbformat.writes(nb)  # every output, not only the saved file
+
+
+def test_quickstart_without_a_colab_secret_replays(monkeypatch, api, tmp_path):
+    stand_in = _colab_stand_in(tmp_path, None)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(stand_in), os.environ["PYTHONPATH"]]))
+    nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=None)
+    assert failures(nb) == []
+    assert "No AIML_API_KEY in Colab's secrets" in stdout(cell(nb, COLAB_CELL))
+    assert "Replay: answers come from" in stdout(cell(nb, "import os\n\nif"))
+    assert api.chat_requests == []

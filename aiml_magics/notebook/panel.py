@@ -2,8 +2,9 @@
 
 Why bound, not copied: the traits stay the one source of truth, so ``%config`` moves the widgets,
 two panels stay in step, and the next ``%%aiml`` cell sends exactly what the panel shows. Plain
-ipywidgets 8, no custom JavaScript, so it renders wherever widgets do (JupyterLab, Notebook 7,
-VS Code, Binder). ipywidgets is imported here only, and this module only when a panel is shown.
+ipywidgets (8, or 7.7 as Google Colab ships it), no custom JavaScript, so it renders wherever
+widgets do (JupyterLab, Notebook 7, VS Code, Binder, Colab). ipywidgets is imported here only,
+and this module only when a panel is shown.
 
 (The module is not called ``panel.py``: importing a submodule ``aiml_magics.panel`` would replace
 the ``aiml_magics.panel()`` function on the package with the module.)
@@ -63,7 +64,7 @@ class _Optional:
         self.unset = W.Checkbox(
             description="model default",
             indent=False,
-            tooltip=f"Ticked: {name} is not sent and the model's own default applies.",
+            **_tip(W.Checkbox, f"Ticked: {name} is not sent and the model's own default applies."),
             layout=W.Layout(width="auto"),
         )
         self.state = W.HTML(layout=W.Layout(width="4.5em"))
@@ -141,7 +142,7 @@ class AIMLPanel(W.VBox):
             continuous_update=False,  # change the setting on Enter or leaving the box
             placeholder="type or pick a model id",
             description="model",
-            tooltip="Type to search; aliases are accepted; any id may be typed.",
+            **_tip(W.Combobox, "Type to search; aliases are accepted; any id may be typed."),
             style=LABEL_STYLE,
             layout=W.Layout(flex="1 1 auto", width="auto", min_width="0", max_width=WIDE),
         )
@@ -181,7 +182,7 @@ class AIMLPanel(W.VBox):
         self.memory = W.Checkbox(
             description="memory",
             indent=False,
-            tooltip="Later cells continue the conversation",
+            **_tip(W.Checkbox, "Later cells continue the conversation"),
             layout=W.Layout(width="7em"),
         )
         self._links = [W.link((magics, "stream"), (self.stream, "value")),
@@ -462,7 +463,7 @@ def _number_control(param: Param) -> W.ValueWidget:
         box = W.BoundedIntText if rng.integer else W.BoundedFloatText
         return box(
             value=1024 if rng.integer else rng.low, min=rng.low, max=TOKENS_MAX,
-            description=param.name, tooltip=tooltip, style=LABEL_STYLE,
+            description=param.name, style=LABEL_STYLE, **_tip(box, tooltip),
         )
     low = rng.low if rng.low is not None else 0.0
     step = SLIDER_STEPS.get(param.name, round((rng.high - low) / 100, 4) or 0.01)
@@ -474,10 +475,16 @@ def _number_control(param: Param) -> W.ValueWidget:
         readout_format=".2f",
         continuous_update=False,
         description=param.name,
-        tooltip=tooltip,
         style=LABEL_STYLE,
+        **_tip(W.FloatSlider, tooltip),
         layout=W.Layout(width=WIDE),
     )
+
+
+def _tip(cls: type[W.Widget], text: str) -> dict[str, str]:
+    """A control's hover text. ipywidgets 8 calls it ``tooltip``; 7 (Google Colab's) calls it
+    ``description_tooltip`` on every control but Button, and drops a keyword it does not know."""
+    return {"tooltip" if "tooltip" in cls.class_trait_names() else "description_tooltip": text}
 
 
 def _note(text: str, color: str, escape: bool = True, title: str = "") -> str:
