@@ -291,10 +291,14 @@ def run_map(
     own = executor is None or not live
     pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
 
+    from .offline import row_echoes
+
+    echoes = [] if live else row_echoes(prompts)  # offline, each cell shows what its row sent
+
     def submit(pos: int) -> Future[Outcome]:
         if live:
             return pool.submit(run_job, jobs[pos])
-        return pool.submit(_local_answer, session, payloads[pos])
+        return pool.submit(_local_answer, session, payloads[pos], echoes[pos])
 
     from .progress import make_progress
 
@@ -309,12 +313,18 @@ def run_map(
     return Batch(results, prompts, ids, index, fields, stopped)
 
 
-def _local_answer(session: Session, payload: dict[str, Any]) -> Outcome:
-    """A non-live source (replay, the offline echo) answers in this process."""
+def _local_answer(session: Session, payload: dict[str, Any], echo: str) -> Outcome:
+    """A non-live source (replay, the offline echo) answers in this process; an echo is the one
+    short line ``echo`` (the whole request mirrored in every cell of a table teaches nothing)."""
+    from .cassette import ECHO
     from .sources import NoView
 
-    return _attempt(lambda: session.source.answer(session.client, payload, False,
-                                                  lambda label: NoView()))
+    out = _attempt(lambda: session.source.answer(session.client, payload, False,
+                                                 lambda label: NoView()))
+    resp = out.response
+    if resp is not None and resp.source == ECHO and "response_format" not in payload:
+        resp.text = echo
+    return out
 
 
 class _Runner:

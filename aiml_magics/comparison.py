@@ -77,8 +77,16 @@ class Lane:
             self.version += 1
 
     def finish(self, resp: ChatResponse) -> None:
+        from .cassette import ECHO
         from .response import read_json
 
+        if resp.source == ECHO and "response_format" not in self.payload:
+            from .offline import column_echo  # offline: what differs between the models asked
+
+            resp.text = column_echo(self.payload)
+            with self._lock:
+                self._content, self.chars = [resp.text], len(resp.text)
+                self.version += 1
         read_json(resp)
         resp.allow_remote_images = self._allow
         self.response = resp
@@ -219,6 +227,22 @@ def prepare_all(session: Session, prompt: str, models: Any, **options: Any) -> d
         raise ParameterError("A comparison names its own models: leave `model` out.")
     options.pop("model", None)
     return {model: session.prepare(prompt, model=model, **options) for model in check_models(models)}
+
+
+def ask(session: Session, prompt: str, models: Any, *, display: bool = False, board: Board | None = None,
+        **options: Any) -> Comparison:
+    """``Session.compare``: prepare every model's request (all checked first), then ``run``."""
+    try:
+        requests = prepare_all(session, prompt, models, **options)
+    except AIMLError as exc:
+        forget_frames(exc)
+        raise
+    if board is None and display:
+        from .display.columns import make_board
+        from .display.render import current_shell
+
+        board = make_board(current_shell(), allow_remote_images=session.settings.allow_remote_images)
+    return run(session, prompt, requests, board)
 
 
 def run(

@@ -14,7 +14,12 @@ from typing import Any
 
 from .errors import ParameterError
 
-DEFAULT_MODEL = "baidu/ernie-5-0-thinking-preview"
+#: The model a cell asks when nothing else is set (``AIML_MODEL`` in the environment wins): the
+#: current ERNIE 5 model. Its thinking preview, the model of the service's docs example, was moved
+#: to the deprecated list in 2026-06; that id is still accepted like any other.
+DEFAULT_MODEL = "baidu/ernie-5.0"
+#: The environment variable a script or a notebook server sets to pick the default model.
+MODEL_VAR = "AIML_MODEL"
 MAX_ANSWER_BYTES = 32 << 20  # an answer past 32 MiB is not read (max_answer_bytes)
 MAX_STOP = 4
 #: The largest number any parameter takes: JSON's exact-integer range (2**53 - 1). A 400-digit
@@ -75,7 +80,8 @@ class Param:
 
 PARAMS: tuple[Param, ...] = (
     # -- request parameters (sent when set; None: the model's own default) ---------------------
-    Param("model", "str", DEFAULT_MODEL, "model id (`%aiml models` lists them)",
+    Param("model", "str", DEFAULT_MODEL, f"model id (`%aiml models` lists them); default "
+          f"{MODEL_VAR} or {DEFAULT_MODEL}",
           flags=("--model", "-m"), request=True, panel=True, none=False),
     Param("max_completion_tokens", "int", None,
           "upper bound on generated tokens, reasoning included",
@@ -247,16 +253,51 @@ def check_stop(stop: Any) -> list[str] | None:
 
 
 def check_model(model: Any) -> str:
-    """A model id is a non-empty string without whitespace."""
+    """A model id is a non-empty string without whitespace, and not a number (a temperature or
+    a token count typed into the model box is a slip, not a model the service knows)."""
     if not isinstance(model, str) or not model.strip():
         raise ParameterError(
-            f"model = {model!r} is not a model id: use e.g. 'gpt-4o-mini' (`%aiml models` lists them)."
+            f"model = {shown_value(model)} is not a model id: use e.g. 'gpt-4o-mini' (`%aiml models` "
+            "lists them)."
         )
     model = model.strip()
     check_encodable("The model id", model)
     if any(c.isspace() for c in model):
-        raise ParameterError(f"model = {model!r} contains spaces: model ids have none.")
+        raise ParameterError(f"model = {shown_value(model)} contains spaces: model ids have none.")
+    if is_number(model):
+        raise ParameterError(
+            f"model = {shown_value(model)} is a number, not a model id: use e.g. 'gpt-4o-mini' "
+            "(`%aiml models` lists them). A number belongs to a parameter such as temperature or "
+            "max_completion_tokens."
+        )
     return model
+
+
+def default_model() -> str:
+    """The model a session asks unless told otherwise: ``AIML_MODEL`` when set, else the built-in
+    default. A bad value in the variable is refused with its name, before anything is sent."""
+    import os
+
+    value = os.environ.get(MODEL_VAR, "").strip()
+    if not value:
+        return DEFAULT_MODEL
+    try:
+        return check_model(value)
+    except ParameterError as exc:
+        raise ParameterError(
+            f"The environment variable {MODEL_VAR} is not a usable model id: {exc} Fix or unset "
+            f"{MODEL_VAR}, or set the model in the notebook (`%config AIMLMagics.model = ...`) or "
+            "with Session(model=...)."
+        ) from None
+
+
+def is_number(text: str) -> bool:
+    """``text`` reads as a number (float() takes it: "5", "0.7", "1e3", "nan")."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 _BLANK = " \t\r\f\v"

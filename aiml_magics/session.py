@@ -134,22 +134,15 @@ class Session:
 
         ``options`` override the settings for this request only: any request parameter (model,
         temperature, ...), and ``system``, ``stream``, ``memory``. None means "use the setting".
-        ``tools`` (functions) become the body's ``tools``; ``tool_choice`` is auto, none,
-        required or one tool's name. ``images``: values to send with the prompt (``images.py``).
+        ``tools``: plain functions the model may call (each call checked against the function's
+        schema and run, its result sent back, until the model answers in text; ``.tool_calls``
+        lists them); ``tool_choice``: auto, none, required or one tool's name;
+        ``confirm_tools``: ask before each call (True: ``input()``, or a function of the call).
+        ``images``: figures, arrays, PIL images, bytes, paths or URLs (``images.py``).
         """
         check_prompt(prompt)
         s = self.settings
-        unknown = sorted(set(options) - set(BY_NAME))
-        if unknown:
-            raise ParameterError(
-                f"Unknown parameter {unknown[0]!r}: use one of "
-                f"{', '.join(p.name for p in REQUEST_PARAMS)}, model, system, stream or memory."
-            )
-
-        def pick(name: str) -> Any:
-            value = options.get(name)
-            return getattr(s, name) if value is None else value
-
+        pick = chooser(s, options)
         params = {p.name: pick(p.name) for p in REQUEST_PARAMS}
         remember = bool(pick("memory"))
         parts = image_parts(images, s.max_image_edge, s.max_image_bytes)
@@ -170,28 +163,16 @@ class Session:
         return Request(payload, prompt, remember=remember, new=new, schema=schema,
                        tools=tuple(tools or ()), confirm=confirm_tools)
 
-    def chat(
-        self,
-        prompt: str,
-        *,
-        display: bool = False,
-        on_delta: Callable[[str], Any] | None = None,
-        on_reasoning: Callable[[str], Any] | None = None,
-        view: ViewFactory | None = None,
-        **options: Any,
-    ) -> ChatResponse:
+    def chat(self, prompt: str, *, display: bool = False, on_delta: Callable[[str], Any] | None = None,
+             on_reasoning: Callable[[str], Any] | None = None, view: ViewFactory | None = None,
+             **options: Any) -> ChatResponse:
         """Send ``prompt`` (with the conversation so far) and return the answer.
 
-        ``options`` are ``prepare``'s: parameters, ``new``, ``json``, ``schema``, ``tools``
-        (plain functions the model may call: each call is checked against the function's schema
-        and run, its result sent back, until the model answers in text; ``.tool_calls`` lists
-        them), ``tool_choice``, ``confirm_tools`` (True: ``input()``, or a function of the call
-        returning True to run it), ``images`` (figures, arrays, PIL images, bytes, paths or URLs).
-
-        Nothing is shown unless asked: ``display=True`` renders it in the notebook (or terminal),
-        ``on_delta`` is called with each piece of answer text as it streams. An answer that did not
-        end normally raises (``IncompleteAnswer``, or ``StreamInterrupted`` for Ctrl-C) after it
-        is kept in the history and ``last_response``.
+        ``options`` are ``prepare``'s (parameters, ``new``, ``json``, ``schema``, ``tools``,
+        ``tool_choice``, ``confirm_tools``, ``images``). Nothing is shown unless asked:
+        ``display=True`` renders it in the notebook (or terminal), ``on_delta`` gets each piece of
+        answer text as it streams. An answer that did not end normally raises
+        (``IncompleteAnswer``, or ``StreamInterrupted`` for Ctrl-C) after it is kept.
         """
         try:
             request = self.prepare(prompt, **options)
@@ -221,18 +202,8 @@ class Session:
             self.reset()
         self.last_request = payload
         started = time.time()
-        make = view or no_view
-        allow_images = self.settings.allow_remote_images
-        from .images import request_images, summary
-
-        sending = summary(request_images(payload))  # the live view says what is being sent
         views: list[ReadFirst] = []
-
-        def shown(label: str) -> View:
-            views.append(ReadFirst(make(f"{label}, sent {sending}" if sending else label),
-                                   allow_images, tools_on=bool(request.tools)))
-            return views[-1]
-
+        shown = reading_first(view or no_view, request, self.settings.allow_remote_images, views)
         try:
             resp = self.source.answer(self.client, payload, request.stream, shown)
             if request.tools:
@@ -266,30 +237,13 @@ class Session:
         self._notify(resp)
         raise_for_outcome(resp)
 
-    def compare(
-        self,
-        prompt: str,
-        models: Any,
-        *,
-        display: bool = False,
-        board: Any = None,
-        **options: Any,
-    ) -> Any:
+    def compare(self, prompt: str, models: Any, *, display: bool = False, board: Any = None,
+                **options: Any) -> Any:
         """Ask every model in ``models`` at once, with the same messages and parameters, and
         return a ``Comparison`` (``cmp[model]`` is that model's answer). See comparison.py."""
-        from .comparison import prepare_all, run
+        from .comparison import ask
 
-        try:
-            requests = prepare_all(self, prompt, models, **options)
-        except AIMLError as exc:
-            forget_frames(exc)
-            raise
-        if board is None and display:
-            from .display.columns import make_board
-            from .display.render import current_shell
-
-            board = make_board(current_shell(), allow_remote_images=self.settings.allow_remote_images)
-        return run(self, prompt, requests, board)
+        return ask(self, prompt, models, display=display, board=board, **options)
 
     # -- the conversation ------------------------------------------------------------------------
 
@@ -341,6 +295,23 @@ def raise_for_outcome(resp: ChatResponse) -> None:
         )
 
 
+def chooser(settings: Settings, options: dict[str, Any]) -> Callable[[str], Any]:
+    """``pick(name)``: the option given for this request, else the setting. Unknown options are
+    refused here, naming what there is."""
+    unknown = sorted(set(options) - set(BY_NAME))
+    if unknown:
+        raise ParameterError(
+            f"Unknown parameter {unknown[0]!r}: use one of "
+            f"{', '.join(p.name for p in REQUEST_PARAMS)}, model, system, stream or memory."
+        )
+
+    def pick(name: str) -> Any:
+        value = options.get(name)
+        return getattr(settings, name) if value is None else value
+
+    return pick
+
+
 def view_factory(
     display: bool,
     on_delta: Callable[[str], Any] | None,
@@ -361,6 +332,22 @@ def view_factory(
     if on_delta is not None or on_reasoning is not None:
         return lambda label: CallbackView(on_delta, on_reasoning)
     return no_view
+
+
+def reading_first(make: ViewFactory, request: Request, allow_remote_images: bool,
+                  views: list[ReadFirst]) -> ViewFactory:
+    """The views of one request, each a ``ReadFirst`` (kept in ``views`` for the tool loop),
+    labelled with what is being sent when images go along."""
+    from .images import request_images, summary
+
+    sending = summary(request_images(request.payload))
+
+    def shown(label: str) -> View:
+        views.append(ReadFirst(make(f"{label}, sent {sending}" if sending else label),
+                               allow_remote_images, tools_on=bool(request.tools)))
+        return views[-1]
+
+    return shown
 
 
 def no_view(label: str) -> View:

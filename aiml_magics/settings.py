@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from traitlets import TraitError, validate
+from traitlets import TraitError, default, validate
 from traitlets.config import Configurable
 
 from . import traits
@@ -86,6 +86,12 @@ class Settings(Configurable):
         max_image_edge: int
         max_image_bytes: int
         keep_images_in_history: bool
+
+    @default("model")
+    def _default_model(self) -> str:
+        from .params import default_model
+
+        return default_model()  # AIML_MODEL, read when the model is first needed
 
     @validate(*RANGES)
     def _check_range(self, proposal: Any) -> Any:

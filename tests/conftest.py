@@ -129,3 +129,14 @@ def session(api: FakeAIMLAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 @pytest.fixture
 def magics(shell: Any) -> Any:
     return aiml_magics.instance()
+
+
+KERNEL_FILES = ("test_kernel.py", "test_hostile_kernel.py", "test_notebooks.py")
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Files whose tests start real kernels are marked ``kernel`` whole (single tests elsewhere
+    carry the marker themselves), so ``-m "not kernel"`` is the quick loop."""
+    for item in items:
+        if item.path.name in KERNEL_FILES:
+            item.add_marker(pytest.mark.kernel)

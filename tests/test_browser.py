@@ -258,7 +258,7 @@ def test_panel_controls_are_shown(lab: Session):
         assert panel.locator(f'.widget-checkbox:has-text("{box}") input').is_checked()
     assert panel.locator('button:has-text("New conversation")').is_visible()
     model = panel.locator('.widget-text:has(label:text-is("model")) input')
-    assert model.input_value() == "baidu/ernie-5-0-thinking-preview"
+    assert model.input_value() == "baidu/ernie-5.0"
     readout = _slider(panel, "temperature").locator(".widget-readout")
     assert readout.inner_text() == "0.20"  # the %config cell below the panel moved it
 

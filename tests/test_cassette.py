@@ -63,7 +63,26 @@ def test_shipped_cassette_matches_the_docs_request_streamed_or_not():
     assert cassette.find(payload(stream=True, stream_options={"include_usage": True})) is not None
     assert cassette.find(payload(temperature=0.7)) is None
     assert cassette.find(payload("Hi! What do you think about mankind")) is None
-    assert cassette.find({**payload(), "model": "baidu/ernie-5.0"}) is None
+    # The default model (the docs model's successor) gets it too, any other model does not.
+    assert cassette.find({**payload(), "model": "baidu/ernie-5.0"}) is cassette.recordings[0]
+    assert cassette.find({**payload(), "model": "gpt-4o"}) is None
+    assert cassette.find({**payload(), "model": ["baidu/ernie-5.0"]}) is None
+    assert "baidu/ernie-5.0" in cassette.recordings[0].source["note"]
+
+
+def test_a_recording_may_name_several_models(tmp_path):
+    path = tmp_path / "c.json"
+    request = {"model": ["m-new", "m-old"], "messages": [{"role": "user", "content": "hi"}],
+               "parameters": {"temperature": 0.5}}
+    path.write_text(json.dumps({"format": "aiml-magics-cassette", "version": 1, "recordings": [
+        {"request": request, "response": {"text": "hello"}, "source": {"description": "kept"}}]}))
+    cassette = Cassette.load(path)
+    asked = {"messages": [{"role": "user", "content": "hi\n"}], "temperature": 0.5, "stream": True}
+    assert cassette.find({**asked, "model": "m-old"}).to_response(asked).text == "hello"
+    assert cassette.find({**asked, "model": "m-new"}) is not None
+    assert cassette.find({**asked, "model": "m-other"}) is None
+    assert cassette.find({**asked, "model": "m-new", "temperature": 0.6}) is None
+    assert cassette.recordings[0].request["model"] == ["m-new", "m-old"]  # matching copies, keeps
 
 
 # -- matching ----------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from aiml_magics import instance
-from aiml_magics.errors import AIMLError, ParameterError, http_error
+from aiml_magics.errors import AIMLError, ParameterError
+from aiml_magics.http.status import http_error
 from aiml_magics.models import FALLBACK_MODELS
 from aiml_magics.params import DEFAULT_MODEL
 from tests.conftest import ROOT, TEST_KEY, run_cell
@@ -216,12 +217,12 @@ def test_messages_name_the_server_that_answered(shell, api):
         Error(400, "Model is deprecated and no longer available"),
     ],
 )
-def test_the_retired_default_model_is_named_with_its_successor(shell, api, refusal):
+def test_the_retired_model_is_named_with_its_successor(shell, api, refusal):
     api.queue(refusal)
-    run = run_cell(shell, "%%aiml\nHi!")
+    run = run_cell(shell, "%%aiml -m baidu/ernie-5-0-thinking-preview\nHi!")
     assert isinstance(run.error, AIMLError)
     text = str(run.error)
-    assert "`baidu/ernie-5-0-thinking-preview` (the default model) was retired" in text
+    assert "`baidu/ernie-5-0-thinking-preview` was retired" in text and "default model" not in text
     assert "`baidu/ernie-5.0`" in text and '%config AIMLMagics.model = "baidu/ernie-5.0"' in text
     assert "%aiml panel" in text
     assert run_cell(shell, '%config AIMLMagics.model = "baidu/ernie-5.0"').error is None
@@ -231,10 +232,23 @@ def test_the_retired_default_model_is_named_with_its_successor(shell, api, refus
 
 def test_other_refusals_do_not_blame_the_model(shell, api):
     api.queue(Error(400, "Body validation error! temperature: Number must be less than or equal to 2"))
-    text = str(run_cell(shell, "%%aiml\nHi!").error)
-    assert "retired" not in text and "check the parameter or model id" in text
+    text = str(run_cell(shell, "%%aiml -t 1.5\nHi!").error)
+    assert "retired" not in text and "check `temperature`, named above" in text
     api.queue(Error(400, "model: Invalid enum value, received 'gpt-4o-typo'"))
     assert "retired" not in str(run_cell(shell, "%%aiml -m gpt-4o-typo\nHi!").error)
+
+
+def test_a_400_points_at_what_the_service_named_or_says_it_named_nothing():
+    words = "Body validation error! temperature: Number must be less than or equal to 2"
+    text = str(http_error(400, json.dumps({"message": words}), model="gpt-4o",
+                          sent=("model", "messages", "temperature", "stream")))
+    assert "check `temperature`, named above" in text
+    text = str(http_error(400, b'{"message": "model: Invalid enum value, received \'gpt-4o-typo\'"}',
+                          model="gpt-4o-typo", sent=("model", "messages")))
+    assert "check the model id `gpt-4o-typo`, named above" in text
+    text = str(http_error(400, b'{"message": "Bad request"}', model="gpt-4o", sent=("model", "top_p")))
+    assert "named above" not in text
+    assert "the answer does not say which part: check the model id (`gpt-4o`) and the parameters" in text
 
 
 def test_no_urllib3_warning_reaches_the_cell(bare_shell, monkeypatch):

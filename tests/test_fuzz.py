@@ -57,6 +57,7 @@ STREAM_BYTES = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(data=STREAM_BYTES, points=st.lists(st.integers(min_value=0), max_size=20))
 def test_sse_parser_never_raises_and_chunking_does_not_matter(data, points):

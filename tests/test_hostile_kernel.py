@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 import re
 
-import nbformat
-from nbclient import NotebookClient
-
 from tests.conftest import TEST_KEY
 from tests.hostile import (
     END,
@@ -30,6 +27,7 @@ from tests.hostile import (
     stream,
     whole,
 )
+from tests.kernels import run_cells
 
 BOMB = 1 << 30  # inflated size of each bomb (about 4.7 MB on the wire)
 
@@ -91,10 +89,7 @@ def test_hostile_service_in_a_real_kernel(monkeypatch, tmp_path):
             "%%aiml\nnext",
             "report('next', text=aiml_response.text)",
         ]
-        nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
-        NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+        nb = run_cells(cells, tmp_path)
         closed = server.wait_closed(2)
     reports = {}
     for cell in nb.cells:

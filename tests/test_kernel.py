@@ -5,28 +5,17 @@ from __future__ import annotations
 import json
 
 import nbformat
-from nbclient import NotebookClient
 
 from tests.conftest import TEST_KEY
 from tests.fakeapi import Error, Reply
+from tests.kernels import run_cells
 
 
 def _execute(cells: list[str], monkeypatch, api, tmp_path) -> nbformat.NotebookNode:
     monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIML_API_BASE", api.base_url)
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
-    client = NotebookClient(
-        nb,
-        timeout=120,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute()
-    path = tmp_path / "run.ipynb"
-    nbformat.write(nb, path)
-    assert TEST_KEY not in path.read_text(encoding="utf-8")
+    nb = run_cells(cells, tmp_path, save_as="run.ipynb")
+    assert TEST_KEY not in (tmp_path / "run.ipynb").read_text(encoding="utf-8")
     return nb
 
 

@@ -176,10 +176,7 @@ def test_the_checker_sees_imports_inside_functions_and_skips_type_checking_ones(
 
 # Still over the limits, each being split; a ceiling so none grows while it waits (lines).
 CEILINGS = {
-    "batch": 445, "display.render": 475, "errors": 431, "http.client": 475, "images": 438,
-    "notebook.commands": 403, "notebook.panel": 508, "tools": 483,
-    "http.client.AIMLClient": 345, "notebook.magics.AIMLMagics": 298,
-    "notebook.panel.AIMLPanel": 301, "session.Session": 287,
+    "batch": 445, "http.client": 474, "images": 438, "tools": 483, "http.client.AIMLClient": 345,
 }
 
 

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from aiml_magics.errors import AIMLError, StreamInterrupted
+from aiml_magics.params import DEFAULT_MODEL
 from aiml_magics.response import ChatResponse
 from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import Error, FakeAIMLAPI, RawStream, Reply
@@ -34,7 +35,7 @@ def test_stream_renders_markdown_reasoning_and_footer(shell, api):
     assert run.error is None, run.stdout
     sent = api.last_json
     assert sent["messages"] == [{"role": "user", "content": "Hi! What do you think about mankind?"}]
-    assert sent["stream"] is True and sent["model"] == "baidu/ernie-5-0-thinking-preview"
+    assert sent["stream"] is True and sent["model"] == DEFAULT_MODEL
     for unset in ("temperature", "top_p", "max_completion_tokens", "max_tokens", "seed", "stop"):
         assert unset not in sent
     final = run.final_markdown()
@@ -42,7 +43,7 @@ def test_stream_renders_markdown_reasoning_and_footer(shell, api):
         "</details>"
     ) < final.index("# Mankind")
     assert "- curious" in final and "```python" in final
-    assert "2,002 credits" in final and "baidu/ernie-5-0-thinking-preview" in final
+    assert "2,002 credits" in final and DEFAULT_MODEL in final
     resp = shell.user_ns["aiml_response"]
     assert isinstance(resp, ChatResponse)
     assert resp.text == ANSWER and str(resp) == ANSWER
@@ -94,7 +95,7 @@ def test_model_reported_by_service_is_shown(shell, api):
     api.queue(Reply(content="ok", model="ernie-5.0-thinking-upstream"))
     run = run_cell(shell, "%%aiml\nx")
     assert shell.user_ns["aiml_response"].model == "ernie-5.0-thinking-upstream"
-    assert shell.user_ns["aiml_response"].requested_model == "baidu/ernie-5-0-thinking-preview"
+    assert shell.user_ns["aiml_response"].requested_model == DEFAULT_MODEL
     assert "ernie-5.0-thinking-upstream" in run.final_markdown()
 
 

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from tests.conftest import KEY_VARS, ROOT, TEST_KEY
+from tests.kernels import run_notebook, run_notebook_twice
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WIDGET = "application/vnd.jupyter.widget-view+json"
 KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{12,}|[0-9a-f]{32})\b")
+REQUEST_ID = re.compile(r"aiml-[0-9a-f]{8}-")
 
 
 def execute(path: Path, monkeypatch, api, tmp_path, key: str | None) -> nbformat.NotebookNode:
@@ -29,18 +30,35 @@ def execute(path: Path, monkeypatch, api, tmp_path, key: str | None) -> nbformat
     monkeypatch.setenv("AIML_API_BASE", api.base_url)
     if key:
         monkeypatch.setenv("AIML_API_KEY", key)
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(
-        nb,
-        timeout=120,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
-    saved = tmp_path / path.name
-    nbformat.write(nb, saved)
-    assert TEST_KEY not in saved.read_text(encoding="utf-8")
+    nb = run_notebook(nbformat.read(path, as_version=4), tmp_path, save_as=path.name)
+    assert TEST_KEY not in (tmp_path / path.name).read_text(encoding="utf-8")
     return nb
+
+
+def execute_twice(path: Path, monkeypatch, api, tmp_path) -> tuple:
+    """Run All, then Run All again in the same kernel (a teacher's rehearsal, then the class)."""
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AIML_API_BASE", api.base_url)
+    return run_notebook_twice(nbformat.read(path, as_version=4), tmp_path)
+
+
+def seen(nb) -> list[tuple[str, list[str]]]:
+    """What each code cell shows, with what is meant to differ between runs taken out: widget
+    model ids, execution counts, and map()'s request ids (unique per request, by design)."""
+    out = []
+    for c in code_cells(nb):
+        shown = []
+        for o in c.outputs:
+            if o.output_type == "stream":
+                shown.append(f"{o.name}: {o.text}")
+            elif o.output_type == "error":
+                shown.append(f"error: {o.ename}: {o.evalue}")
+            else:
+                data = {k: v for k, v in o.get("data", {}).items() if k != WIDGET}
+                shown.append(json.dumps(data, sort_keys=True))
+        out.append((c.source, [REQUEST_ID.sub("aiml-<batch>-", s) for s in shown]))
+    return out
 
 
 def code_cells(nb) -> list:
@@ -96,12 +114,21 @@ def test_saved_notebook_is_clean(path):
     assert TEST_KEY not in text and not KEYLIKE.search(text)
     # Each notebook starts by choosing replay or live from the environment.
     first_code = [c.source for c in code_cells(nb)][:2]
-    assert first_code[0] == "%load_ext aiml_magics"
+    assert first_code[0] == "%reload_ext aiml_magics"  # Run All again starts afresh
     assert "AIML_API_KEY" in first_code[1] and "%aiml replay" in first_code[1]
     assert "%aiml live" in first_code[1]
 
 
-def test_notebooks_are_the_expected_two():
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_run_all_twice_in_one_kernel_shows_the_same(path, monkeypatch, api, tmp_path):
+    first, second = execute_twice(path, monkeypatch, api, tmp_path)
+    assert failures(first) == [] and failures(second) == []
+    for (source, once), (_, again) in zip(seen(first), seen(second), strict=True):
+        assert again == once, source
+    assert api.chat_requests == []
+
+
+def test_notebooks_are_the_expected_four():
     assert [p.name for p in NOTEBOOKS] == ["data-exploration.ipynb", "images.ipynb", "quickstart.ipynb",
                                             "tools.ipynb"]
 
@@ -149,7 +176,10 @@ def test_quickstart_offline(monkeypatch, api, tmp_path):
     assert stdout(cell(nb, "sent = aiml_response.request")).startswith("offline echo · 0.2 · 3 messages")
     compared = final_markdown(cell(nb, "%%aiml --compare"))  # one display: three columns
     assert compared.count('<div class="aiml-compare-column"') == 3
-    assert compared.count("**Offline echo: no language model was asked.**") == 3
+    assert compared.count("**Offline echo:** no model was asked.") == 3
+    # Each column says what is particular to its model, not the same echo three times.
+    assert "Anthropic" in compared and "OpenAI" in compared and "DeepSeek" in compared
+    assert compared.count("accepts 0 to 1 (most models: 0 to 2)") == 1
     assert compared.count("<sub>first token") == 3 and "not added to the conversation" in compared
     table = stdout(cell(nb, "for row in aiml_response.records()")).splitlines()
     assert [line.split()[0] for line in table[:3]] == [
@@ -187,10 +217,14 @@ def test_data_exploration_offline(monkeypatch, api, tmp_path):
     ids = re.findall(r"<th>(10[1-6])</th>", joined)
     assert ids == ["101", "102", "103", "104", "105", "106"]
     assert joined.count("offline echo</td>") == 6 and joined.count("aiml-") == 6
-    # The schema: the echo matches no schema, so every row is a failure that says why.
+    # Offline, each cell is one short line with what its row filled in.
+    assert "<td>offline echo: …kettle? Review: Boils in two mi...</td>" in joined
+    assert "<td>offline echo: …backpack? Review: Roomy, but th...</td>" in joined
+    # The schema: placeholders of its shape validate, so the columns fill, labelled offline.
     scored = cell(nb, "verdict = {").outputs[-1]["data"]["text/html"]
     assert re.findall(r"<th>(10[1-6])</th>", scored) == ids
-    assert scored.count("schema: does not match the schema") == 6
+    assert scored.count("<td>positive</td>") == 6 and scored.count("<td>offline echo</td>") == 6
+    assert "does not match" not in scored
     history = cell(nb, "aiml_history").outputs[-1]["data"]["text/html"]
     assert history.count("offline echo") == 1
 
@@ -235,7 +269,7 @@ def test_quickstart_live_against_the_fake_service(monkeypatch, api, tmp_path):
     assert first["stream"] is True and "temperature" not in first
     assert follow_up["temperature"] == 0.2 and len(follow_up["messages"]) == 3
     assert follow_up["messages"][1]["content"] == "echo: Hi! What do you think about mankind?"
-    assert "stream" not in plain and plain["model"] == "baidu/ernie-5-0-thinking-preview"
+    assert "stream" not in plain and plain["model"] == "baidu/ernie-5.0"
     md = final_markdown(cell(nb, "%%aiml\nHi! What do you think about mankind?"))
     assert "echo: Hi! What do you think about mankind?" in md and "replayed" not in md
     assert "echo: Hi!" in stdout(cell(nb, "import os\n\nimport requests"))

@@ -27,6 +27,7 @@ from aiml_magics.models import FALLBACK_MODELS
 from aiml_magics.notebook.panel import AIMLPanel, build_panel
 from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import FakeAIMLAPI, Reply
+from tests.kernels import run_cells
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -426,10 +427,8 @@ def test_ipywidgets_is_imported_only_when_a_panel_is_shown(api):
 # -- a real kernel ---------------------------------------------------------------------------------
 
 
+@pytest.mark.kernel
 def test_panel_in_a_real_kernel_and_saved_notebook(monkeypatch, api, tmp_path):
-    import nbformat
-    from nbclient import NotebookClient
-
     monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIML_API_BASE", api.base_url)
     api.queue(Reply(content="kernel answer", credits=2002))
@@ -450,11 +449,7 @@ def test_panel_in_a_real_kernel_and_saved_notebook(monkeypatch, api, tmp_path):
         "%%aiml\nhi from the kernel",
         "print(p.status.value)",
     ]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
-    NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
+    nb = run_cells(cells, tmp_path, allow_errors=False, save_as="panel.ipynb")
     assert any(WIDGET_MIME in o.get("data", {}) for o in nb.cells[1].outputs)
     printed = "".join(o.get("text", "") for o in nb.cells[2].outputs)
     assert "LOADED True 13 ''" in printed
@@ -462,7 +457,6 @@ def test_panel_in_a_real_kernel_and_saved_notebook(monkeypatch, api, tmp_path):
     status = "".join(o.get("text", "") for o in nb.cells[4].outputs)
     assert "1 turn ·" in status and "2,002 credits" in status
     path = tmp_path / "panel.ipynb"
-    nbformat.write(nb, path)
     saved = path.read_text(encoding="utf-8")
     assert "application/vnd.jupyter.widget-state+json" in saved  # widget values are saved too
     assert TEST_KEY not in saved and TEST_KEY[:-4] not in saved

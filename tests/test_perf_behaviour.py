@@ -399,6 +399,7 @@ _event = st.builds(
     cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12),
     done=st.booleans(),
 )
+@pytest.mark.slow
 def test_sse_events_do_not_depend_on_how_the_bytes_are_cut(events, eol, cuts, done):
     stream = b"".join(e.replace(b"\n", eol) + eol + eol for e in events)
     if done:

@@ -7,8 +7,9 @@ import pytest
 from aiml_magics.assembler import StreamAssembler
 from aiml_magics.display.render import LiveMarkdown
 from aiml_magics.display.view import close_fences, final_markdown, open_fence
-from aiml_magics.errors import http_error, mask_key, service_message
+from aiml_magics.errors import mask_key
 from aiml_magics.http.sse import SSEParser, iter_events
+from aiml_magics.http.status import http_error, service_message
 from aiml_magics.params import build_payload, check_number, check_stop
 from aiml_magics.response import ChatResponse
 from aiml_magics.safejson import parse_json_answer

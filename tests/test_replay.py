@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+from aiml_magics.params import DEFAULT_MODEL
 from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import Reply
 
@@ -94,7 +95,7 @@ def test_record_then_replay(shell, api, tmp_path):
     saved = json.loads(tape.read_text(encoding="utf-8"))
     (rec,) = saved["recordings"]
     assert rec["request"] == {
-        "model": "baidu/ernie-5-0-thinking-preview",
+        "model": DEFAULT_MODEL,
         "messages": [{"role": "user", "content": "Record me"}],
         "parameters": {"temperature": 0.5},
     }

@@ -18,19 +18,19 @@ import time
 import warnings
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 import aiml_magics
-from aiml_magics.errors import AIMLError, ParameterError, http_error
+from aiml_magics.errors import AIMLError, ParameterError
 from aiml_magics.http import client as client_module
 from aiml_magics.http.client import AIMLClient, InsecureTransportWarning, is_loopback
+from aiml_magics.http.status import http_error
 from aiml_magics.params import BY_NAME as SETTINGS
 from aiml_magics.secrets import Secret
 from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import Error, FakeAIMLAPI, RawStream, Reply
 from tests.inert import HOSTILE, HOSTILE_REASONING, assert_inert
+from tests.kernels import run_cells
 
 HIDDEN = TEST_KEY[:-4]  # everything a mask never shows
 # Any 8 characters of the key say too much (a mask shows 4): looked for in any case, and with the
@@ -153,6 +153,7 @@ def test_key_in_no_log_record(shell, api, caplog):
     assert_clean(text, "logs")
 
 
+@pytest.mark.kernel
 def test_key_in_no_saved_notebook(monkeypatch, api, tmp_path):
     """A notebook run in a real kernel and saved, as it would be shared, holds no key; a hostile
     answer's outputs there hold no active content (issue #9 through `%%aiml` in a kernel)."""
@@ -193,14 +194,8 @@ def test_key_in_no_saved_notebook(monkeypatch, api, tmp_path):
         "%aiml history",
         "print(repr(get_ipython().config))",
     ]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
-    NotebookClient(
-        nb, timeout=120, kernel_name="python3", allow_errors=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
+    nb = run_cells(cells, tmp_path, save_as="shared.ipynb")
     path = tmp_path / "shared.ipynb"
-    nbformat.write(nb, path)
     saved = path.read_text(encoding="utf-8")
     assert_clean(saved, "saved notebook")
     assert_clean(json.dumps(json.loads(saved), ensure_ascii=True), "saved notebook (escaped)")

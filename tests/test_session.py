@@ -29,6 +29,7 @@ from aiml_magics import (
     ServerError,
     Session,
 )
+from aiml_magics.params import DEFAULT_MODEL
 from tests.conftest import KEY_VARS, ROOT, TEST_KEY, run_cell
 from tests.fakeapi import Error, RawStream, Reply
 
@@ -65,7 +66,7 @@ def test_chat_and_session_from_a_plain_python_process(api):
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].startswith("Session(model='baidu/ernie-5-0-thinking-preview'")
+    assert lines[0].startswith(f"Session(model='{DEFAULT_MODEL}'")
     assert "****HECK" in lines[0] and HIDDEN not in out.stdout + out.stderr
     assert "TEXT echo: hello there" in lines
     assert "CHAT echo: second 1" in lines

@@ -17,7 +17,7 @@ import pydantic
 import pytest
 
 from aiml_magics import ParameterError, ToolRoundsExceeded
-from aiml_magics.display.render import TerminalText
+from aiml_magics.display.terminal import TerminalText
 from aiml_magics.tools import tool_from_function
 from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import RawStream, ToolModel

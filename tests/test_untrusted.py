@@ -21,8 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from IPython.core.displaypub import DisplayPublisher
 
-from aiml_magics.display.render import LiveMarkdown, TerminalText
+from aiml_magics.display.render import LiveMarkdown
 from aiml_magics.display.safemd import safe_markdown
+from aiml_magics.display.terminal import TerminalText
 from aiml_magics.display.view import final_markdown
 from aiml_magics.errors import register_secret
 from aiml_magics.response import ChatResponse
@@ -86,6 +87,7 @@ _PIECES = [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(_PIECES), max_size=40), st.booleans())
 def test_any_mix_is_inert_under_every_reading(pieces, allow):
@@ -93,6 +95,7 @@ def test_any_mix_is_inert_under_every_reading(pieces, allow):
     assert_inert(safe_markdown(text, allow_remote_images=allow), repr(text), allow_remote_images=allow)
 
 
+@pytest.mark.slow
 def test_every_prefix_of_a_hostile_answer_is_inert():
     """The live view publishes blocks cut anywhere, even inside a tag: each cut is inert."""
     for end in range(0, len(HOSTILE), 3):

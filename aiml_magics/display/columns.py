@@ -222,7 +222,7 @@ class TerminalBoard:
         self._out.flush()
 
     def tick(self, lanes: Sequence[Lane]) -> None:
-        from .render import TerminalText
+        from .terminal import TerminalText
 
         while self._at < len(lanes):
             lane = lanes[self._at]
@@ -250,7 +250,7 @@ class TerminalBoard:
 
     def finish(self, comparison: Comparison) -> None:
         """Print what the ticks did not reach (a model that ended after the last look)."""
-        from .render import TerminalText
+        from .terminal import TerminalText
 
         for model in comparison.models[self._at :]:
             resp = comparison[model]

@@ -17,6 +17,9 @@ from typing import Any
 
 READ_BLOCK = 64 * 1024
 
+#: An error body needs a few KB (README "Limits").
+ERROR_BODY_BYTES = 8 * 1024
+
 
 def read_capped(resp: Any, limit: int, keep: bool = True) -> tuple[bytes, bool]:
     """Up to ``limit`` inflated bytes of a ``requests`` response opened with ``stream=True``.

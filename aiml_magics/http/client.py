@@ -27,8 +27,6 @@ from ..errors import (
     ServerError,
     StreamInterrupted,
     check_key_text,
-    error_words,
-    http_error,
     register_secret,
 )
 from ..params import MAX_ANSWER_BYTES
@@ -36,15 +34,16 @@ from ..response import ChatResponse
 from ..safejson import describe_size, loads
 from ..secrets import BearerHeader, Secret
 from ..version import __version__
-from .bounded import failure_words, read_capped
+from .bounded import ERROR_BODY_BYTES, failure_words, read_capped
+from .catalogue import is_chat_model
 from .retry import RETRY_STATUSES, _retry_class, parse_retry_after, quiet_retries
+from .status import error_words, http_error
 from .stream import (
     ChatStream,
     is_read_timeout,
     mask_answer,
     not_an_answer_excerpt,
     note_empty,
-    parse_problem,
 )
 from .urls import (
     DEFAULT_BASE_URL,
@@ -60,10 +59,6 @@ if TYPE_CHECKING:
 
 # Plain-Python hints; the notebook layer says the same in its terms (advice.py).
 AGAIN = "Ask again for an answer."
-#: Limits on what the service may send (README "Limits"). An error body needs a few KB.
-ERROR_BODY_BYTES = 8 * 1024
-MODELS_BYTES = 16 * 1024 * 1024
-CHAT_TYPES = ("openai/chat-completions", "chat-completion", "chat-completions", "chat")
 
 
 class InsecureTransportWarning(UserWarning):
@@ -240,6 +235,7 @@ class AIMLClient:
                 content_type=resp.headers.get("Content-Type", ""),
                 url=url,
                 model=payload.get("model"),
+                sent=tuple(payload),
                 retries=retries,
                 waited=time.monotonic() - started,
                 retry_after=asked if retries < self.max_retries and asked else None,
@@ -359,62 +355,12 @@ class AIMLClient:
         self._models, self._models_etag = other._models, other._models_etag
 
     def list_models(self, *, chat_only: bool = True, refresh: bool = False) -> list[dict[str, Any]]:
-        """The service's models; cached, revalidated with ETag on refresh.
-
-        The AI/ML API needs no key here, but LiteLLM, vLLM with ``--api-key`` and OpenAI do: the
-        key goes along whenever it is set and may travel (never in clear to another host unless
-        allowed; then the list is asked for without it).
-        """
+        """The service's models; cached, revalidated with ETag on refresh (``catalogue.py``)."""
         if self._models is not None and not refresh:
             return self._models
-        import requests
+        from .catalogue import fetch_models
 
-        url = f"{self.base_url}/models"
-        headers = {"If-None-Match": self._models_etag} if self._models_etag else {}
-        if self._key and (self.allow_insecure_http or not self.key_in_clear):
-            headers["Authorization"] = self._headers()["Authorization"]
-            self._check_transport(url, True)  # allowed in clear: the once-per-host warning
-        try:
-            with quiet_retries():
-                resp = self.session.get(
-                    url,
-                    headers=headers,
-                    stream=True,
-                    timeout=(self.connect_timeout, min(self.timeout, 30)),
-                )
-        except requests.exceptions.RequestException as exc:
-            words = "no answer within the timeout" if is_read_timeout(exc) else failure_words(exc)[0]
-            raise ConnectError(f"Could not list models at {url}: {words}.") from None
-        if resp.status_code == 304 and self._models is not None:
-            read_capped(resp, ERROR_BODY_BYTES)  # an empty body: read, so the connection is reused
-            return self._models
-        if resp.status_code >= 400:
-            try:
-                body_bytes, _ = read_capped(resp, ERROR_BODY_BYTES)
-            except Exception:  # noqa: BLE001 - the status says enough
-                body_bytes = b""
-            raise http_error(
-                resp.status_code,
-                body_bytes,
-                content_type=resp.headers.get("Content-Type", ""),
-                url=url,
-            )
-        raw = self._read_body(resp, MODELS_BYTES, "the models list")
-        try:
-            body = loads(raw)
-        except ValueError as exc:
-            raise ProtocolError(
-                f"The models list at {url} is not readable JSON ({parse_problem(exc)})."
-            ) from None
-        items = body.get("data", body.get("models")) if isinstance(body, dict) else body
-        if items is not None and not isinstance(items, list):
-            raise ProtocolError(f"The models list at {url} is not a list of models.")
-        items = [m for m in items or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
-        if chat_only:
-            items = [m for m in items if is_chat_model(m)]
-        self._models = items
-        self._models_etag = resp.headers.get("ETag")
-        return items
+        return fetch_models(self, chat_only=chat_only)
 
 
 _REQUEST_ID_BAD = re.compile(r"[^A-Za-z0-9._:-]")
@@ -426,15 +372,6 @@ def clean_request_id(text: str | None) -> str | None:
     if not text:
         return None
     return _REQUEST_ID_BAD.sub("-", str(text))[:128]
-
-
-def is_chat_model(model: dict[str, Any]) -> bool:
-    """Chat models by their ``type``. Other OpenAI-compatible servers (LiteLLM, vLLM, OpenAI)
-    list ``{"id", "object", "owned_by"}`` only: with no type to go by, every item is kept."""
-    if "type" not in model:
-        return True
-    kind = str(model.get("type", "")).lower()
-    return kind in CHAT_TYPES or kind.endswith("chat-completions")
 
 
 def _number(text: str | None) -> float | None:

@@ -12,13 +12,14 @@ from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..assembler import StreamAssembler
-from ..errors import SECRETS, AIMLError, IncompleteAnswer, ProtocolError, error_words, service_message
+from ..errors import SECRETS, AIMLError, IncompleteAnswer, ProtocolError
 from ..params import MAX_ANSWER_BYTES
 from ..response import CUT, INTERRUPTED, ChatResponse
 from ..safejson import JSONRefused, describe_size, loads
 from ..secrets import redact_obj
 from .bounded import READ_BLOCK, failure_words, finish_quickly, read_capped, set_read_timeout
 from .sse import DONE, LineTooLong, SSEParser
+from .status import error_words, service_message
 
 if TYPE_CHECKING:
     import requests

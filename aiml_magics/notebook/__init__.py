@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 _magics: Any = None
+# The shell's AIMLMagics config section as it was at load (ipython_config.py, say): unloading
+# puts it back, so `%reload_ext aiml_magics` starts afresh, without this session's `%config`s.
+_config_at_load: Any = None
 
 
 def loaded() -> Any:
@@ -17,11 +20,16 @@ def loaded() -> Any:
 
 
 def load(ipython: Any) -> None:
-    global _magics
+    global _magics, _config_at_load
+    import copy
+
     from .magics import AIMLMagics
 
     if _magics is not None and _magics.shell is ipython:
         return
+    config = getattr(ipython, "config", None)
+    section = config.get("AIMLMagics") if config is not None and "AIMLMagics" in config else None
+    _config_at_load = copy.deepcopy(section)
     _magics = AIMLMagics(shell=ipython)
     ipython.register_magics(_magics)
 
@@ -40,3 +48,8 @@ def unload(ipython: Any) -> None:
         pass
     _magics.close()
     _magics = None
+    config = getattr(ipython, "config", None)
+    if config is not None:  # this session's %config values go with it
+        config.pop("AIMLMagics", None)
+        if _config_at_load is not None:
+            config["AIMLMagics"] = _config_at_load

@@ -8,9 +8,6 @@ else (``%aiml reset --all`` must not forget the conversation by accident, ``%aim
 from __future__ import annotations
 
 import argparse
-import builtins
-import json
-import keyword
 import shlex
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -19,7 +16,7 @@ from IPython.core.error import UsageError
 
 from ..display.render import is_terminal
 from ..display.safemd import literal, safe_markdown
-from ..errors import AIMLError, ParameterError, mask_key, visible_controls
+from ..errors import AIMLError, mask_key, visible_controls
 from ..models import info_of
 from ..params import PARAMS
 
@@ -327,60 +324,8 @@ def _live(magics: Any, args: argparse.Namespace) -> None:
     magics.mode_changed()
 
 
-# -- shared by the cell magic --------------------------------------------------------------------
-
-
-# Names IPython itself puts in the user namespace: `--out In` would break the session.
-IPYTHON_NAMES = frozenset(
-    {"In", "Out", "get_ipython", "exit", "quit", "display", "_ih", "_oh", "_dh", "_i", "_ii",
-     "_iii", "_", "__", "___"}
-)
-
-
-def check_out_name(name: str) -> str:
-    """``--out NAME`` must be a variable name that shadows nothing Python or IPython relies on
-    (``--out get_ipython`` would break every later magic of the session)."""
-    if not name.isidentifier() or keyword.iskeyword(name):
-        raise ParameterError(f"--out {name!r} is not a valid Python variable name.")
-    if name in IPYTHON_NAMES or hasattr(builtins, name) or _is_output_name(name):
-        raise ParameterError(
-            f"--out {name}: that name belongs to Python or IPython (`{name}`), and replacing it "
-            f"would break later cells. Pick another name, e.g. --out {name.strip('_') or 'answer'}_answer."
-        )
-    return name
-
-
-def _is_output_name(name: str) -> bool:
-    """IPython's numbered history names: _1, _i1, _ii, ..."""
-    return name.startswith("_") and (name[1:].isdigit() or (name[1:2] == "i" and name[2:].isdigit()))
-
-
 def _turns(n: int) -> str:
     return f"{n} turn{'' if n == 1 else 's'}"
-
-
-def show_dry_run(magics: Any, payload: dict[str, Any], expanded: Any = ()) -> None:
-    from ..images import described
-
-    session = magics.session
-    base, _ = session.effective_base()
-    key, _ = session.effective_key()
-    text = (
-        f"POST {base}/chat/completions\n"
-        f"Authorization: Bearer {mask_key(key)}\n"
-        "Content-Type: application/json\n\n"
-        f"{json.dumps(described(payload), ensure_ascii=False, indent=2)}"
-    )
-    # The payload quotes earlier answers (untrusted): the fence is made inert like any answer.
-    names = ", ".join(f"{{{n}}}" for n in expanded)
-    note = f"Expanded from the notebook: {names}." if names else "No names were expanded."
-    display_markdown(
-        magics,
-        "**Dry run: nothing was sent.** " + safe_markdown(note)
-        + "\n\n" + safe_markdown(f"```http\n{text}\n```"),
-        f"{note}\n\n{text}",
-    )
-    session.last_request = payload
 
 
 def _model_text(model: dict[str, Any]) -> str:

@@ -4,9 +4,12 @@ POSIX quoting. Pure: no shell, no session; ``%%aiml?`` and ``%aiml help`` read t
 from __future__ import annotations
 
 import argparse
+import builtins
 import functools
+import keyword
 from typing import Any
 
+from ..errors import ParameterError
 from ..params import PARAMS, Param
 
 # Flags of one cell that are not settings: (spellings, argparse options, help).
@@ -119,3 +122,28 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# Names IPython itself puts in the user namespace: `--out In` would break the session.
+IPYTHON_NAMES = frozenset(
+    {"In", "Out", "get_ipython", "exit", "quit", "display", "_ih", "_oh", "_dh", "_i", "_ii",
+     "_iii", "_", "__", "___"}
+)
+
+
+def check_out_name(name: str) -> str:
+    """``--out NAME`` must be a variable name that shadows nothing Python or IPython relies on
+    (``--out get_ipython`` would break every later magic of the session)."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ParameterError(f"--out {name!r} is not a valid Python variable name.")
+    if name in IPYTHON_NAMES or hasattr(builtins, name) or _is_output_name(name):
+        raise ParameterError(
+            f"--out {name}: that name belongs to Python or IPython (`{name}`), and replacing it "
+            f"would break later cells. Pick another name, e.g. --out {name.strip('_') or 'answer'}_answer."
+        )
+    return name
+
+
+def _is_output_name(name: str) -> bool:
+    """IPython's numbered history names: _1, _i1, _ii, ..."""
+    return name.startswith("_") and (name[1:].isdigit() or (name[1:2] == "i" and name[2:].isdigit()))

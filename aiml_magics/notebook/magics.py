@@ -16,6 +16,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from ..params import PARAMS
 from ..settings import Settings
 from .flags import cell_usage, parse_flags
+from .names import image_flags, named_schema, named_tools
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -209,7 +210,8 @@ class AIMLMagics(Magics, Settings):
         runs before anything is sent."""
         from ..params import trim_prompt
         from .advice import advised
-        from .commands import check_out_name, show_dry_run
+        from .dryrun import show_dry_run
+        from .flags import check_out_name
 
         session = self.session
         prompt = trim_prompt(prompt)
@@ -219,14 +221,19 @@ class AIMLMagics(Magics, Settings):
             options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
             options["stream"] = False if args.no_stream else None
             options["memory"] = False if args.no_memory else None
-            options.update(new=args.new, json=args.json, schema=self._schema(args.schema))
+            namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+            options.update(new=args.new, json=args.json, schema=named_schema(args.schema, namespace))
             prompt, expanded = self._expand(prompt, args)
             if args.compare:
                 return self._compare(prompt, args, options)
             options["parallel_tool_calls"] = False if args.no_parallel_tool_calls else None
+            images = None
+            if args.image:
+                images = image_flags(args.image, namespace, self.last_image, self.max_image_edge,
+                                     self.max_image_bytes)
             request = session.prepare(
-                prompt, tools=self._tools(args.tools), tool_choice=args.tool_choice,
-                images=self._images(args.image) if args.image else None,
+                prompt, tools=named_tools(args.tools, namespace), tool_choice=args.tool_choice,
+                images=images,
                 confirm_tools=True if args.confirm_tools else None, **options,
             )
             if args.dry_run:
@@ -249,62 +256,6 @@ class AIMLMagics(Magics, Settings):
         done = expand(prompt, self.shell.user_ns, limits)
         return done.text, done.names
 
-    def _schema(self, name: str | None) -> Any:
-        """``--schema NAME``: the dict or pydantic class of that name in the notebook."""
-        if name is None:
-            return None
-        from ..errors import ParameterError
-        from ..schema import is_model_class
-
-        namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
-        value = namespace.get(name)
-        if not (isinstance(value, dict) or is_model_class(value)):
-            what = "is not defined" if value is None else f"is a {type(value).__name__}"
-            raise ParameterError(
-                f"--schema {name}: {name} {what}; it must be a JSON-schema dict or a pydantic "
-                "model class defined in the notebook."
-            )
-        return value
-
-    def _tools(self, names: str | None) -> list[Any] | None:
-        """``--tools f,g``: functions of the notebook's namespace, refused before sending when a
-        name is unknown or not a function."""
-        if names is None:
-            return None
-        from ..errors import ParameterError
-
-        namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
-        found = []
-        for name in (n.strip() for n in names.split(",")):
-            if not name:
-                continue
-            if name not in namespace:
-                raise ParameterError(f"--tools: there is no {name!r} in the notebook: define the "
-                                     "function first, then name it here.")
-            value = namespace[name]
-            if not callable(value) or isinstance(value, type):
-                raise ParameterError(f"--tools: {name!r} is a {type(value).__name__}, not a "
-                                     "function: only functions can be tools.")
-            found.append(value)
-        if not found:
-            raise ParameterError("--tools needs function names, separated by commas.")
-        return found
-
-    def _images(self, exprs: list[str]) -> list[Any]:
-        """The parts of ``--image`` flags: each EXPR resolved, checked and encoded (nothing sent)."""
-        from ..images import image_part, resolve
-
-        namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
-        edge, most = self.max_image_edge, self.max_image_bytes
-        parts = []
-        for expr in exprs:
-            if not expr:
-                value, what = self.last_image.value(), "--image (the last image shown)"
-            else:
-                value, what = resolve(expr, namespace), f"--image {expr}"
-            parts.append(image_part(value, max_edge=edge, max_bytes=most, name=what))
-        return parts
-
     def _view(self, owns_cell: bool) -> Any:
         make = self.make_renderer
         if make is None:
@@ -319,7 +270,7 @@ class AIMLMagics(Magics, Settings):
         every model failed (then the cell fails too)."""
         from ..comparison import prepare_all, run
         from ..display.columns import make_board
-        from .commands import show_dry_run
+        from .dryrun import show_dry_run
 
         session = self.session
         requests = prepare_all(session, prompt, args.compare, **options)
