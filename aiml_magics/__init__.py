@@ -18,6 +18,8 @@ _LAZY = {
     "chat": "api",
     "default_session": "api",
     "map": "api",
+    "log": "api",
+    "Log": "storelog",
     "Batch": "batch",
     "Failure": "batch",
     "SchemaMismatch": "schema",
@@ -57,12 +59,12 @@ __all__ = [
     "MissingKeyError", "NotFoundError", "ParameterError", "ProtocolError", "RateLimitError",
     "ResponseTimeout", "SchemaMismatch", "ServerError", "Session", "Settings", "StreamInterrupted",
     "Tool", "ToolCall", "ToolRoundsExceeded", "Usage", "__version__", "chat", "default_session",
-    "instance", "load_ipython_extension", "map", "panel",
+    "instance", "load_ipython_extension", "Log", "log", "map", "panel",
     "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
-    from .api import chat, compare, default_session, map
+    from .api import chat, compare, default_session, log, map
     from .batch import Batch, Failure
     from .comparison import Comparison, ComparisonError
     from .errors import (
@@ -89,6 +91,7 @@ if TYPE_CHECKING:
     from .schema import SchemaMismatch
     from .session import Session
     from .settings import Settings
+    from .storelog import Log
     from .toolcall import ToolCall
     from .tools import Tool
 

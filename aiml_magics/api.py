@@ -17,6 +17,7 @@ from .batch import Batch, run_map
 from .comparison import Comparison
 from .response import ChatResponse
 from .session import Session
+from .storelog import Log
 
 _default: Session | None = None
 _default_lock = threading.Lock()
@@ -57,6 +58,7 @@ def map(  # noqa: A001 - the public name: aiml_magics.map
     schema: Any = None,
     budget: float | None = None,
     session: Session | None = None,
+    cache: bool = True,
     **params: Any,
 ) -> Batch:
     """Send many prompts and return a ``Batch`` in input order.
@@ -70,10 +72,26 @@ def map(  # noqa: A001 - the public name: aiml_magics.map
     ``session`` is given. An item's failure never raises: it is a ``Failure`` in the batch.
     ``progress``: None picks (a widget in a notebook, a text bar on a terminal), True forces a
     bar, False none, a file gets a text bar (``progress.py``).
+    ``cache``: an item the store already answered (same request) is not sent again, so a rerun
+    costs nothing and a batch that died resumes; ``cache=False`` sends every item,
+    ``refresh=True`` sends every item and stores the new answers.
     """
     return run_map(session or default_session(), prompts_or_template, rows,
                    concurrency=concurrency, executor=executor, progress=progress, widget=widget_bar(),
-                   schema=schema, budget=budget, **params)
+                   schema=schema, budget=budget, cache=cache, **params)
+
+
+def log(search: str | None = None, model: str | None = None, since: Any = None,
+        limit: int | None = None, *, session: Session | None = None) -> Log:
+    """Exchanges kept in the store (newest first), from every kernel and script that used it.
+
+    ``search``: words in the prompt or the answer; ``model``: asked or reported; ``since``: "7d",
+    "12h", a date or a datetime; ``limit``: at most this many. Uses the notebook's session's store
+    unless ``session`` is given. ``.to_dataframe()``, ``.totals(by="day")``, ``.to_cassette(path)``.
+    """
+    from .storelog import read
+
+    return read((session or default_session()).connection.store, search, model, since, limit)
 
 
 def widget_bar() -> Any:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
 from .errors import AIMLError, ParameterError, import_pandas, redact
+from .remember import Keeping, answer_one, no_view, send_job
 from .response import ChatResponse
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class Job:
     timeout: float = 120.0
     allow_insecure_http: bool = False
     max_answer_bytes: int = 32 << 20
+    keeping: Keeping | None = None  # the store and the cache (remember.py): opened where it runs
 
 
 @dataclass
@@ -89,7 +91,7 @@ def run_job(job: Job) -> Outcome:
             job.api_key, job.base_url, timeout=job.timeout, max_retries=0,
             allow_insecure_http=job.allow_insecure_http, max_answer_bytes=job.max_answer_bytes,
         )
-    return _attempt(lambda: client.complete(job.payload, request_id=job.request_id))
+    return _attempt(lambda: send_job(job, client))
 
 
 def _attempt(send: Callable[[], ChatResponse]) -> Outcome:
@@ -272,7 +274,7 @@ def run_map(
     s = session.settings
     limits = Limits(s.expand_max_rows, s.expand_max_columns, s.expand_max_chars)
     prompts, labels, index = _items(prompts_or_template, rows, limits)
-    params = {**params, "memory": False, "stream": False}
+    params = {"cache": True, **params, "memory": False, "stream": False}
     payloads = [session.prepare(p, schema=schema, **params).payload for p in prompts]  # all checked first
     batch_id = uuid.uuid4().hex[:8]
     ids = [request_id_for(batch_id, i, label) for i, label in enumerate(labels)]
@@ -286,7 +288,8 @@ def run_map(
             session.client()._headers()  # the one-paragraph MissingKeyError, before anything
         base, _ = session.effective_base()
         secret = str.__str__(key) if key is not None else None
-        jobs = [Job(p, rid, base, secret, s.timeout, s.allow_insecure_http, s.max_answer_bytes)
+        keeping = Keeping.of(session, params["cache"], params.get("refresh", False))
+        jobs = [Job(p, rid, base, secret, s.timeout, s.allow_insecure_http, s.max_answer_bytes, keeping)
                 for p, rid in zip(payloads, ids, strict=True)]
     own = executor is None or not live
     pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
@@ -314,13 +317,11 @@ def run_map(
 
 
 def _local_answer(session: Session, payload: dict[str, Any], echo: str) -> Outcome:
-    """A non-live source (replay, the offline echo) answers in this process; an echo is the one
-    short line ``echo`` (the whole request mirrored in every cell of a table teaches nothing)."""
+    """A non-live source (replay, the offline echo) answers in this process (and is stored); an
+    echo is the one short line ``echo`` (the whole request mirrored in every cell teaches nothing)."""
     from .cassette import ECHO
-    from .sources import NoView
 
-    out = _attempt(lambda: session.source.answer(session.client, payload, False,
-                                                 lambda label: NoView()))
+    out = _attempt(lambda: answer_one(session, session.client, payload, False, no_view, cache=False))
     resp = out.response
     if resp is not None and resp.source == ECHO and "response_format" not in payload:
         resp.text = echo

@@ -272,7 +272,8 @@ def run(
         client = session.fresh_client() if source.needs_key else None
         clients.append(client)
         thread = threading.Thread(
-            target=_ask, args=(source, lane, client, wake), name=f"aiml-compare:{lane.model}",
+            target=_ask, args=(session, lane, client, wake, requests[lane.model]),
+            name=f"aiml-compare:{lane.model}",
             daemon=True,  # a worker still waiting after Ctrl-C must not hold the interpreter
         )
         threads.append(thread)
@@ -313,10 +314,14 @@ def run(
     return comparison
 
 
-def _ask(source: Any, lane: Lane, client: Any, wake: threading.Event) -> None:
-    """One model's request on its own thread; every outcome lands in the lane."""
+def _ask(session: Session, lane: Lane, client: Any, wake: threading.Event, request: Any) -> None:
+    """One model's request on its own thread (from the cache if asked and known, written to
+    the store); every outcome lands in the lane."""
+    from .remember import answer_one
+
     try:
-        source.answer(lambda: client, lane.payload, bool(lane.payload.get("stream")), lambda _: lane)
+        answer_one(session, lambda: client, lane.payload, bool(lane.payload.get("stream")),
+                   lambda _: lane, request=request)
     except (AIMLError, StreamInterrupted) as exc:
         forget_frames(exc)  # the frames below may hold a body or header that quotes the key
         lane.error = exc

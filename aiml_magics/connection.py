@@ -29,6 +29,28 @@ class Connection:
         self._ident_built: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
 
+    @property
+    def store(self) -> Any:
+        """Where exchanges are kept: the ``store`` setting, else ``AIML_STORE``, else the user's
+        data folder; None when turned off (``remember.py``). Opened on first use."""
+        from .remember import open_store, store_path
+
+        return open_store(store_path(self.settings.store))
+
+    def where(self) -> tuple[str, str]:
+        """The store for people: its path and size, and what chose it."""
+        import os
+
+        store = self.store
+        chosen = ("%config" if self.settings.store is not None
+                  else "environment AIML_STORE" if os.environ.get("AIML_STORE") is not None
+                  else "default")
+        if store is None:
+            return "off (nothing is kept)", chosen
+        from .images import size_words
+
+        return f"{store.path} ({size_words(store.size())})", chosen
+
     def effective_key(self) -> tuple[Secret | None, str]:
         """The key that will be sent and where it came from (the setting, else the environment)."""
         key = self.settings.api_key

@@ -273,12 +273,7 @@ class History(Sequence[Exchange]):
 
     def to_dataframe(self) -> Any:
         """One row an exchange; needs pandas (an optional dependency)."""
-        pd = import_pandas()
-        frame = pd.DataFrame.from_records(self.records(), columns=list(_COLUMNS))
-        frame["started"] = pd.to_datetime(frame["started"], unit="s", utc=True)
-        frame["prompt"] = frame["prompt"].map(redact)
-        frame["answer"] = frame["answer"].map(redact)
-        return frame
+        return records_frame(self.records())
 
     def to_json(self) -> str:
         return _json([dict(r, started=_iso(r["started"])) for r in self.records()])
@@ -373,6 +368,17 @@ _COLUMNS = (
     "completion_tokens", "reasoning_tokens", "credits", "seconds", "finish_reason", "source",
     "started", "images",
 )
+
+
+def records_frame(records: list[dict[str, Any]]) -> Any:
+    """Exchange records (``Exchange.record()``) as a DataFrame: the session's history and the
+    store's log make the same table."""
+    pd = import_pandas()
+    frame = pd.DataFrame.from_records(records, columns=list(_COLUMNS))
+    frame["started"] = pd.to_datetime(frame["started"], unit="s", utc=True)
+    frame["prompt"] = frame["prompt"].map(redact)
+    frame["answer"] = frame["answer"].map(redact)
+    return frame
 
 
 def _calls(n: int) -> str:

@@ -141,6 +141,13 @@ PARAMS: tuple[Param, ...] = (
           "the long edge (aspect ratio kept)", none=False),
     Param("max_image_bytes", "int", 4_000_000, "largest encoded image sent, in bytes (a larger PNG "
           "is sent as JPEG)", none=False),
+    # -- the store and the cache (store.py, remember.py) ---------------------------------------
+    Param("store", "str", None, "SQLite file that keeps every exchange (None: AIML_STORE, else "
+          "$XDG_DATA_HOME/aiml_magics/store.db; empty: keep nothing)"),
+    Param("cache", "bool", False, "answer a request identical to one already answered from the "
+          "store, sending nothing (a cell: --cache; map() caches unless cache=False)", none=False),
+    Param("store_images", "bool", False, "keep images' bytes in the store (off: their hash and "
+          "description only)", none=False),
     Param("keep_images_in_history", "bool", True, "later cells send the images of earlier turns "
           "again (off: only their text, to save tokens)", none=False),
 )

@@ -25,6 +25,8 @@ class Request:
     schema: Any = None  # a JSON-schema dict or pydantic class the answer must match
     tools: tuple[Callable[..., Any], ...] = ()
     confirm: bool | Callable[[Any], bool] | None = None  # ask before each tool call
+    cache: bool | None = None  # answer from the store if it knows it (None: the setting)
+    refresh: bool = False  # ask again even if the store knows the answer (and store the new one)
 
     @property
     def model(self) -> str:

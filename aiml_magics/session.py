@@ -17,6 +17,7 @@ from .errors import AIMLError, IncompleteAnswer, ParameterError, StreamInterrupt
 from .history import Exchange, History
 from .params import BY_NAME, REQUEST_PARAMS, build_payload, check_prompt
 from .protocols import CallbackView, NoView, View, ViewFactory
+from .remember import answer_one, how_to_answer
 from .request import Request
 from .response import ChatResponse
 from .secrets import Secret, forget_frames
@@ -161,7 +162,7 @@ class Session:
 
             add_tools(payload, tools, tool_choice, parallel=bool(pick("parallel_tool_calls")))
         return Request(payload, prompt, remember=remember, new=new, schema=schema,
-                       tools=tuple(tools or ()), confirm=confirm_tools)
+                       tools=tuple(tools or ()), confirm=confirm_tools, **how_to_answer(options))
 
     def chat(self, prompt: str, *, display: bool = False, on_delta: Callable[[str], Any] | None = None,
              on_reasoning: Callable[[str], Any] | None = None, view: ViewFactory | None = None,
@@ -205,11 +206,11 @@ class Session:
         views: list[ReadFirst] = []
         shown = reading_first(view or no_view, request, self.settings.allow_remote_images, views)
         try:
-            resp = self.source.answer(self.client, payload, request.stream, shown)
+            resp = answer_one(self, self.client, payload, request.stream, shown, request=request)
             if request.tools:
                 from .toolloop import ToolLoop
 
-                loop = ToolLoop(self, request.tools, request.confirm, views)
+                loop = ToolLoop(self, request.tools, request.confirm, views, request)
                 resp = loop.run(payload, resp, shown)
             mismatch = None
             if request.schema is not None:
@@ -298,7 +299,7 @@ def raise_for_outcome(resp: ChatResponse) -> None:
 def chooser(settings: Settings, options: dict[str, Any]) -> Callable[[str], Any]:
     """``pick(name)``: the option given for this request, else the setting. Unknown options are
     refused here, naming what there is."""
-    unknown = sorted(set(options) - set(BY_NAME))
+    unknown = sorted(set(options) - set(BY_NAME) - {"refresh"})  # refresh: how_to_answer
     if unknown:
         raise ParameterError(
             f"Unknown parameter {unknown[0]!r}: use one of "

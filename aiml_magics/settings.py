@@ -86,6 +86,9 @@ class Settings(Configurable):
         max_image_edge: int
         max_image_bytes: int
         keep_images_in_history: bool
+        store: str | None
+        cache: bool
+        store_images: bool
 
     @default("model")
     def _default_model(self) -> str:

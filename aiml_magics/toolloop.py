@@ -54,8 +54,11 @@ class ToolLoop:
     the whole exchange: a replayed round brings its recorded results and nothing runs.
     """
 
-    def __init__(self, session: Any, functions: Sequence[Any], confirm: Any, views: list[Any]) -> None:
+    def __init__(self, session: Any, functions: Sequence[Any], confirm: Any, views: list[Any],
+                 request: Any = None) -> None:
         self.session = session
+        self.cache = getattr(request, "cache", None)  # each round is cached like the first
+        self.refresh = bool(getattr(request, "refresh", False))
         self.tools = {t.name: t for t in as_tools(functions)}
         wanted = session.settings.confirm_tools if confirm is None else confirm
         self.confirm: Confirm | None = (
@@ -83,7 +86,7 @@ class ToolLoop:
                 return self._exceeded(resp, made, messages, earlier, rounds)
             rounds += 1
             calls = resp.tool_calls
-            if resp.source != "live":
+            if resp.source not in ("live", "cache"):
                 for call in calls:  # a replayed round: its recorded results, nothing runs
                     if call.result is None and call.error is None:
                         call.error = "NotRecorded: the cassette has no result for this call"
@@ -106,8 +109,10 @@ class ToolLoop:
                 # answer in text, so later rounds leave the choice to it.
                 payload["tool_choice"] = "auto"
             session.last_request = payload
-            resp = session.source.answer(session.client, payload, bool(payload.get("stream")),
-                                         merged_view)
+            from .remember import answer_one
+
+            resp = answer_one(session, session.client, payload, bool(payload.get("stream")),
+                              merged_view, cache=self.cache, refresh=self.refresh)
         if resp.complete and getattr(resp, "_stream_error", None) is None:
             session.source.keep(payload, resp, origin)
         return _merged(resp, made, messages, earlier, rounds)

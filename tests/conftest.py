@@ -31,6 +31,9 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_prox
     os.environ.pop(_var, None)
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
 
+# Nothing a test does reaches the user's data folder (the per-test fixture below narrows it).
+os.environ["AIML_STORE"] = str(Path(__import__("tempfile").mkdtemp(prefix="aiml-store-")) / "store.db")
+
 # Recognisable, so any leak is easy to grep for; its tail is the only part that may ever show.
 TEST_KEY = "sk-aiml-TESTKEY-3f9c2a7e5b1d4c8f-LEAKCHECK"
 KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY", "AIML_API_BASE", "AIMLAPI_API_BASE")
@@ -70,6 +73,15 @@ def run_cell(shell: InteractiveShell, source: str) -> CellRun:
     with capture_output(display=True) as cap:
         result = shell.run_cell(source, store_history=True)
     return CellRun(result, cap.stdout, cap.stderr, list(cap.outputs))
+
+
+@pytest.fixture(autouse=True)
+def _store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test keeps its exchanges in a store of its own (kernels and subprocesses it starts
+    inherit the variable): never the user's data folder, never another test's cached answers."""
+    path = tmp_path_factory.mktemp("store") / "store.db"
+    monkeypatch.setenv("AIML_STORE", str(path))
+    return path
 
 
 @pytest.fixture

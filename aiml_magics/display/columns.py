@@ -67,8 +67,8 @@ def column_footer(resp: ChatResponse) -> str:
         parts.append(f"{_count(resp.credits_used)} credits")
     if resp.model and resp.model != resp.requested_model and resp.source != ECHO_SOURCE:
         parts.append(f"served as {resp.model}")
-    if resp.source != "live":
-        parts.append(resp.source)
+    if resp.source != "live":  # a cached answer says when it was first answered
+        parts.append(resp.provenance if resp.source == "cache" and resp.provenance else resp.source)
     if not resp.complete:
         parts.append(f"⚠ {resp.finish_reason or 'incomplete'}: partial answer")
     elif resp.finish_reason == "length":

@@ -82,8 +82,8 @@ def footer(resp: ChatResponse) -> str:
     images = summary(request_images(resp.request))
     if images:
         parts.append(images)
-    if resp.source != "live":
-        parts.append(resp.source)
+    if resp.source != "live":  # a cached answer says when it was first answered
+        parts.append(resp.provenance if resp.source == "cache" and resp.provenance else resp.source)
     if resp.tool_calls:
         n = len(resp.tool_calls)
         calls = f"{n} tool call{'s' if n != 1 else ''}"

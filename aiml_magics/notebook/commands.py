@@ -161,8 +161,8 @@ def settings_table(magics: Any) -> list[tuple[str, str, str]]:
         if p.name == "api_key":
             key, source = session.effective_key()
             rows.append((p.name, mask_key(key), source))
-        elif p.name == "base_url":
-            base, source = session.effective_base()
+        elif p.name in ("base_url", "store"):
+            base, source = session.effective_base() if p.name == "base_url" else session.connection.where()
             rows.append((p.name, base, source))
         else:
             value = getattr(magics, p.name)

@@ -25,6 +25,9 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--confirm-tools",), {"action": "store_true"}, "ask yes/no before each tool call"),
     (("--image",), {"action": "append", "nargs": "?", "const": "", "metavar": "EXPR"},
      "send an image (repeatable): a variable, a file or an http(s) URL; alone, the last image shown"),
+    (("--cache",), {"action": "store_true"},
+     "answer from the store if this exact request was answered before (sends nothing)"),
+    (("--refresh",), {"action": "store_true"}, "ask again even if cached; store the new answer"),
     (("--compare",), {"nargs": "+", "metavar": "MODEL"},
      "ask these models at once, side by side (not added to the conversation)"),
 )
@@ -63,6 +66,16 @@ def cell_usage() -> str:
         names = ", ".join(f"{s} {meta}" if meta else s for s in spellings)
         lines.append(f"  {names:<36} {text}")
     return "\n".join(lines)
+
+
+def request_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What a cell's flags ask of ``Session.prepare`` (None: the setting applies)."""
+    options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
+    options["stream"] = False if args.no_stream else None
+    options["memory"] = False if args.no_memory else None
+    options.update(new=args.new, json=args.json, refresh=args.refresh,
+                   cache=True if args.cache or args.refresh else None)
+    return options
 
 
 class _Parser(argparse.ArgumentParser):

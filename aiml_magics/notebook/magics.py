@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from ..params import PARAMS
 from ..settings import Settings
-from .flags import cell_usage, parse_flags
+from .flags import cell_usage, parse_flags, request_options
 from .names import image_flags, named_schema, named_tools
 
 if TYPE_CHECKING:
@@ -189,7 +188,7 @@ class AIMLMagics(Magics, Settings):
         try:
             if cell is None:
                 from .advice import advised
-                from .commands import run_command
+                from .storecmds import run_command  # the commands, log and spend included
 
                 with advised():
                     return run_command(self, line)
@@ -218,11 +217,9 @@ class AIMLMagics(Magics, Settings):
         with advised():
             if args.out is not None:
                 check_out_name(args.out)
-            options = {p.name: getattr(args, p.name) for p in PARAMS if p.flags and p.kind != "bool"}
-            options["stream"] = False if args.no_stream else None
-            options["memory"] = False if args.no_memory else None
+            options = request_options(args)
             namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
-            options.update(new=args.new, json=args.json, schema=named_schema(args.schema, namespace))
+            options["schema"] = named_schema(args.schema, namespace)
             prompt, expanded = self._expand(prompt, args)
             if args.compare:
                 return self._compare(prompt, args, options)

@@ -11,6 +11,7 @@ The parts (the optional-number control, notes, the models list) are in ``panelpa
 
 from __future__ import annotations
 
+import html
 import threading
 from typing import Any
 
@@ -241,8 +242,8 @@ class AIMLPanel(ModelList, W.VBox):
         shown = f"{credits:,.0f}" if float(credits).is_integer() else f"{credits:,.2f}"
         self.status.value = (
             f"conversation: {turns} turn{'' if turns == 1 else 's'} · session: "
-            f"{self.magics.session_tokens:,} tokens, {shown} credits"
-        )
+            f"{self.magics.session_tokens:,} tokens, {shown} credits · store: "
+            f"{html.escape(self.magics.session.connection.where()[0])}")
 
     # -- lifecycle --------------------------------------------------------------------------------
 

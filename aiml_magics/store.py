@@ -1,0 +1,332 @@
+"""The SQLite store: every exchange kept on disk, searchable, summed, and the cache's memory.
+
+One file, the standard library's ``sqlite3``, no server. The schema has a version number
+(``PRAGMA user_version``) and numbered migrations from the first day, applied inside one
+``BEGIN IMMEDIATE`` so two processes opening a new file at once migrate it once. WAL mode and a
+busy timeout let the threads of a ``map()``, several kernels and several processes write at the
+same time; each exchange is one short transaction, committed when it ends, with
+``synchronous=NORMAL`` (no fsync per exchange: a crashed process keeps every committed row, a
+power cut may lose the last few). ``sqlite3`` is imported on first use, never at ``%load_ext``.
+
+Everything here is plain data in and out: the caller (``remember.py``) redacts before writing.
+Any failure is a :class:`StoreUnavailable` with a short reason, so a broken store is one line of
+warning for the caller, never a failed answer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT = 10.0  # seconds a writer waits for another to finish before giving up
+
+#: The columns of one stored exchange, in table order (``id`` aside).
+COLUMNS = (
+    "started", "seconds", "prompt", "answer", "reasoning", "model_requested", "model",
+    "parameters", "prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens",
+    "credits", "usd", "finish_reason", "source", "images", "tool_calls", "error", "origin",
+    "endpoint", "request_key", "request", "response", "cacheable", "cached_from",
+)
+JSON_COLUMNS = ("parameters", "images", "tool_calls", "request", "response")
+
+# Numbered migrations: migration N takes a file from version N-1 to N. Never edit one that has
+# shipped; add the next. A statement that may fail on some builds (FTS5) is marked optional.
+MIGRATIONS: dict[int, list[tuple[str, bool]]] = {
+    1: [
+        ("""CREATE TABLE exchanges (
+            id INTEGER PRIMARY KEY,
+            started REAL NOT NULL, seconds REAL,
+            prompt TEXT NOT NULL DEFAULT '', answer TEXT NOT NULL DEFAULT '', reasoning TEXT,
+            model_requested TEXT, model TEXT, parameters TEXT,
+            prompt_tokens INTEGER, completion_tokens INTEGER, reasoning_tokens INTEGER,
+            total_tokens INTEGER, credits REAL, usd REAL,
+            finish_reason TEXT, source TEXT NOT NULL, images TEXT, tool_calls TEXT, error TEXT,
+            origin TEXT, endpoint TEXT, request_key TEXT, request TEXT, response TEXT,
+            cacheable INTEGER NOT NULL DEFAULT 0, cached_from INTEGER)""", False),
+        ("CREATE INDEX exchanges_started ON exchanges(started)", False),
+        ("CREATE INDEX exchanges_cache ON exchanges(request_key, cacheable)", False),
+        ("CREATE INDEX exchanges_model ON exchanges(model)", False),
+        ("""CREATE VIRTUAL TABLE exchanges_fts USING fts5(prompt, answer,
+            content='exchanges', content_rowid='id')""", True),
+        ("""CREATE TRIGGER exchanges_fts_insert AFTER INSERT ON exchanges BEGIN
+            INSERT INTO exchanges_fts(rowid, prompt, answer)
+            VALUES (new.id, new.prompt, new.answer); END""", True),
+        ("""CREATE TRIGGER exchanges_fts_delete AFTER DELETE ON exchanges BEGIN
+            INSERT INTO exchanges_fts(exchanges_fts, rowid, prompt, answer)
+            VALUES ('delete', old.id, old.prompt, old.answer); END""", True),
+    ],
+}
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be read or written; ``reason`` says why in a few words."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def _reason(exc: BaseException) -> str:
+    """A few words for people: what SQLite or the OS said, without a traceback."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    lowered = text.lower()
+    if "not a database" in lowered or "malformed" in lowered:
+        return "the file is not a readable SQLite database (corrupt?)"
+    if "readonly" in lowered or "read-only" in lowered or "permission" in lowered:
+        return "the file or its folder is read-only"
+    if "locked" in lowered or "busy" in lowered:
+        return f"the database stayed locked by another process for {BUSY_TIMEOUT:.0f} s"
+    if "disk is full" in lowered or "no space" in lowered:
+        return "the disk is full"
+    if "unable to open" in lowered:
+        return "the file cannot be opened (missing folder or no permission)"
+    return text[:200]
+
+
+class Store:
+    """One store file. Thread-safe: one connection, one lock (a write takes well under a ms)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self._conn: Any = None
+        self._lock = threading.Lock()
+        self.fts = False
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- opening and the schema -----------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        if self._conn is not None:
+            return self._conn
+        import sqlite3
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT, isolation_level=None,
+                                   check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(self.path, _reason(exc)) from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if not mode or str(mode[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = DELETE")  # a file system without shared memory
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(conn)
+            self.fts = bool(conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'exchanges_fts'").fetchone())
+        except StoreUnavailable:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreUnavailable(self.path, _reason(exc)) from None
+        self._conn = conn
+        return conn
+
+    def _migrate(self, conn: Any) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                self.path, f"it was written by a newer aiml-magics (schema {version}; this one "
+                f"reads up to {SCHEMA_VERSION}): upgrade aiml-magics, or set another store")
+        import sqlite3
+
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another may have won
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement, optional in MIGRATIONS[number]:
+                    try:
+                        conn.execute("SAVEPOINT step")
+                        conn.execute(statement)
+                        conn.execute("RELEASE step")
+                    except sqlite3.OperationalError:
+                        conn.execute("ROLLBACK TO step")
+                        conn.execute("RELEASE step")
+                        if not optional:  # FTS5 missing from this build: search uses LIKE
+                            raise
+                conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _using(self) -> Iterator[Any]:
+        import sqlite3
+
+        with self._lock:
+            try:
+                yield self._connect()
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(self.path, _reason(exc)) from None
+            except OSError as exc:
+                raise StoreUnavailable(self.path, _reason(exc)) from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def write(self, row: dict[str, Any]) -> int:
+        """Insert one exchange (a dict keyed by ``COLUMNS``; JSON columns as Python values) and
+        commit it at once. Returns its id."""
+        values = [_column(name, row.get(name)) for name in COLUMNS]
+        marks = ", ".join("?" * len(COLUMNS))
+        with self._using() as conn:
+            cur = conn.execute(f"INSERT INTO exchanges ({', '.join(COLUMNS)}) VALUES ({marks})",
+                               values)
+            return int(cur.lastrowid or 0)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def cached(self, request_key: str) -> dict[str, Any] | None:
+        """The newest complete live answer to this request, or None."""
+        with self._using() as conn:
+            cur = conn.execute(
+                "SELECT * FROM exchanges WHERE request_key = ? AND cacheable = 1 "
+                "ORDER BY id DESC LIMIT 1", (request_key,))
+            found = cur.fetchone()
+            return _row(cur, found) if found else None
+
+    def rows(self, search: str | None = None, model: str | None = None,
+             since: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Stored exchanges, newest first. ``search``: words in the prompt or the answer (FTS5
+        where this SQLite has it, else a case-insensitive ``LIKE`` on the whole text)."""
+        where, args = _filters(model, since)
+        with self._using() as conn:
+            if search and self.fts:
+                where.append("id IN (SELECT rowid FROM exchanges_fts WHERE exchanges_fts MATCH ?)")
+                args.append(_fts_query(search))
+            elif search:
+                where.append("(prompt LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\')")
+                pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace(
+                    "_", "\\_") + "%"
+                args.extend([pattern, pattern])
+            sql = "SELECT * FROM exchanges"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            sql += " ORDER BY id DESC"
+            if limit is not None:
+                sql += f" LIMIT {max(int(limit), 0)}"
+            cur = conn.execute(sql, args)
+            return [_row(cur, r) for r in cur.fetchall()]
+
+    def totals(self, by: str | None = None, model: str | None = None,
+               since: float | None = None) -> list[dict[str, Any]]:
+        """Exchanges, tokens, credits and dollars, over everything or grouped ``by`` "day" (UTC)
+        or "model". Only answers the service gave count as spent (a cached, replayed or echoed
+        answer cost nothing); ``exchanges`` counts every row."""
+        group = {None: "'all'", "day": "date(started, 'unixepoch')",
+                 "model": "coalesce(model, model_requested, '?')"}.get(by)
+        if group is None:
+            from .errors import ParameterError
+
+            raise ParameterError(f"by = {by!r}: use 'day' or 'model'.")
+        where, args = _filters(model, since)
+        live = "source = 'live'"
+        sql = (f"SELECT {group} AS k, count(*), "
+               f"sum(CASE WHEN {live} THEN coalesce(prompt_tokens, 0) END), "
+               f"sum(CASE WHEN {live} THEN coalesce(completion_tokens, 0) END), "
+               f"sum(CASE WHEN {live} THEN coalesce(total_tokens, 0) END), "
+               f"sum(CASE WHEN {live} THEN coalesce(credits, 0) END), "
+               f"sum(CASE WHEN {live} THEN coalesce(usd, 0) END) FROM exchanges")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " GROUP BY k ORDER BY k"
+        with self._using() as conn:
+            out = []
+            for k, n, pt, ct, tt, cr, usd in conn.execute(sql, args).fetchall():
+                out.append({by or "all": k, "exchanges": n, "prompt_tokens": pt or 0,
+                            "completion_tokens": ct or 0, "tokens": tt or 0,
+                            "credits": cr or 0.0, "usd": usd or 0.0})
+            return out
+
+    def count(self) -> int:
+        with self._using() as conn:
+            return int(conn.execute("SELECT count(*) FROM exchanges").fetchone()[0])
+
+    def size(self) -> int:
+        """Bytes on disk, the write-ahead log included (0 if nothing was written yet)."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += Path(str(self.path) + suffix).stat().st_size
+            except OSError:
+                pass
+        return total
+
+
+def _column(name: str, value: Any) -> Any:
+    if name in JSON_COLUMNS:
+        return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _row(cur: Any, values: tuple[Any, ...]) -> dict[str, Any]:
+    row = {d[0]: v for d, v in zip(cur.description, values, strict=True)}
+    for name in JSON_COLUMNS:
+        if isinstance(row.get(name), str):
+            try:
+                row[name] = json.loads(row[name])
+            except ValueError:
+                pass  # a hand-edited row: keep the text
+    return row
+
+
+def _filters(model: str | None, since: float | None) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if model:
+        where.append("(model = ? OR model_requested = ?)")
+        args.extend([model, model])
+    if since is not None:
+        where.append("started >= ?")
+        args.append(float(since))
+    return where, args
+
+
+def _fts_query(text: str) -> str:
+    """Every word must start a word of the text ("heron" finds "herons"); each is quoted, so
+    FTS5 syntax in a search is just text."""
+    words = [w.replace('"', '""') for w in text.split()]
+    return " ".join(f'"{w}"*' for w in words) or '""'
+
+
+def since_seconds(text: str, now: float | None = None) -> float:
+    """``7d``, ``12h``, ``30m``, ``2w`` or an ISO date (``2026-12-01``) -> a Unix time."""
+    now = time.time() if now is None else now
+    text = text.strip().lower()
+    units = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+        return now - float(text[:-1]) * units[text[-1]]
+    from datetime import datetime, timezone
+
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        from .errors import ParameterError
+
+        raise ParameterError(
+            f"since = {text!r}: use 7d, 12h, 30m, 2w or a date such as 2026-12-01.") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return stamp.timestamp()
