@@ -49,13 +49,17 @@ def execute_twice(path: Path, monkeypatch, api, tmp_path) -> tuple:
 def seen(nb) -> list[tuple[str, list[str]]]:
     """What each code cell shows, with what is meant to differ between runs taken out: widget
     model ids, execution counts, map()'s request ids (unique per request, by design), a tool
-    call's run time and the store's size."""
+    call's run time, the store's size, and how a cell's printed text was split into messages."""
     out = []
     for c in code_cells(nb):
         shown = []
         for o in c.outputs:
             if o.output_type == "stream":
-                shown.append(f"{o.name}: {o.text}")
+                prefix = f"{o.name}: "
+                if shown and shown[-1].startswith(prefix):  # one print may arrive in two pieces
+                    shown[-1] += o.text
+                else:
+                    shown.append(prefix + o.text)
             elif o.output_type == "error":
                 shown.append(f"error: {o.ename}: {o.evalue}")
             else:
