@@ -111,6 +111,9 @@ def bare_shell(_ipython: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> I
     for name in list(_ipython.user_ns):
         if name not in _ipython._aiml_test_names or name.startswith("aiml_"):
             del _ipython.user_ns[name]
+    # ... and a fresh input history: `In` and the history database would otherwise hold the cells
+    # of earlier tests (one types the key on purpose), which are not this test's to judge.
+    _ipython.history_manager.reset(new_session=True)
     yield _ipython
     aiml_magics.unload_ipython_extension(_ipython)
     _ipython.extension_manager.loaded.discard("aiml_magics")
