@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .reasoning import ThinkSplitter, content_parts, provider_usage
 from .response import ChatResponse, Usage, _credits, first_choice
-from .toolcall import ToolCall
+from .toolcall import ToolCall, provider_keys
 
 _NOTHING = ("", "")
 _COMPACT = 256  # deltas kept as separate strings before they are joined into one
@@ -59,6 +60,9 @@ class StreamAssembler:
         self._content_mark = self._reasoning_mark = _COMPACT
         self.tool_calls: list[dict[str, Any]] = []  # {"id", "name", "arguments": [pieces]}
         self._tool_at: dict[Any, int] = {}  # a fragment's index -> the call it continues
+        # A leading <think> block in content is reasoning (None once the answer is past it).
+        self._think: ThinkSplitter | None = ThinkSplitter()
+        self.echo_reasoning = False  # the provider sent reasoning_content (it wants it back)
 
     def add(self, chunk: Any) -> tuple[str, str]:
         """Take one parsed chunk; return its (content, reasoning) text deltas.
@@ -77,6 +81,8 @@ class StreamAssembler:
             self.meta = chunk["meta"]
         if "error" in chunk and chunk["error"]:
             self.error = chunk["error"]
+        if "x_groq" in chunk and self.usage is None:  # Groq: usage only in x_groq.usage
+            self.usage = provider_usage(chunk)
         choices = chunk.get("choices")
         if not choices or not isinstance(choices, list):
             return _NOTHING
@@ -94,11 +100,21 @@ class StreamAssembler:
         if "tool_calls" in delta:
             self._take_tool_calls(delta["tool_calls"])
         content = delta.get("content")
-        if not isinstance(content, str):
-            content = ""
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if not isinstance(reasoning, str):
-            reasoning = ""
+        reasoning = delta.get("reasoning_content")
+        if isinstance(reasoning, str) and reasoning:
+            self.echo_reasoning = True
+        else:
+            reasoning = delta.get("reasoning")
+            if not isinstance(reasoning, str):
+                reasoning = ""
+        if not isinstance(content, str):  # null, or Mistral's list of thinking and text parts
+            content, thought = content_parts(content)
+            reasoning += thought
+        if content and self._think is not None:
+            content, thought = self._think.feed(content)
+            reasoning += thought
+            if self._think.past:
+                self._think = None
         if content:
             self.content.append(content)
             self.content_chars += len(content)
@@ -133,10 +149,13 @@ class StreamAssembler:
                     "id": ident if isinstance(ident, str) and ident else None,
                     "name": name or "",
                     "arguments": [],
+                    "extra": {},
                 })
                 at = len(self.tool_calls) - 1
                 self._tool_at[index] = at
             call = self.tool_calls[at]
+            if len(fragment) > 3:  # more than index/id/function: provider keys (thought signature)
+                call.setdefault("extra", {}).update(provider_keys(fragment))
             if name is not None and not call["name"]:
                 call["name"] = name
             if call["id"] is None and isinstance(fragment.get("id"), str) and fragment["id"]:
@@ -156,7 +175,8 @@ class StreamAssembler:
             if not call["name"]:
                 continue
             args = "".join(call["arguments"])
-            out.append(ToolCall(call["id"] or f"call_{i}", call["name"], args if args.strip() else "{}"))
+            out.append(ToolCall(call["id"] or f"call_{i}", call["name"], args if args.strip() else "{}",
+                                extra=dict(call.get("extra") or {})))
         return out
 
     def _take_head(self, chunk: dict[str, Any]) -> None:
@@ -171,8 +191,9 @@ class StreamAssembler:
 
     def build(self, request: dict[str, Any] | None = None, **extra: Any) -> ChatResponse:
         """The response so far: callable at any point, so a cut stream keeps what arrived."""
-        text = "".join(self.content)
-        reasoning = "".join(self.reasoning) or None
+        held, held_thought = self._think.peek() if self._think is not None else ("", "")
+        text = "".join(self.content) + held
+        reasoning = "".join(self.reasoning) + held_thought or None
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if reasoning is not None:
             message["reasoning_content"] = reasoning
@@ -201,5 +222,7 @@ class StreamAssembler:
             raw=raw,
             request=request,
             tool_calls=calls,
+            provider_fields={"reasoning_content": reasoning} if self.echo_reasoning and reasoning
+            else {},
             **extra,
         )

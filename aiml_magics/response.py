@@ -105,6 +105,9 @@ class ChatResponse:
     tool_messages: list[dict[str, Any]] = field(default_factory=list)
     tool_rounds: int = 0
     first_token_seconds: float | None = None  # when the first text (or reasoning) arrived
+    # Fields of the assistant message the provider wants back within one tool loop (DeepSeek's
+    # reasoning_content); never sent across turns.
+    provider_fields: dict[str, Any] = field(default_factory=dict)
     error: Exception | None = None  # why it failed, for a model's slot in a comparison
 
     @property
@@ -167,14 +170,23 @@ class ChatResponse:
     def from_body(
         cls, body: dict[str, Any], request: dict[str, Any] | None = None, **extra: Any
     ) -> ChatResponse:
-        """Build from a non-streamed JSON body, tolerating missing or odd fields."""
+        """Build from a non-streamed JSON body, tolerating missing or odd fields; a Responses
+        body (``object: response``) is read as its chat-completions equivalent."""
+        if isinstance(body, dict) and body.get("object") == "response":
+            from .responses_api import chat_body
+
+            body = chat_body(body)
         choice = first_choice(body.get("choices") if isinstance(body, dict) else None) or {}
         message = choice.get("message") if isinstance(choice, dict) else None
         message = message if isinstance(message, dict) else {}
-        content = message.get("content")
-        if isinstance(content, list):  # some providers send content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        reasoning = message.get("reasoning_content") or message.get("reasoning") or None
+        from .reasoning import content_parts, split_think
+
+        content, thought = content_parts(message.get("content"))  # text, or Mistral's parts
+        content, think = split_think(content)  # a leading <think> block
+        given = message.get("reasoning_content")
+        if isinstance(given, str) and given:
+            extra.setdefault("provider_fields", {"reasoning_content": given})
+        reasoning = given or message.get("reasoning") or thought or think or None
         credits, usd = _credits(body)
         extra.setdefault("tool_calls", wire_tool_calls(message))
         return cls(

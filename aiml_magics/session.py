@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .connection import Connection
+from .endpoints import RESPONSES, endpoint_for
 from .errors import AIMLError, IncompleteAnswer, ParameterError, StreamInterrupted, mask_key
 from .history import Exchange, History
 from .params import BY_NAME, REQUEST_PARAMS, build_payload, check_prompt
@@ -20,6 +21,7 @@ from .protocols import CallbackView, NoView, View, ViewFactory
 from .remember import answer_one, how_to_answer
 from .request import Request
 from .response import ChatResponse
+from .responses_api import check_responses
 from .secrets import Secret, forget_frames
 from .settings import Settings
 from .sources import LiveSource, ReadFirst, Source
@@ -102,6 +104,11 @@ class Session:
     def effective_base(self) -> tuple[str, str]:
         return self.connection.effective_base()
 
+    def endpoint(self, payload: dict[str, Any]) -> str:
+        """Chat completions or Responses (``endpoints.py``), with what the client learnt."""
+        client = self._client
+        return str(client.outgoing_endpoint(payload)) if client else endpoint_for(payload.get("model"))
+
     def client(self) -> Any:
         """The shared client, rebuilt only when key, base URL or transport settings change."""
         return self.connection.client()
@@ -161,6 +168,8 @@ class Session:
             from .toolloop import add_tools
 
             add_tools(payload, tools, tool_choice, parallel=bool(pick("parallel_tool_calls")))
+        if self.endpoint(payload) == RESPONSES:  # what that endpoint lacks: refused now
+            check_responses(payload)
         return Request(payload, prompt, remember=remember, new=new, schema=schema,
                        tools=tuple(tools or ()), confirm=confirm_tools, **how_to_answer(options))
 

@@ -3,7 +3,7 @@ tools, the tool loop, cassettes and views can all name it without importing the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .safejson import _float, _str, loads
@@ -22,6 +22,9 @@ class ToolCall:
     seconds: float = 0.0
     declined: bool = False
     replayed: bool = False  # the result came from a cassette: nothing was run
+    # Keys the provider put on the call besides id/type/function (Gemini's extra_content with its
+    # thought signature): sent back with the call within one tool loop only.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def arguments(self) -> dict[str, Any]:
@@ -51,10 +54,12 @@ class ToolCall:
         """What the model reads back for this call."""
         return self.error if self.error is not None else (self.result or "")
 
-    def wire(self) -> dict[str, Any]:
-        """The call as the assistant message's ``tool_calls`` entry."""
-        return {"id": self.id, "type": "function",
-                "function": {"name": self.name, "arguments": self.arguments_text or "{}"}}
+    def wire(self, provider: bool = False) -> dict[str, Any]:
+        """The call as the assistant message's ``tool_calls`` entry (``provider``: with the keys
+        the provider attached, for the next round of the same loop)."""
+        entry = {"id": self.id, "type": "function",
+                 "function": {"name": self.name, "arguments": self.arguments_text or "{}"}}
+        return {**self.extra, **entry} if provider and self.extra else entry
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "arguments": self.arguments_text,
@@ -100,5 +105,31 @@ def wire_tool_calls(message: Any) -> list[ToolCall]:
 
             args = json.dumps(args)
         out.append(ToolCall(_str(item.get("id")) or f"call_{i}", fn["name"],
-                            args if isinstance(args, str) and args.strip() else "{}"))
+                            args if isinstance(args, str) and args.strip() else "{}",
+                            extra=provider_keys(item)))
     return out
+
+
+_CALL_KEYS = frozenset({"id", "type", "function", "index"})
+
+
+def provider_keys(item: dict[str, Any]) -> dict[str, Any]:
+    """The keys of a tool-call entry beyond the standard ones (Gemini's ``extra_content``)."""
+    return {k: v for k, v in item.items() if k not in _CALL_KEYS and isinstance(k, str)}
+
+
+def tool_messages(assistant_text: str, calls: list[ToolCall],
+                  provider_fields: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The assistant message with its ``tool_calls``, then one ``role: tool`` message per call.
+
+    ``provider_fields`` (the next round of the same loop only): what the provider attached to
+    its message and calls goes back with them (DeepSeek's ``reasoning_content``, Gemini's
+    thought signatures); the history's copy, sent in later turns, has none of it."""
+    provider = provider_fields is not None
+    assistant: dict[str, Any] = {
+        "role": "assistant",
+        "content": assistant_text or None,
+        **(provider_fields or {}),
+        "tool_calls": [c.wire(provider) for c in calls],
+    }
+    return [assistant, *({"role": "tool", "tool_call_id": c.id, "content": c.content} for c in calls)]

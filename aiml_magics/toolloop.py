@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import ParameterError
-from .toolcall import ToolCall
+from .toolcall import ToolCall, tool_messages
 from .tools import (
     Confirm,
     _short_repr,
@@ -18,7 +18,6 @@ from .tools import (
     call_line,
     check_tool_choice,
     run_calls,
-    tool_messages,
 )
 
 
@@ -99,8 +98,8 @@ class ToolLoop:
             if self.views:
                 self.views[-1].tool_calls(calls)
             session.source.keep(payload, resp, origin)
-            step = tool_messages(resp.text, calls)
-            messages.extend(step)
+            step = tool_messages(resp.text, calls, resp.provider_fields)
+            messages.extend(tool_messages(resp.text, calls))  # the history's copy: no provider keys
             made.extend(calls)
             earlier.append(resp)
             payload = dict(payload, messages=[*payload["messages"], *step])
@@ -132,19 +131,24 @@ class ToolLoop:
                   earlier: list[Any], rounds: int) -> Any:
         from .errors import ToolRoundsExceeded
 
-        for call in resp.tool_calls:
+        not_run = list(resp.tool_calls)  # counted now: the merge below puts every call there
+        for call in not_run:
             call.error = f"NotRun: the limit of {self.max_rounds} tool rounds was reached"
-        final = _merged(resp, [*made, *resp.tool_calls], messages, earlier, rounds)
+        final = _merged(resp, [*made, *not_run], messages, earlier, rounds)
         final._stream_error = ToolRoundsExceeded(
             f"The model still asked for tools after {rounds} round{'s' if rounds != 1 else ''} "
-            f"(max_tool_rounds = {self.max_rounds}): {len(made)} calls ran, the last "
-            f"{len(resp.tool_calls)} did not. Every call is kept in .tool_calls and the history.",
+            f"(max_tool_rounds = {self.max_rounds}): {_calls(len(made))} ran, the last "
+            f"{_calls(len(not_run))} did not. Every call is kept in .tool_calls and the history.",
             response=final,
             hint="Raise max_tool_rounds, or ask for less at once.",
         )
         if self.views:
-            self.views[-1].tool_calls(resp.tool_calls)
+            self.views[-1].tool_calls(not_run)
         return final
+
+
+def _calls(n: int) -> str:
+    return f"{n} call{'s' if n != 1 else ''}"
 
 
 def _merged(resp: Any, made: list[ToolCall], messages: list[dict[str, Any]],

@@ -433,16 +433,6 @@ def run_calls(
         return list(pool.map(lambda c: run_call(c, tools), calls))
 
 
-def tool_messages(assistant_text: str, calls: list[ToolCall]) -> list[dict[str, Any]]:
-    """The assistant message with its ``tool_calls``, then one ``role: tool`` message per call."""
-    assistant: dict[str, Any] = {
-        "role": "assistant",
-        "content": assistant_text or None,
-        "tool_calls": [c.wire() for c in calls],
-    }
-    return [assistant, *({"role": "tool", "tool_call_id": c.id, "content": c.content} for c in calls)]
-
-
 def check_tool_choice(choice: Any, tools: list[Tool]) -> Any:
     """``auto``/``none``/``required`` or a tool's name (sent as a named function); checked."""
     if choice is None:

@@ -114,6 +114,7 @@ def bare_shell(_ipython: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> I
     # ... and a fresh input history: `In` and the history database would otherwise hold the cells
     # of earlier tests (one types the key on purpose), which are not this test's to judge.
     _ipython.history_manager.reset(new_session=True)
+    _ipython.execution_count = 1  # as %reset does: cell numbers and In stay in step
     yield _ipython
     aiml_magics.unload_ipython_extension(_ipython)
     _ipython.extension_manager.loaded.discard("aiml_magics")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import select
@@ -33,6 +34,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+try:  # as a package module (tests) or run as a script
+    from . import fake_responses
+except ImportError:
+    import fake_responses  # type: ignore[no-redef]
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -743,6 +749,8 @@ class _Handler(BaseHTTPRequestHandler):
             route = _route(self.path)
             if route == "/chat/completions" and self.command == "POST":
                 self._chat(rec, json_ok)
+            elif route == "/responses" and self.command == "POST":
+                self._responses(rec, json_ok)
             elif route == "/models" and self.command == "GET":
                 self._models(rec)
             else:
@@ -787,7 +795,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not json_ok:
             self._gateway_error(400, "Body validation error! body: Expected a JSON object")
             return
-        problem = _validate_chat(rec.json) or _validate_images(rec.json)
+        problem = (_validate_chat(rec.json) or _validate_images(rec.json)
+                   or fake_responses.chat_problem(api, rec.json))
         if problem:
             self._gateway_error(400, f"Body validation error! {problem}")
             return
@@ -804,6 +813,34 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with api._lock:
                 api.in_flight -= 1
+
+    def _responses(self, rec: Recorded, json_ok: bool) -> None:
+        """``POST /responses``: the queued behaviour, answered in the Responses shapes."""
+        api = self.api
+        scheme, _, token = rec.headers.get("authorization", "").partition(" ")
+        if api.key is not None and (scheme.lower() != "bearer" or token.strip() != api.key):
+            self._gateway_error(401, _ERROR_MESSAGES[401])
+            return
+        problem = (fake_responses.responses_problem(api, rec.json) if json_ok
+                   else "body: Expected a JSON object")
+        if problem:
+            self._gateway_error(400, f"Body validation error! {problem}")
+            return
+        behaviour = api._next_behaviour(rec)
+        if not isinstance(behaviour, Reply):
+            self._answer(behaviour, rec)
+            return
+        headers = {"x-inference-id": str(uuid.uuid4())}
+        if rec.json.get("stream") is not True:
+            self._send_body(200, _dumps(fake_responses.response_object(behaviour, rec.json)),
+                            "application/json", headers)
+            return
+        self._start_chunked(200, "text/event-stream; charset=utf-8", headers)
+        for i, (name, data) in enumerate(fake_responses.response_events(behaviour, rec.json)):
+            if i and self._stopped(behaviour.delay):
+                self._abort()
+            self._chunk(f"event: {name}\n".encode() + b"data: " + _dumps(data) + b"\n\n")
+        self._end_chunked()
 
     def _answer(self, behaviour: Behaviour, rec: Recorded) -> None:
         if isinstance(behaviour, Reply):
@@ -895,7 +932,7 @@ class _Handler(BaseHTTPRequestHandler):
             usage["prompt_tokens_details"] = {"cached_tokens": 0}
         meta = None
         headers = {"x-inference-id": str(uuid.uuid4())}
-        if reply.credits is not None:
+        if reply.credits is not None and self.api.flavor != "openai":
             usd = reply.usd if reply.usd is not None else reply.credits / CREDITS_PER_USD
             meta = {"usage": {"credits_used": reply.credits, "usd_spent": usd}}
         base = {
@@ -905,6 +942,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if request.get("stream") is True:
             headers.update(reply.status_headers)
+            if not fake_responses.usage_wanted(self.api, request):
+                reply = dataclasses.replace(reply, usage_chunk="none")
             self._stream(reply, base, content, usage, meta, headers)
         else:
             if meta is not None:
@@ -1085,6 +1124,7 @@ class FakeAIMLAPI:
         *,
         models: list[dict[str, Any]] | None = None,
         port: int = 0,
+        flavor: str = "aimlapi",
     ) -> None:
         self.key = key
         self.models: list[dict[str, Any]] = copy.deepcopy(
@@ -1095,6 +1135,10 @@ class FakeAIMLAPI:
         # None: GET /models is open (the AI/ML API); a status: what it answers without the key.
         self.models_auth: int | None = None
         self.default: BehaviourSource = Reply(echo=True)
+        # "aimlapi", or "openai": an OpenAI-style server (OpenAI, LiteLLM, vLLM): no credits,
+        # streamed usage only when asked with stream_options (fake_responses.py).
+        self.flavor = flavor
+        self.responses_only: list[str] = []  # more models refused on chat, served on /responses
         self._port = port
         self._lock = threading.Lock()
         self._queue: deque[BehaviourSource] = deque()

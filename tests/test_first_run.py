@@ -213,7 +213,6 @@ def test_messages_name_the_server_that_answered(shell, api):
     [
         Error(400, "Body validation error! model: Invalid enum value, received "
                    "'baidu/ernie-5-0-thinking-preview'"),
-        Error(404, "The model `baidu/ernie-5-0-thinking-preview` does not exist", shape="openai"),
         Error(400, "Model is deprecated and no longer available"),
     ],
 )
@@ -228,6 +227,17 @@ def test_the_retired_model_is_named_with_its_successor(shell, api, refusal):
     assert run_cell(shell, '%config AIMLMagics.model = "baidu/ernie-5.0"').error is None
     api.queue(Reply(content="ok"))
     assert run_cell(shell, "%%aiml\nHi!").error is None and api.last_json["model"] == "baidu/ernie-5.0"
+
+
+def test_only_the_aiml_apis_own_answer_says_a_model_was_retired(shell, api):
+    # A LiteLLM proxy (OpenAI's error shape, another host) that does not know the model.
+    api.queue(Error(404, "The model `baidu/ernie-5-0-thinking-preview` does not exist", shape="openai"))
+    text = str(run_cell(shell, "%%aiml -m baidu/ernie-5-0-thinking-preview\nHi!").error)
+    assert "retired" not in text and "The service at 127.0.0.1" in text
+    body = b'{"error": {"message": "The model `baidu/ernie-5-0-thinking-preview` does not exist"}}'
+    own = http_error(404, body, url="https://api.aimlapi.com/v1/chat/completions",
+                     model="baidu/ernie-5-0-thinking-preview")
+    assert "` was retired" in str(own) and own.successor == "baidu/ernie-5.0"
 
 
 def test_other_refusals_do_not_blame_the_model(shell, api):

@@ -270,7 +270,8 @@ def test_bad_config_value_is_refused_naming_the_range(shell, api, magics, caplog
     api.queue(Reply(content="settings unchanged"))
     run = run_cell(shell, "%%aiml\nhello")
     assert run.error is None, run.shown
-    assert set(api.last_json) == {"model", "messages", "stream"}
+    # stream_options: the fake is a server other than the AI/ML API, so streamed usage is asked for
+    assert set(api.last_json) == {"model", "messages", "stream", "stream_options"}
 
 
 @FIXTURES

@@ -9,8 +9,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..endpoints import CHAT, RESPONSES, wire_body
 
-def request_snippet(payload: dict[str, Any], base: str, full: bool = False) -> str:
+_CHAT_TEXT = 'print(resp.json()["choices"][0]["message"]["content"])'
+# The answer text of a Responses body: its message items' output_text parts.
+_RESPONSES_TEXT = (
+    'print("".join(part["text"] for item in resp.json()["output"] if item["type"] == "message"\n'
+    '              for part in item["content"] if part["type"] == "output_text"))'
+)
+
+
+def request_snippet(payload: dict[str, Any], base: str, full: bool = False,
+                    endpoint: str = CHAT) -> str:
     """Plain-Python equivalent of a request, runnable as printed; the key from the environment.
 
     By default only the new message (and the system prompt) is sent, so the code stays short
@@ -34,7 +44,10 @@ def request_snippet(payload: dict[str, Any], base: str, full: bool = False) -> s
         note += ("# Local images are shown as [image ...] descriptions: put data: URLs (or http(s) "
                  "URLs) in their place to run this.\n")
     body["messages"] = described(body["messages"])
-    url = base + "/chat/completions"
+    endpoint, body = wire_body(body, base, endpoint)
+    url = f"{base}/{endpoint}"
+    show = _RESPONSES_TEXT if endpoint == RESPONSES else _CHAT_TEXT
+
     return (
         "import os\n\nimport requests\n\n"
         "# The key, found as aiml_magics finds it: AIML_API_KEY, then AIMLAPI_API_KEY.\n"
@@ -46,7 +59,7 @@ def request_snippet(payload: dict[str, Any], base: str, full: bool = False) -> s
         '    headers={"Authorization": f"Bearer {key}"},\n'
         f"    json={_literal(body, 4)},\n"
         "    timeout=120,\n)\nresp.raise_for_status()\n"
-        'print(resp.json()["choices"][0]["message"]["content"])'
+        f"{show}"
     )
 
 

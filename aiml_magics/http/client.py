@@ -15,6 +15,7 @@ import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from ..endpoints import CHAT, RESPONSES, endpoint_for, refuses_chat, wire_body
 from ..errors import (
     AIMLError,
     ConfigError,
@@ -100,6 +101,7 @@ class AIMLClient:
         self._session: requests.Session | None = None
         self._models_etag: str | None = None
         self._models: list[dict[str, Any]] | None = None
+        self._responses_models: set[str] = set()  # refused on chat completions: /responses only
 
     def __repr__(self) -> str:
         return f"AIMLClient(base_url={self.base_url!r}, key={'set' if self._key else 'not set'})"
@@ -185,14 +187,25 @@ class AIMLClient:
             "X-Client-Request-Id": clean_request_id(request_id) or f"aiml-magics-{uuid.uuid4().hex}",
         }
 
+    def outgoing_endpoint(self, payload: dict[str, Any]) -> str:
+        """Chat completions or Responses: the built-in list, the models list, past refusals."""
+        return endpoint_for(payload.get("model"), self._models, self._responses_models)
+
+    def outgoing(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """(endpoint, body) as sent: ``endpoints.py`` has the rules (Responses-only models,
+        ``stream_options`` to servers other than the AI/ML API)."""
+        return wire_body(payload, self.base_url, self.outgoing_endpoint(payload))
+
     def _post(self, payload: dict[str, Any], request_id: str | None = None) -> requests.Response:
-        """Send one request; the body is left unread (``stream=True``) so it is read in bounds."""
-        url = f"{self.base_url}/chat/completions"
+        """Send one request; the body is left unread (``stream=True``) so it is read in bounds.
+        The response's ``aiml_endpoint`` says where it went (chat completions or Responses)."""
+        endpoint, sent = self.outgoing(payload)
+        url = f"{self.base_url}/{endpoint}"
         headers = self._headers(request_id)
         self._check_transport(url, True)
         import requests
 
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = json.dumps(sent, ensure_ascii=False).encode("utf-8")
         started = time.monotonic()
         try:
             with quiet_retries():
@@ -242,7 +255,12 @@ class AIMLClient:
                 wait_budget=self.max_wait,
             )
             error.retry_after = asked  # type: ignore[attr-defined]  # map()'s shared backoff reads it
+            if endpoint == CHAT and refuses_chat(resp.status_code, error.service_message or ""):
+                # The service serves this model on /responses only: go there, now and from now on.
+                self._responses_models.add(str(payload.get("model")))
+                return self._post(payload, request_id)
             raise error
+        resp.aiml_endpoint = endpoint  # type: ignore[attr-defined]
         return resp
 
     def _network_error(self, exc: BaseException) -> AIMLError:
@@ -348,7 +366,12 @@ class AIMLClient:
         """Open a streamed request; iterate the result for (content, reasoning) deltas."""
         payload = dict(payload, stream=True)
         started = time.monotonic()
-        return ChatStream(self._post(payload, request_id), payload, started, self.max_answer_bytes)
+        resp = self._post(payload, request_id)
+        if getattr(resp, "aiml_endpoint", CHAT) == RESPONSES:
+            from .responses_stream import ResponsesStream
+
+            return ResponsesStream(resp, payload, started, self.max_answer_bytes)
+        return ChatStream(resp, payload, started, self.max_answer_bytes)
 
     def adopt_models(self, other: AIMLClient) -> None:
         """Take over another client's cached models list (same service, new key or timeouts)."""

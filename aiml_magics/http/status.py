@@ -113,6 +113,17 @@ def service_name(url: str) -> str:
     return f"The service at {shown}:{port}" if port else f"The service at {shown}"
 
 
+def _gateway_shaped(body: bytes | str) -> bool:
+    """The AI/ML API gateway's own error body: ``message``, ``path``, ``requestId``, ``statusCode``."""
+    from ..safejson import loads
+
+    try:
+        data = loads(body[:65536])
+    except ValueError:
+        return False
+    return isinstance(data, dict) and {"requestId", "statusCode", "path"} <= data.keys()
+
+
 def _invalid(message: str, model: str | None, sent: Sequence[str]) -> str:
     """What to check after a 400: what the service's words name (the model id, a field that was
     sent), or, when they name nothing, that they do not, and what could be wrong."""
@@ -175,7 +186,10 @@ def http_error(
     meaning = _MEANING.get(status) or _MEANING[500 if status >= 500 else 400]
     text = f"{service_name(url)} answered {status} {reason}: {msg.rstrip('.')}."
     hint = _HINTS.get(status)
-    retired = _retired(status, msg, model)
+    # Only the AI/ML API's own answer can mean its model was retired: its host, or its gateway's
+    # error shape passed on by a proxy. Another server that does not know the model says nothing.
+    own = service_name(url) == "The AI/ML API" or _gateway_shaped(body)
+    retired = _retired(status, msg, model) if own else None
     if retired is not None:
         new, when = retired
         text += (f" `{model}` was retired: the service moved it to its deprecated list in "

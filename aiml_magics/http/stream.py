@@ -297,7 +297,7 @@ class ChatStream:
             "choices": [
                 {
                     "delta": {"content": single.text, "reasoning_content": single.reasoning,
-                              "tool_calls": [dict(c.wire(), index=i)
+                              "tool_calls": [dict(c.wire(provider=True), index=i)
                                              for i, c in enumerate(single.tool_calls)]},
                     "finish_reason": single.finish_reason,
                 }

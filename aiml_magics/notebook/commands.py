@@ -264,7 +264,7 @@ def _snippet(magics: Any, args: argparse.Namespace) -> None:
     if request is None:
         raise UsageError("No request yet: run an %%aiml cell (or --dry-run) first.")
     base, _ = magics.session.effective_base()
-    code = request_snippet(request, base, full=args.full)
+    code = request_snippet(request, base, full=args.full, endpoint=magics.session.endpoint(request))
     display_markdown(magics, safe_markdown(f"```python\n{code}\n```"), code)
 
 

@@ -17,11 +17,14 @@ def show_dry_run(magics: Any, payload: dict[str, Any], expanded: Any = ()) -> No
     session = magics.session
     base, _ = session.effective_base()
     key, _ = session.effective_key()
+    from ..endpoints import wire_body
+
+    endpoint, sent = wire_body(payload, base, session.endpoint(payload))
     text = (
-        f"POST {base}/chat/completions\n"
+        f"POST {base}/{endpoint}\n"
         f"Authorization: Bearer {mask_key(key)}\n"
         "Content-Type: application/json\n\n"
-        f"{json.dumps(described(payload), ensure_ascii=False, indent=2)}"
+        f"{json.dumps(described(sent), ensure_ascii=False, indent=2)}"
     )
     # The payload quotes earlier answers (untrusted): the fence is made inert like any answer.
     names = ", ".join(f"{{{n}}}" for n in expanded)
