@@ -24,6 +24,8 @@ _LAZY = {
     "Failure": "batch",
     "SchemaMismatch": "schema",
     "compare": "api",
+    "explain": "api",
+    "fix": "api",
     "Comparison": "comparison",
     "ComparisonError": "comparison",
     "ChatResponse": "response",
@@ -59,12 +61,12 @@ __all__ = [
     "MissingKeyError", "NotFoundError", "ParameterError", "ProtocolError", "RateLimitError",
     "ResponseTimeout", "SchemaMismatch", "ServerError", "Session", "Settings", "StreamInterrupted",
     "Tool", "ToolCall", "ToolRoundsExceeded", "Usage", "__version__", "chat", "default_session",
-    "instance", "load_ipython_extension", "Log", "log", "map", "panel",
+    "explain", "fix", "instance", "load_ipython_extension", "Log", "log", "map", "panel",
     "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
-    from .api import chat, compare, default_session, log, map
+    from .api import chat, compare, default_session, explain, fix, log, map
     from .batch import Batch, Failure
     from .comparison import Comparison, ComparisonError
     from .errors import (

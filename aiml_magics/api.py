@@ -94,6 +94,28 @@ def log(search: str | None = None, model: str | None = None, since: Any = None,
     return read((session or default_session()).connection.store, search, model, since, limit)
 
 
+def explain(*, dry_run: bool = False, **options: Any) -> None:
+    """``%aiml explain`` from code: the kernel's last error, with the cells that led to it, is
+    sent and the answer shown (``default_session().last_response``). ``dry_run``: show the
+    message, send nothing. ``options``: parameters such as ``model``, as for ``chat()``."""
+    _about_error(fix=False, dry_run=dry_run, options=options)
+
+
+def fix(*, dry_run: bool = False, **options: Any) -> None:
+    """``%aiml fix`` from code: a corrected failing cell is put into a new cell below (never run);
+    in plain Python, with no notebook, its code is printed."""
+    _about_error(fix=True, dry_run=dry_run, options=options)
+
+
+def _about_error(*, fix: bool, dry_run: bool, options: dict[str, Any]) -> None:
+    from .display.render import current_shell
+    from .notebook import loaded
+    from .notebook.explain import FromCode, ask_about_error
+
+    face = loaded() or FromCode(default_session(), current_shell())
+    ask_about_error(face, fix=fix, dry_run=dry_run, **options)
+
+
 def widget_bar() -> Any:
     """The notebook's progress widget class when running in a Jupyter kernel, else None."""
     from .progress import in_kernel

@@ -2,7 +2,7 @@
 
 Plain data in, text out (no IPython here): the notebook layer reads the kernel's record of
 executions (``In``/``Out``, what each cell printed, the last exception) into :class:`Cell` and
-:class:`Failure` values, and :func:`build` turns them into the text sent before a question.
+:class:`LastError` values, and :func:`build` turns them into the text sent before a question.
 
 What goes out is bounded and masked: every piece is redacted (a cell that printed the key is sent
 masked) before it is clipped; cells are listed in the order they ran, by execution number; the
@@ -57,7 +57,7 @@ class Frame:
 
 
 @dataclass(frozen=True)
-class Failure:
+class LastError:
     """The last error: its type, message, frames (outermost first) and the cell that raised it."""
 
     kind: str
@@ -80,7 +80,7 @@ class Context:
     cells: list[int]
     left_out: list[int] = field(default_factory=list)
     clipped: list[str] = field(default_factory=list)
-    failure: Failure | None = None
+    failure: LastError | None = None
 
     def message(self, question: str) -> str:
         """The user message sent: the context, then the question."""
@@ -98,7 +98,7 @@ def cell_of(filename: str, names: Mapping[str, int]) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def failure_of(exc: BaseException, names: Mapping[str, int], cell: int | None = None) -> Failure:
+def failure_of(exc: BaseException, names: Mapping[str, int], cell: int | None = None) -> LastError:
     """An exception as plain data. Frames before the first cell frame (the shell's own) are
     dropped; ``cell`` is the cell that raised it when the caller knows (else the outermost cell
     frame, or a SyntaxError's file)."""
@@ -123,7 +123,7 @@ def failure_of(exc: BaseException, names: Mapping[str, int], cell: int | None = 
         chain.insert(0, f"{_kind(link)}: {_text(link)}")
         link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
     message = exc.msg if isinstance(exc, SyntaxError) and exc.msg else _text(exc)
-    return Failure(_kind(exc), message, tuple(frames), cell, tuple(chain))
+    return LastError(_kind(exc), message, tuple(frames), cell, tuple(chain))
 
 
 def _kind(exc: BaseException) -> str:
@@ -194,7 +194,7 @@ def fence(text: str, info: str = "") -> str:
 def build(
     cells: Sequence[Cell],
     *,
-    failure: Failure | None = None,
+    failure: LastError | None = None,
     last: int = 10,
     budget: int = 12_000,
     secrets: Iterable[str | None] = (),
@@ -247,7 +247,7 @@ def build(
 
 
 def _cell_block(
-    cell: Cell, failure: Failure | None, secrets: tuple[str | None, ...], limit: int = SOURCE_CHARS,
+    cell: Cell, failure: LastError | None, secrets: tuple[str | None, ...], limit: int = SOURCE_CHARS,
 ) -> tuple[str, list[str]]:
     """One cell as text, and what of it was clipped."""
     label = f"In[{cell.number}]"
@@ -275,7 +275,7 @@ def _cell_block(
 
 
 def _failure_block(
-    failure: Failure, sources: Mapping[int, str], secrets: tuple[str | None, ...], clipped: list[str],
+    failure: LastError, sources: Mapping[int, str], secrets: tuple[str | None, ...], clipped: list[str],
     limit: int = MESSAGE_CHARS,
 ) -> str:
     where = f"In[{failure.cell}]" if failure.cell is not None else "code outside the notebook's cells"
@@ -316,7 +316,7 @@ def _line(source: str | None, lineno: int | None) -> str | None:
 
 def _render(
     kept: list[int], blocks: Mapping[int, tuple[str, list[str]]], trace: str,
-    trace_notes: list[str], dropped: list[int], budget: int, failure: Failure | None,
+    trace_notes: list[str], dropped: list[int], budget: int, failure: LastError | None,
 ) -> str:
     names = ", ".join(f"In[{n}]" for n in kept) or "none"
     head = [
@@ -358,7 +358,7 @@ EXPLAIN = (
 )
 
 
-def fix_question(failure: Failure) -> str:
+def fix_question(failure: LastError) -> str:
     where = f"In[{failure.cell}]" if failure.cell is not None else "the failing code"
     return (
         f"Fix the last error above. Reply with a corrected version of {where} as one complete "
@@ -367,7 +367,7 @@ def fix_question(failure: Failure) -> str:
     )
 
 
-def explain_prompt(failure: Failure) -> str:
+def explain_prompt(failure: LastError) -> str:
     """What the conversation remembers of an explain request: the question, not the context."""
     where = f" in In[{failure.cell}]" if failure.cell is not None else ""
     return f"Explain the last error ({failure.kind}{where})."
@@ -389,6 +389,6 @@ def first_python_block(answer: str) -> str | None:
 
 
 __all__ = [
-    "Cell", "Context", "Failure", "Frame", "build", "cell_of", "failure_of", "first_python_block",
+    "Cell", "Context", "LastError", "Frame", "build", "cell_of", "failure_of", "first_python_block",
     "short_path",
 ]

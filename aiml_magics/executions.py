@@ -11,22 +11,44 @@ attributes, so this works from IPython 7.34 on; no IPython import.
 
 from __future__ import annotations
 
+import re
 import reprlib
 import sys
 from collections import OrderedDict, deque
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .context import PRINTED_CHARS, RESULT_CHARS, Cell, Failure, failure_of
+if TYPE_CHECKING:
+    from .context import Cell, LastError
 
-KEEP_PRINTED = 4 * PRINTED_CHARS  # of one cell's printed text: head and tail, clipped later
+# Loaded with the extension, so ``context`` (the message builder) is imported on first use only.
+KEEP_PRINTED = 4800  # of one cell's printed text (4 x context.PRINTED_CHARS), clipped later
 KEEP_CELLS = 200  # cells whose printed text is kept
 
 
 def is_own_cell(source: str) -> bool:
-    """A ``%aiml``/``%%aiml`` cell: a question to the model, not code the notebook ran."""
-    text = source.lstrip()
-    return text.startswith(("%aiml", "%%aiml"))
+    """A ``%aiml``/``%%aiml`` cell (a question to the model, not code the notebook ran) or the
+    one that loads the extension."""
+    text = source.strip()
+    return text.startswith(("%aiml", "%%aiml")) or text in ("%load_ext aiml_magics",
+                                                             "%reload_ext aiml_magics")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_TRACEBACK = re.compile(r"^-{20,}\n\S*(Error|Exception|Exit|Interrupt)\S*\s+Traceback", re.M)
+_PROMPT = re.compile(r"^Out\[\d+\]: ", re.M)
+
+
+def terminal_noise(text: str) -> str:
+    """What a terminal shell itself wrote to stdout (kernels send these as messages instead):
+    colour codes, the ``Out[n]:`` value shown last (the context has ``Out``), and the traceback of
+    a failing cell, which the context gives in its own plain form."""
+    text = _ANSI.sub("", text)
+    for pattern in (_TRACEBACK, _PROMPT):
+        cut = pattern.search(text)
+        if cut:
+            text = text[: cut.start()]
+    return text
 
 
 class _Printed:
@@ -92,10 +114,12 @@ class Recorder:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.printed: OrderedDict[int, str] = OrderedDict()
-        self.failure: Failure | None = None
+        self.failure: LastError | None = None
         self._current: _Printed | None = None
         self._streams: tuple[Any, Any] | None = None
         self._own = False
+        self.initial = _last_shown()  # an error from before the extension was loaded
+        self._shown: object = self.initial
 
     def __repr__(self) -> str:
         return f"<Recorder: {len(self.printed)} cell(s) of printed text>"
@@ -117,6 +141,7 @@ class Recorder:
     def pre_run_cell(self, info: Any = None) -> None:
         raw = getattr(info, "raw_cell", None) or ""
         self._own = is_own_cell(raw)
+        self._shown = _last_shown()
         if getattr(info, "silent", False) or not getattr(info, "store_history", True) or self._own:
             return
         self._restore()
@@ -131,13 +156,19 @@ class Recorder:
         number = getattr(result, "execution_count", None)
         if number is None:
             return
-        if current is not None and current.total:
-            self.printed[number] = current.text()
+        text = terminal_noise(current.text()) if current is not None and current.total else ""
+        if text.strip():
+            self.printed[number] = text
             while len(self.printed) > KEEP_CELLS:
                 self.printed.popitem(last=False)
         error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
-        if error is not None and not self._own:
+        if error is None and _last_shown() is not self._shown:
+            error = _last_shown()  # caught, and shown with showtraceback(): the cell went on
+        ours = type(error).__module__.startswith("aiml_magics")  # a failed request: not the code's
+        if isinstance(error, BaseException) and not self._own and not ours:
             try:
+                from .context import failure_of
+
                 self.failure = failure_of(error, code_names(self.shell), cell=number)
             except Exception:  # noqa: BLE001 - a side path never breaks the cell
                 self.failure = None
@@ -180,27 +211,37 @@ def code_names(shell: Any) -> dict[str, int]:
     return names
 
 
-def last_failure(shell: Any, recorder: Recorder | None) -> Failure | None:
-    """The last error: the one the recorder saw, else the one the shell keeps (``sys.last_value``,
-    for an error from before the extension was loaded)."""
-    if recorder is not None and recorder.failure is not None:
-        return recorder.failure
-    exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+def _last_shown() -> object:
+    """The last error the shell showed (IPython keeps it in ``sys``)."""
+    return getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+
+
+def last_failure(shell: Any, recorder: Recorder | None) -> LastError | None:
+    """The last error: the one the recorder saw (errors of ``%aiml`` cells do not count), else the
+    one the shell showed before the extension was loaded (or, with no recorder, last of all)."""
+    if recorder is not None:
+        if recorder.failure is not None:
+            return recorder.failure
+        exc = recorder.initial
+    else:
+        exc = _last_shown()
     if not isinstance(exc, BaseException):
         return None
-    return failure_of(exc, code_names(shell))
+    from .context import failure_of
 
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 2 * RESULT_CHARS
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 20
-_REPR.maxlevel = 3
+    return failure_of(exc, code_names(shell) if shell is not None else {})
 
 
 def short_result(value: Any) -> str:
     """``Out[n]`` as short text (bounded even for a list of a million items)."""
+    from .context import RESULT_CHARS
+
+    bounded = reprlib.Repr()
+    bounded.maxstring = bounded.maxother = 2 * RESULT_CHARS
+    bounded.maxlist = bounded.maxtuple = bounded.maxdict = bounded.maxset = 20
+    bounded.maxlevel = 3
     try:
-        return _REPR.repr(value)
+        return bounded.repr(value)
     except Exception as exc:  # noqa: BLE001 - a broken __repr__ must not break the context
         return f"<{type(value).__name__}: repr() failed: {type(exc).__name__}>"
 
@@ -209,6 +250,8 @@ def cells(shell: Any, recorder: Recorder | None, *, last: int, before: int | Non
           required: Iterable[int] = ()) -> list[Cell]:
     """The notebook's executed cells that can go into a context: the ``last`` before ``before``
     (the asking cell or the failing one) and the ``required`` ones, as plain data."""
+    from .context import Cell
+
     history = shell.history_manager
     sources = history.input_hist_raw
     outputs = getattr(history, "output_hist", {}) or {}

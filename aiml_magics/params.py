@@ -150,6 +150,13 @@ PARAMS: tuple[Param, ...] = (
           "description only)", none=False),
     Param("keep_images_in_history", "bool", True, "later cells send the images of earlier turns "
           "again (off: only their text, to save tokens)", none=False),
+    # -- the notebook as context (context.py) ----------------------------------------------------
+    Param("context_cells", "int", 10, "cells that ran before, sent by `%%aiml --context` and "
+          "`%aiml explain`/`fix`", none=False),
+    Param("context_budget", "int", 12_000, "characters of notebook context sent at most (the "
+          "oldest cells are left out first)", none=False),
+    Param("context_memory", "bool", False, "later cells carry the notebook context too (off: "
+          "the conversation keeps only the question)", none=False),
 )
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 REQUEST_PARAMS: tuple[Param, ...] = tuple(p for p in PARAMS if p.request and p.name != "model")

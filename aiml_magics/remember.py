@@ -260,6 +260,8 @@ class Keeping:
     @classmethod
     def of(cls, session: Any, cache: Any, refresh: Any) -> Keeping:
         store = session.connection.store
+        if store is not None:
+            store.ready()
         return cls(str(store.path) if store is not None else None, bool(cache), bool(refresh))
 
 

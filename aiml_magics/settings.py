@@ -86,6 +86,9 @@ class Settings(Configurable):
         max_image_edge: int
         max_image_bytes: int
         keep_images_in_history: bool
+        context_cells: int
+        context_budget: int
+        context_memory: bool
         store: str | None
         cache: bool
         store_images: bool
@@ -160,6 +163,15 @@ class Settings(Configurable):
     def _check_image_bytes(self, proposal: Any) -> Any:
         return _bounded("max_image_bytes", proposal["value"], 10_000, 100_000_000,
                         "an integer from 10,000 to 100,000,000")
+
+    @validate("context_cells")
+    def _check_context_cells(self, proposal: Any) -> Any:
+        return _bounded("context_cells", proposal["value"], 1, 1000, "an integer from 1 to 1000")
+
+    @validate("context_budget")
+    def _check_context_budget(self, proposal: Any) -> Any:
+        return _bounded("context_budget", proposal["value"], 1000, 1_000_000,
+                        "an integer from 1,000 to 1,000,000")
 
     @validate("base_url")
     def _check_base(self, proposal: Any) -> Any:

@@ -176,6 +176,15 @@ class Store:
             except OSError as exc:
                 raise StoreUnavailable(self.path, _reason(exc)) from None
 
+    def ready(self) -> bool:
+        """Open (and migrate) now, on the caller's thread, so the first answer of a batch is not
+        the one that waits for the schema; False if the store cannot be used."""
+        try:
+            with self._using():
+                return True
+        except StoreUnavailable:
+            return False
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:

@@ -9,8 +9,8 @@ import pytest
 
 from aiml_magics.context import (
     Cell,
-    Failure,
     Frame,
+    LastError,
     build,
     cell_of,
     failure_of,
@@ -76,7 +76,7 @@ def test_failing_and_defining_cells_are_never_dropped_only_clipped():
     long_def = "def ratio(x):\n" + "    # a long comment line\n" * 2000 + "    return 1 / x\n"
     cells = [Cell(3, long_def), *(Cell(n, "a = 1\n" * 300) for n in range(4, 40)),
              Cell(40, "ratio(0)\n" + "b = 2\n" * 3000)]
-    failure = Failure("ZeroDivisionError", "division by zero",
+    failure = LastError("ZeroDivisionError", "division by zero",
                       (Frame("x", 1, "<module>", None, 40), Frame("y", 2, "ratio", None, 3)), 40)
     ctx = build(cells, failure=failure, budget=5000)
     assert len(ctx.text) <= 5000
@@ -126,7 +126,7 @@ def test_syntax_error_names_its_cell():
 def test_deep_traceback_keeps_its_ends():
     frames = tuple(Frame("<ipython-input-2-cccccccccccc>", 2, "f", "return f(n - 1)", 2)
                    for _ in range(500))
-    failure = Failure("RecursionError", "maximum recursion depth exceeded", frames, 2)
+    failure = LastError("RecursionError", "maximum recursion depth exceeded", frames, 2)
     ctx = build([Cell(2, "def f(n):\n    return f(n - 1)\nf(1)")], failure=failure)
     assert "470 frames left out" in ctx.text and ctx.text.count("in f\n") == 30
 
@@ -183,3 +183,34 @@ def test_recorder_in_a_real_shell_keeps_printed_text_and_the_error(bare_shell):
     text = build(got, failure=failure).text
     assert f"In[{first}] (defines ratio, in the traceback)" in text
     assert f"In[{first}], line 2, in ratio\n    return 1 / x" in text
+
+
+def test_fix_from_plain_python_prints_the_code(api, tmp_path):
+    """No IPython at all: the last error is the interpreter's (sys.last_value), the code printed."""
+    import subprocess
+    import sys
+
+    from tests.fakeapi import Reply
+
+    api.queue(Reply(content="Like this:\n\n```python\nprint(1 / 1)\n```\n"))
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "import sys\nimport aiml_magics\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError as exc:\n    sys.last_value = exc\n"
+        "aiml_magics.fix()\n", encoding="utf-8")
+    env = {**os.environ, "AIML_API_KEY": TEST_KEY, "AIML_API_BASE": api.base_url}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("print(1 / 1)")
+    (request,) = api.chat_requests
+    sent = request.json["messages"][-1]["content"]
+    assert "ZeroDivisionError: division by zero" in sent and "plain.py:4, in <module>" in sent
+    assert TEST_KEY not in done.stdout + done.stderr
+
+
+def test_explain_and_fix_are_public():
+    import aiml_magics
+
+    assert {"explain", "fix"} <= set(aiml_magics.__all__)
+    assert callable(aiml_magics.explain) and callable(aiml_magics.fix)

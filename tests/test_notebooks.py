@@ -21,6 +21,10 @@ from tests.kernels import run_notebook, run_notebook_twice
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WIDGET = "application/vnd.jupyter.widget-view+json"
 COLAB_CELL = "import importlib.util\n"  # the quickstart's first cell: Google Colab only
+# The one error a notebook shows on purpose (caught and shown, so Run All goes on).
+DELIBERATE = {"errors.ipynb": ["try:\n    average(scores)\nexcept ZeroDivisionError:\n"
+                               "    get_ipython().showtraceback()  # the deliberate error, shown; "
+                               "Run All goes on"]}
 KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{12,}|[0-9a-f]{32})\b")
 REQUEST_ID = re.compile(r"aiml-[0-9a-f]{8}-")
 SECONDS = re.compile(r"\(\d+\.\d{3} s\)")  # a tool call's run time, printed by tools.ipynb
@@ -133,15 +137,17 @@ def test_saved_notebook_is_clean(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_run_all_twice_in_one_kernel_shows_the_same(path, monkeypatch, api, tmp_path):
     first, second = execute_twice(path, monkeypatch, api, tmp_path)
-    assert failures(first) == [] and failures(second) == []
-    for (source, once), (_, again) in zip(seen(first), seen(second), strict=True):
-        assert again == once, source
+    expected = DELIBERATE.get(path.name, [])
+    assert failures(first) == expected and failures(second) == expected
+    if path.name != "errors.ipynb":  # its context is what ran: the second run sees the first too
+        for (source, once), (_, again) in zip(seen(first), seen(second), strict=True):
+            assert again == once, source
     assert api.chat_requests == []
 
 
-def test_notebooks_are_the_expected_four():
-    assert [p.name for p in NOTEBOOKS] == ["data-exploration.ipynb", "images.ipynb", "quickstart.ipynb",
-                                            "tools.ipynb"]
+def test_notebooks_are_the_expected_five():
+    assert [p.name for p in NOTEBOOKS] == ["data-exploration.ipynb", "errors.ipynb", "images.ipynb",
+                                            "quickstart.ipynb", "tools.ipynb"]
 
 
 def test_tools_offline(monkeypatch, api, tmp_path):
@@ -164,6 +170,22 @@ def test_tools_offline(monkeypatch, api, tmp_path):
 
 
 # -- offline: replay and the echo ------------------------------------------------------------------
+
+
+def test_errors_offline(monkeypatch, api, tmp_path):
+    """The deliberate error is the only one shown, and it is explained without sending anything."""
+    nb = execute(ROOT / "notebooks" / "errors.ipynb", monkeypatch, api, tmp_path, key=None)
+    assert failures(nb) == DELIBERATE["errors.ipynb"]  # shown, and Run All went on
+    assert api.requests == []
+    dry = "".join(o.data["text/markdown"] for o in cell(nb, "%aiml explain --dry-run").outputs)
+    assert "Dry run: nothing was sent." in dry and "ZeroDivisionError: division by zero" in dry
+    assert "(defines average, in the traceback)" in dry and "scores = []" in dry
+    (explained,) = [c for c in code_cells(nb) if c.source == "%aiml explain"]
+    md = final_markdown(explained)
+    assert "Offline echo" in md and "Notebook context" in md
+    assert "no corrected cell" in stdout(cell(nb, "%aiml fix"))
+    context = "".join(o.data["text/markdown"] for o in cell(nb, "%%aiml --context 3").outputs)
+    assert "Why could `scores` be empty" in context and "def average" in context
 
 
 def test_quickstart_offline(monkeypatch, api, tmp_path):

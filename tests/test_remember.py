@@ -123,7 +123,8 @@ def test_log_spend_and_config_commands(shell: Any, api: Any, _store: Path) -> No
 
 
 def test_the_key_never_reaches_the_store(shell: Any, api: Any, _store: Path) -> None:
-    assert run_cell(shell, f"%%aiml\nRepeat this: {TEST_KEY}").error is None
+    # typed in Python, not in a cell: the shared shell's input history must never hold the key
+    aiml_magics.instance().session.chat(f"Repeat this: {TEST_KEY}")
     api.queue(Reply(content=f"The key is {TEST_KEY}", reasoning=f"it was {TEST_KEY.upper()}"))
     assert run_cell(shell, "%%aiml --no-stream\nAgain").error is None
     aiml_magics.map([f"x {TEST_KEY}"], session=aiml_magics.instance().session)

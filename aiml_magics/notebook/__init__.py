@@ -32,6 +32,11 @@ def load(ipython: Any) -> None:
     _config_at_load = copy.deepcopy(section)
     _magics = AIMLMagics(shell=ipython)
     ipython.register_magics(_magics)
+    if hasattr(ipython, "events"):  # what each cell printed, the last error (executions.py)
+        from ..executions import Recorder
+
+        _magics.recorder = Recorder(ipython)
+        _magics.recorder.start()
 
 
 def unload(ipython: Any) -> None:
@@ -46,6 +51,9 @@ def unload(ipython: Any) -> None:
         ipython.events.unregister("pre_run_cell", _magics._remember_raw_cell)
     except (AttributeError, ValueError):
         pass
+    recorder = getattr(_magics, "recorder", None)
+    if recorder is not None:
+        recorder.stop()
     _magics.close()
     _magics = None
     config = getattr(ipython, "config", None)

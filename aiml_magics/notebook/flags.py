@@ -12,6 +12,18 @@ from typing import Any
 from ..errors import ParameterError
 from ..params import PARAMS, Param
 
+
+def _cells(text: str) -> int:
+    """``--context N``: a number of cells from 1 to 1000."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of cells from 1 to 1000")
+    return value
+
+
 # Flags of one cell that are not settings: (spellings, argparse options, help).
 CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--json",), {"action": "store_true"}, "ask for a JSON object; the parsed value lands in .data"),
@@ -25,6 +37,8 @@ CELL_ONLY: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
     (("--confirm-tools",), {"action": "store_true"}, "ask yes/no before each tool call"),
     (("--image",), {"action": "append", "nargs": "?", "const": "", "metavar": "EXPR"},
      "send an image (repeatable): a variable, a file or an http(s) URL; alone, the last image shown"),
+    (("--context",), {"nargs": "?", "const": 0, "type": _cells, "metavar": "N"},
+     "put the last N cells that ran (default: the context_cells setting) before the question"),
     (("--cache",), {"action": "store_true"},
      "answer from the store if this exact request was answered before (sends nothing)"),
     (("--refresh",), {"action": "store_true"}, "ask again even if cached; store the new answer"),

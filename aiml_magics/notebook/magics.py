@@ -187,6 +187,7 @@ class AIMLMagics(Magics, Settings):
 
         try:
             if cell is None:
+                from . import explain  # noqa: F401 - registers %aiml explain and %aiml fix
                 from .advice import advised
                 from .storecmds import run_command  # the commands, log and spend included
 
@@ -209,7 +210,7 @@ class AIMLMagics(Magics, Settings):
         runs before anything is sent."""
         from ..params import trim_prompt
         from .advice import advised
-        from .dryrun import show_dry_run
+        from .explain import remembering, show_request, with_notebook
         from .flags import check_out_name
 
         session = self.session
@@ -221,6 +222,7 @@ class AIMLMagics(Magics, Settings):
             namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
             options["schema"] = named_schema(args.schema, namespace)
             prompt, expanded = self._expand(prompt, args)
+            prompt, asking = with_notebook(self, prompt, args.context)  # --context: what ran first
             if args.compare:
                 return self._compare(prompt, args, options)
             options["parallel_tool_calls"] = False if args.no_parallel_tool_calls else None
@@ -228,14 +230,13 @@ class AIMLMagics(Magics, Settings):
             if args.image:
                 images = image_flags(args.image, namespace, self.last_image, self.max_image_edge,
                                      self.max_image_bytes)
-            request = session.prepare(
+            request = remembering(asking, session.prepare(
                 prompt, tools=named_tools(args.tools, namespace), tool_choice=args.tool_choice,
                 images=images,
                 confirm_tools=True if args.confirm_tools else None, **options,
-            )
+            ))
             if args.dry_run:
-                show_dry_run(self, request.payload, expanded=expanded)
-                return None
+                return show_request(self, request.payload, expanded, asking)
             before = session.last_response
             try:
                 return session.send(request, view=self._view(owns_cell))
