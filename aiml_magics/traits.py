@@ -76,6 +76,12 @@ class Float(_Number, traitlets.Float):
 class Int(_Number, traitlets.Int):
     kind = "int"
 
+    def validate(self, obj: Any, value: Any) -> Any:
+        # 1024.0 is taken as 1024, as flags take it: traitlets 5.10+ does so itself, 5.7 (Colab's) not.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super().validate(obj, value)
+
 
 class Bool(_Explained, traitlets.Bool):
     kind = "bool"

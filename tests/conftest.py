@@ -148,11 +148,17 @@ def magics(shell: Any) -> Any:
 
 
 KERNEL_FILES = ("test_kernel.py", "test_hostile_kernel.py", "test_notebooks.py")
+# Also run in Google Colab's environment (scripts/colab_check.sh: IPython 7.34, ipywidgets 7.7), with
+# every ``kernel`` test: the panel's widgets and the magic in IPython's own shell.
+COLAB_FILES = ("test_panel.py", "test_magic.py")
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     """Files whose tests start real kernels are marked ``kernel`` whole (single tests elsewhere
-    carry the marker themselves), so ``-m "not kernel"`` is the quick loop."""
+    carry the marker themselves), so ``-m "not kernel"`` is the quick loop. Kernel tests and the
+    files above are marked ``colab`` too (others may carry that marker themselves)."""
     for item in items:
         if item.path.name in KERNEL_FILES:
             item.add_marker(pytest.mark.kernel)
+        if item.path.name in COLAB_FILES or item.get_closest_marker("kernel"):
+            item.add_marker(pytest.mark.colab)

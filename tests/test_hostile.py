@@ -15,6 +15,7 @@ import os
 import signal
 import time
 import tracemalloc
+import zlib
 from contextlib import contextmanager
 
 import pytest
@@ -289,6 +290,38 @@ def test_gzip_bomb_error_body_needs_only_a_few_kilobytes(shell, hostile, magics)
         run = run_cell(shell, "%%aiml\nhello")
     assert_one_paragraph(run, "400")
     assert mem["peak"] < 4 << 20, mem
+    next_cell_works(shell, hostile, magics)
+
+
+@pytest.mark.parametrize("wbits", [15, -15], ids=["deflate", "raw-deflate"])
+def test_deflate_bodies_are_read_both_ways_and_a_deflate_bomb_stays_bounded(shell, hostile, magics, wbits):
+    """gzip and deflate are inflated by the package in bounded steps (urllib3 before 2.6, as in
+    Google Colab, inflates a whole read at once); deflate comes with or without its zlib header."""
+
+    def deflated(data: bytes) -> bytes:
+        comp = zlib.compressobj(9, zlib.DEFLATED, wbits)
+        return comp.compress(data) + comp.flush()
+
+    body = json.dumps(completion("deflated fine")).encode()
+    hostile.queue(whole(deflated(body), headers=[("Content-Encoding", "deflate")]))
+    run = run_cell(shell, "%%aiml --no-stream\nhello")
+    assert run.error is None and shell.user_ns["aiml_response"].text == "deflated fine"
+    shell.run_line_magic("config", "AIMLMagics.max_answer_bytes = 1048576")
+    comp = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    bomb = comp.compress(b'{"choices": [') + b"".join(comp.compress(b" " * (1 << 20)) for _ in range(64))
+    hostile.queue(whole(bomb + comp.flush(), headers=[("Content-Encoding", "deflate")]))
+    with peak_memory() as mem:
+        run = run_cell(shell, "%%aiml --no-stream\nhello")
+    assert_one_paragraph(run, "larger than 1 MiB", "max_answer_bytes")
+    assert mem["peak"] < 8 << 20, mem
+    next_cell_works(shell, hostile, magics)
+
+
+def test_a_body_that_is_not_the_gzip_it_claims_is_one_paragraph(shell, hostile, magics):
+    hostile.queue(whole(b"this is not gzip at all" * 10, headers=[("Content-Encoding", "gzip")]))
+    run = run_cell(shell, "%%aiml --no-stream\nhello")
+    assert run.error is not None and len(run.error._render_traceback_()) == 1
+    assert "Traceback" not in run.stdout + run.stderr
     next_cell_works(shell, hostile, magics)
 
 

@@ -8,6 +8,7 @@ fake records it); the chat endpoint must receive nothing.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -19,12 +20,14 @@ from tests.kernels import run_notebook, run_notebook_twice
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WIDGET = "application/vnd.jupyter.widget-view+json"
+COLAB_CELL = "import importlib.util\n"  # the quickstart's first cell: Google Colab only
 # The one error a notebook shows on purpose (caught and shown, so Run All goes on).
 DELIBERATE = {"errors.ipynb": ["try:\n    average(scores)\nexcept ZeroDivisionError:\n"
                                "    get_ipython().showtraceback()  # the deliberate error, shown; "
                                "Run All goes on"]}
 KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{12,}|[0-9a-f]{32})\b")
 REQUEST_ID = re.compile(r"aiml-[0-9a-f]{8}-")
+SECONDS = re.compile(r"\(\d+\.\d{3} s\)")  # a tool call's run time, printed by tools.ipynb
 STORE_SIZE = re.compile(r"(\.db \()[0-9.,]+ [KMG]?B")
 
 
@@ -49,21 +52,26 @@ def execute_twice(path: Path, monkeypatch, api, tmp_path) -> tuple:
 
 def seen(nb) -> list[tuple[str, list[str]]]:
     """What each code cell shows, with what is meant to differ between runs taken out: widget
-    model ids, execution counts, map()'s request ids (unique per request, by design) and the
-    store's size in ``%aiml config`` (every exchange of the first run is stored, by design)."""
+    model ids, execution counts, map()'s request ids (unique per request, by design), the
+    store's size in ``%aiml config`` (every exchange of the first run is stored, by design), a tool
+    call's run time, and how a cell's printed text was split into messages."""
     out = []
     for c in code_cells(nb):
         shown = []
         for o in c.outputs:
             if o.output_type == "stream":
-                shown.append(f"{o.name}: {o.text}")
+                prefix = f"{o.name}: "
+                if shown and shown[-1].startswith(prefix):  # one print may arrive in two pieces
+                    shown[-1] += o.text
+                else:
+                    shown.append(prefix + o.text)
             elif o.output_type == "error":
                 shown.append(f"error: {o.ename}: {o.evalue}")
             else:
                 data = {k: v for k, v in o.get("data", {}).items() if k != WIDGET}
                 shown.append(json.dumps(data, sort_keys=True))
         shown = [STORE_SIZE.sub(r"\1<size>", REQUEST_ID.sub("aiml-<batch>-", s)) for s in shown]
-        out.append((c.source, shown))
+        out.append((c.source, [SECONDS.sub("(<seconds> s)", s) for s in shown]))
     return out
 
 
@@ -118,8 +126,9 @@ def test_saved_notebook_is_clean(path):
         assert c.outputs == [] and c.execution_count is None, c.source
         assert not c.metadata.get("execution"), c.source
     assert TEST_KEY not in text and not KEYLIKE.search(text)
-    # Each notebook starts by choosing replay or live from the environment.
-    first_code = [c.source for c in code_cells(nb)][:2]
+    # Each notebook starts by choosing replay or live from the environment (after the quickstart's
+    # cell for Google Colab, which does nothing elsewhere).
+    first_code = [c.source for c in code_cells(nb) if not c.source.startswith(COLAB_CELL)][:2]
     assert first_code[0] == "%reload_ext aiml_magics"  # Run All again starts afresh
     assert "AIML_API_KEY" in first_code[1] and "%aiml replay" in first_code[1]
     assert "%aiml live" in first_code[1]
@@ -298,3 +307,50 @@ def test_quickstart_live_against_the_fake_service(monkeypatch, api, tmp_path):
     assert "echo: Hi! What do you think about mankind?" in md and "replayed" not in md
     assert "echo: Hi!" in stdout(cell(nb, "import os\n\nimport requests"))
     assert "****HECK" in json.dumps(cell(nb, "%aiml config").outputs)
+
+
+# -- Google Colab's first cell --------------------------------------------------------------------
+
+def _colab_stand_in(tmp_path: Path, secret: str | None) -> Path:
+    """A ``google.colab.userdata`` like Colab's: ``get(name)`` returns the secret, or raises when there
+    is none (Colab raises SecretNotFoundError). A namespace package, so nothing else named google moves."""
+    root = tmp_path / "colab-stand-in"
+    (root / "google" / "colab").mkdir(parents=True)
+    (root / "google" / "colab" / "__init__.py").write_text("", encoding="utf-8")
+    (root / "google" / "colab" / "userdata.py").write_text(
+        f"SECRET = {secret!r}\n\n\nclass SecretNotFoundError(Exception):\n    pass\n\n\n"
+        "def get(key):\n    if key != 'AIML_API_KEY' or SECRET is None:\n"
+        "        raise SecretNotFoundError(key)\n    return SECRET\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+def test_quickstart_first_cell_does_nothing_outside_colab(monkeypatch, api, tmp_path):
+    nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=None)
+    first = cell(nb, COLAB_CELL)
+    assert code_cells(nb)[0] is first and first.outputs == []
+    assert "Replay: answers come from" in stdout(cell(nb, "import os\n\nif"))
+
+
+def test_quickstart_takes_the_key_from_colab_secrets_and_never_shows_it(monkeypatch, api, tmp_path):
+    stand_in = _colab_stand_in(tmp_path, TEST_KEY)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(stand_in), os.environ["PYTHONPATH"]]))
+    nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=None)
+    assert failures(nb) == []
+    assert cell(nb, COLAB_CELL).outputs == []
+    assert "Live: answers come from" in stdout(cell(nb, "import os\n\nif"))
+    assert api.chat_requests and all(
+        r.headers.get("authorization") == f"Bearer {TEST_KEY}" for r in api.chat_requests
+    )
+    assert TEST_KEY not in nbformat.writes(nb)  # every output, not only the saved file
+
+
+def test_quickstart_without_a_colab_secret_replays(monkeypatch, api, tmp_path):
+    stand_in = _colab_stand_in(tmp_path, None)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(stand_in), os.environ["PYTHONPATH"]]))
+    nb = execute(ROOT / "notebooks" / "quickstart.ipynb", monkeypatch, api, tmp_path, key=None)
+    assert failures(nb) == []
+    assert "No AIML_API_KEY in Colab's secrets" in stdout(cell(nb, COLAB_CELL))
+    assert "Replay: answers come from" in stdout(cell(nb, "import os\n\nif"))
+    assert api.chat_requests == []

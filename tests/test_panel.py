@@ -13,7 +13,13 @@ import sys
 import textwrap
 
 import pytest
-from ipywidgets.widgets.widget import _instances as widget_instances
+
+try:  # ipywidgets 8
+    from ipywidgets.widgets.widget import _instances as widget_instances
+except ImportError:  # ipywidgets 7 (Google Colab): the same registry, as a class attribute
+    from ipywidgets import Widget
+
+    widget_instances = Widget.widgets
 
 import aiml_magics
 from aiml_magics.errors import ParameterError
@@ -95,6 +101,16 @@ def test_help_lists_the_panel(shell):
 
 
 # -- widgets -> request ----------------------------------------------------------------------------
+
+
+def test_hover_texts_reach_the_front_end(panel):
+    """ipywidgets 8 calls the hover text ``tooltip``, 7 (Google Colab's) ``description_tooltip``
+    except on buttons; a keyword the installed one does not know would be dropped silently."""
+    states = widget_states(panel)
+    for text in ("Type to search; aliases are accepted", "Later cells continue the conversation",
+                 "Sampling temperature: 0 to 2", "temperature is not sent and the model's own default",
+                 "Reload the models list from the service"):
+        assert text in states, text
 
 
 def test_widgets_set_what_the_next_cell_sends(shell, api, panel):

@@ -2,7 +2,8 @@
 
 A hostile or broken server can send a gzip bomb, a body that never ends, a connection held open
 after the answer, or break the connection at any point. Here: bodies are read in blocks of at
-most ``READ_BLOCK`` inflated bytes up to a cap (urllib3 inflates no more than it is asked for);
+most ``READ_BLOCK`` inflated bytes up to a cap (gzip and deflate are inflated here in bounded
+steps, since urllib3 before 2.6 inflates a whole read's input at once);
 the end of a finished stream gets a short grace, then the connection is closed rather than waited
 on; and a network failure becomes words that say whether the request was sent (and may be
 billed), never an exception's repr. No IPython here.
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import http.client
 import socket
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 READ_BLOCK = 64 * 1024
@@ -32,13 +34,17 @@ def read_capped(resp: Any, limit: int, keep: bool = True) -> tuple[bytes, bool]:
     raw = resp.raw
     parts: list[bytes] = []
     size = 0
+
+    def blocks(decode: bool) -> Iterator[bytes]:
+        while block := raw.read(READ_BLOCK, decode_content=decode):
+            yield block
+
     try:
-        while size <= limit:
-            block = raw.read(min(READ_BLOCK, limit + 1 - size), decode_content=True)
-            if not block:
-                break
+        for block in inflated(raw, blocks):
             parts.append(block)
             size += len(block)
+            if size > limit:
+                break
     except BaseException:
         resp.close()
         raise
@@ -152,3 +158,47 @@ def failure_words(exc: BaseException) -> tuple[str, str]:
 
 
 __all__ = ["READ_BLOCK", "failure_words", "finish_quickly", "read_capped", "set_read_timeout"]
+
+
+# zlib window bits for the codings inflated here: gzip, and deflate with its zlib header.
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def inflated(raw: Any, blocks: Callable[[bool], Iterator[bytes]]) -> Iterator[bytes]:
+    """A body's bytes, at most ``READ_BLOCK`` inflated bytes at a time, from ``blocks(decode)``
+    (reads of the urllib3 response ``raw`` with ``decode_content=decode``).
+
+    Why not urllib3's decoding alone: before urllib3 2.6 (Google Colab ships 2.5) one 64 KiB read
+    of a gzip bomb inflates to about 64 MiB at once. gzip and deflate are inflated here with zlib's
+    ``max_length``; other codings (br, zstd, stacked ones) are left to urllib3.
+    """
+    coding = str(raw.headers.get("Content-Encoding") or "").strip().lower()
+    if coding not in _WBITS:
+        yield from blocks(coding not in ("", "identity"))
+        return
+    from urllib3.exceptions import DecodeError
+
+    inflater, first, members = zlib.decompressobj(_WBITS[coding]), True, 1
+    for data in blocks(False):
+        while True:
+            if inflater.eof:  # gzip allows several members, one after another
+                data = inflater.unused_data + data
+                if coding == "deflate" or not data:
+                    break
+                inflater, members = zlib.decompressobj(_WBITS[coding]), members + 1
+            try:
+                out = inflater.decompress(data, READ_BLOCK)
+            except zlib.error as exc:
+                if members > 1:  # bytes after the last member: ignored, as urllib3 does
+                    return
+                if not (first and coding == "deflate"):
+                    raise DecodeError(f"the {coding} body could not be inflated: {exc}") from None
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # deflate sent without its header
+                continue
+            first = False
+            if out:
+                yield out
+            data = inflater.unconsumed_tail
+            # A full block may leave output inside zlib with no input left: ask again until less.
+            if not inflater.eof and not data and len(out) < READ_BLOCK:
+                break

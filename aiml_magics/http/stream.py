@@ -17,7 +17,14 @@ from ..params import MAX_ANSWER_BYTES
 from ..response import CUT, INTERRUPTED, ChatResponse
 from ..safejson import JSONRefused, describe_size, loads
 from ..secrets import redact_obj
-from .bounded import READ_BLOCK, failure_words, finish_quickly, read_capped, set_read_timeout
+from .bounded import (
+    READ_BLOCK,
+    failure_words,
+    finish_quickly,
+    inflated,
+    read_capped,
+    set_read_timeout,
+)
 from .sse import DONE, LineTooLong, SSEParser
 from .status import error_words, service_message
 
@@ -149,17 +156,17 @@ class ChatStream:
 
     def _byte_chunks(self) -> Iterator[bytes]:
         raw = self._resp.raw
-        chunked = getattr(raw, "chunked", False)
-        if chunked:
-            # Each HTTP chunk as soon as it arrives (the service flushes one per event), at most
-            # READ_BLOCK inflated bytes at a time: a gzip bomb is inflated only as far as read.
-            yield from raw.read_chunked(READ_BLOCK, decode_content=True)
-        else:
-            while True:
-                block = raw.read1(READ_BLOCK, decode_content=True)
-                if not block:
-                    break
+
+        def blocks(decode: bool) -> Iterator[bytes]:
+            if getattr(raw, "chunked", False):
+                # Each HTTP chunk as soon as it arrives (the service flushes one per event).
+                yield from raw.read_chunked(READ_BLOCK, decode_content=decode)
+                return
+            while block := raw.read1(READ_BLOCK, decode_content=decode):
                 yield block
+
+        # At most READ_BLOCK inflated bytes at a time: a gzip bomb is inflated only as far as read.
+        yield from inflated(raw, blocks)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         import requests

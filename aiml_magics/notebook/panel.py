@@ -2,8 +2,9 @@
 
 Why bound, not copied: the traits stay the one source of truth, so ``%config`` moves the widgets,
 two panels stay in step, and the next ``%%aiml`` cell sends exactly what the panel shows. Plain
-ipywidgets 8, no custom JavaScript, so it renders wherever widgets do (JupyterLab, Notebook 7,
-VS Code, Binder). ipywidgets is imported here only, and this module only when a panel is shown.
+ipywidgets (8, or 7.7 as Google Colab ships it), no custom JavaScript, so it renders wherever
+widgets do (JupyterLab, Notebook 7, VS Code, Binder, Colab). ipywidgets is imported here only,
+and this module only when a panel is shown.
 
 The parts (the optional-number control, notes, the models list) are in ``panelparts.py``.
 """
@@ -35,6 +36,7 @@ from .panelparts import (
     _note,
     _number_control,
     _Optional,
+    _tip,
 )
 
 
@@ -60,7 +62,7 @@ class AIMLPanel(ModelList, W.VBox):
             continuous_update=False,  # change the setting on Enter or leaving the box
             placeholder="type or pick a model id",
             description="model",
-            tooltip="Type to search; aliases are accepted; any id may be typed.",
+            **_tip(W.Combobox, "Type to search; aliases are accepted; any id may be typed."),
             style=LABEL_STYLE,
             layout=W.Layout(flex="1 1 auto", width="auto", min_width="0", max_width=WIDE),
         )
@@ -100,7 +102,7 @@ class AIMLPanel(ModelList, W.VBox):
         self.memory = W.Checkbox(
             description="memory",
             indent=False,
-            tooltip="Later cells continue the conversation",
+            **_tip(W.Checkbox, "Later cells continue the conversation"),
             layout=W.Layout(width="7em"),
         )
         self._links = [W.link((magics, "stream"), (self.stream, "value")),

@@ -57,7 +57,7 @@ class _Optional:
         self.unset = W.Checkbox(
             description="model default",
             indent=False,
-            tooltip=f"Ticked: {name} is not sent and the model's own default applies.",
+            **_tip(W.Checkbox, f"Ticked: {name} is not sent and the model's own default applies."),
             layout=W.Layout(width="auto"),
         )
         self.state = W.HTML(layout=W.Layout(width="4.5em"))
@@ -229,7 +229,7 @@ def _number_control(param: Param) -> W.ValueWidget:
         box = W.BoundedIntText if rng.integer else W.BoundedFloatText
         return box(
             value=1024 if rng.integer else rng.low, min=rng.low, max=TOKENS_MAX,
-            description=param.name, tooltip=tooltip, style=LABEL_STYLE,
+            description=param.name, style=LABEL_STYLE, **_tip(box, tooltip),
         )
     low = rng.low if rng.low is not None else 0.0
     step = SLIDER_STEPS.get(param.name, round((rng.high - low) / 100, 4) or 0.01)
@@ -241,10 +241,16 @@ def _number_control(param: Param) -> W.ValueWidget:
         readout_format=".2f",
         continuous_update=False,
         description=param.name,
-        tooltip=tooltip,
         style=LABEL_STYLE,
+        **_tip(W.FloatSlider, tooltip),
         layout=W.Layout(width=WIDE),
     )
+
+
+def _tip(cls: type[W.Widget], text: str) -> dict[str, str]:
+    """A control's hover text. ipywidgets 8 calls it ``tooltip``; 7 (Google Colab's) calls it
+    ``description_tooltip`` on every control but Button, and drops a keyword it does not know."""
+    return {"tooltip" if "tooltip" in cls.class_trait_names() else "description_tooltip": text}
 
 
 def _note(text: str, color: str, escape: bool = True, title: str = "") -> str:
