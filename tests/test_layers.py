@@ -177,7 +177,7 @@ def test_the_checker_sees_imports_inside_functions_and_skips_type_checking_ones(
 
 # Still over the limits, each being split; a ceiling so none grows while it waits (lines).
 CEILINGS = {
-    "batch": 456, "http.client": 474, "images": 438, "tools": 483, "http.client.AIMLClient": 345,
+    "http.client": 435, "images": 438, "tools": 473, "http.client.AIMLClient": 318,
 }
 
 
