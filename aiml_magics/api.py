@@ -59,6 +59,9 @@ def map(  # noqa: A001 - the public name: aiml_magics.map
     budget: float | None = None,
     session: Session | None = None,
     cache: bool = True,
+    max_wait: float | None = None,
+    deadline: float | None = None,
+    retry_maybe_billed: bool = False,
     **params: Any,
 ) -> Batch:
     """Send many prompts and return a ``Batch`` in input order.
@@ -71,14 +74,18 @@ def map(  # noqa: A001 - the public name: aiml_magics.map
     ``retries`` and ``backoff`` tune the per-item retries. Uses the notebook's session unless
     ``session`` is given. An item's failure never raises: it is a ``Failure`` in the batch.
     ``progress``: None picks (a widget in a notebook, a text bar on a terminal), True forces a
-    bar, False none, a file gets a text bar (``progress.py``).
+    bar, False none, a file gets a text bar (``progress.py``). Every wait is bounded
+    (``batchrun.py``): an item waits at most ``max_wait`` seconds in total for retries (default:
+    the ``max_wait`` setting, 30 s), the batch sends nothing after ``deadline`` seconds, and a
+    request that may have been billed is not resent unless ``retry_maybe_billed``.
     ``cache``: an item the store already answered (same request) is not sent again, so a rerun
     costs nothing and a batch that died resumes; ``cache=False`` sends every item,
     ``refresh=True`` sends every item and stores the new answers.
     """
     return run_map(session or default_session(), prompts_or_template, rows,
                    concurrency=concurrency, executor=executor, progress=progress, widget=widget_bar(),
-                   schema=schema, budget=budget, cache=cache, **params)
+                   schema=schema, budget=budget, cache=cache, max_wait=max_wait, deadline=deadline,
+                   retry_maybe_billed=retry_maybe_billed, **params)
 
 
 def log(search: str | None = None, model: str | None = None, since: Any = None,

@@ -14,40 +14,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
+from .batchrun import Failure, Outcome, Rules, Runner
 from .errors import AIMLError, ParameterError, import_pandas, redact
 from .remember import Keeping, answer_one, no_view, send_job
 from .response import ChatResponse
 
+__all__ = ["Batch", "Failure", "Job", "Outcome", "Rules", "run_job", "run_map"]
+
 if TYPE_CHECKING:
     from .session import Session
-
-RETRY_STATUSES = (500, 502, 503, 504)
-RETRY_KINDS = ("ConnectError", "ResponseTimeout", "ProtocolError")
-MAX_RETRY_AFTER = 60.0
-MAX_RATE_RETRIES = 30  # 429s one item may meet: the shared backoff slows the batch instead
-
-
-@dataclass
-class Failure:
-    """An item without an answer, and why: ``status`` (HTTP, if any), ``kind``, ``message``."""
-
-    message: str
-    kind: str = "error"
-    status: int | None = None
-    request_id: str | None = None
-    attempts: int = 0
-    response: ChatResponse | None = None  # an answer that arrived but did not match the schema
-
-    ok = False
-    text = ""
-
-    def __str__(self) -> str:
-        return f"failed: {self.message}"
-
 
 @dataclass
 class Job:
@@ -61,17 +40,6 @@ class Job:
     allow_insecure_http: bool = False
     max_answer_bytes: int = 32 << 20
     keeping: Keeping | None = None  # the store and the cache (remember.py): opened where it runs
-
-
-@dataclass
-class Outcome:
-    """What came back from a worker: an answer, or the facts of a failure."""
-
-    response: ChatResponse | None = None
-    status: int | None = None
-    kind: str = ""
-    message: str = ""
-    retry_after: float | None = None
 
 
 _local = threading.local()  # one client per worker thread (and process): connections reused
@@ -100,11 +68,21 @@ def _attempt(send: Callable[[], ChatResponse]) -> Outcome:
         resp = send()
     except AIMLError as exc:
         return Outcome(status=exc.status, kind=type(exc).__name__, message=str(exc),
-                       retry_after=getattr(exc, "retry_after", None))
+                       retry_after=getattr(exc, "retry_after", None), maybe_billed=_maybe_billed(exc))
     except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
         return Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
     resp.elapsed = resp.elapsed or time.monotonic() - started
     return Outcome(response=resp)
+
+
+def _maybe_billed(exc: AIMLError) -> bool:
+    """Sent, and the answer lost: a timeout after sending, a cut or unreadable answer, or a
+    connection that broke once the request was out (only "Could not connect" is before it)."""
+    from .errors import ConnectError, IncompleteAnswer, ProtocolError, ResponseTimeout
+
+    if isinstance(exc, ConnectError):
+        return not str(exc).startswith("Could not connect")
+    return isinstance(exc, (ResponseTimeout, IncompleteAnswer, ProtocolError))
 
 
 class Batch(Sequence[Any]):
@@ -261,6 +239,9 @@ def run_map(
     budget: float | None = None,
     retries: int = 3,
     backoff: float = 0.5,
+    max_wait: float | None = None,
+    deadline: float | None = None,
+    retry_maybe_billed: bool = False,
     **params: Any,
 ) -> Batch:
     """See ``aiml_magics.map``."""
@@ -272,6 +253,8 @@ def run_map(
                                or budget < 0):
         raise ParameterError(f"budget = {budget!r}: use a number of credits >= 0.")
     s = session.settings
+    rules = Rules(retries, backoff, budget, _seconds("max_wait", max_wait, None) or s.max_wait,
+                  _seconds("deadline", deadline, None), bool(retry_maybe_billed))
     limits = Limits(s.expand_max_rows, s.expand_max_columns, s.expand_max_chars)
     prompts, labels, index = _items(prompts_or_template, rows, limits)
     params = {"cache": True, **params, "memory": False, "stream": False}
@@ -306,7 +289,7 @@ def run_map(
     from .progress import make_progress
 
     bar = make_progress(progress, len(prompts), widget)
-    runner = _Runner(len(prompts), submit, concurrency, retries, backoff, budget, schema, ids, bar)
+    runner = Runner(len(prompts), submit, concurrency, rules, schema, ids, bar)
     try:
         results, stopped = runner.run()
     finally:
@@ -314,6 +297,15 @@ def run_map(
             pool.shutdown(wait=runner.stopped != "interrupted", cancel_futures=True)
         bar.close()
     return Batch(results, prompts, ids, index, fields, stopped)
+
+
+def _seconds(name: str, value: Any, default: float | None) -> float | None:
+    """A number of seconds > 0 (or the default when None), refused before anything is sent."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9:
+        raise ParameterError(f"{name} = {value!r}: use a number of seconds > 0.")
+    return float(value)
 
 
 def _local_answer(session: Session, payload: dict[str, Any], echo: str) -> Outcome:
@@ -326,131 +318,3 @@ def _local_answer(session: Session, payload: dict[str, Any], echo: str) -> Outco
     if resp is not None and resp.source == ECHO and "response_format" not in payload:
         resp.text = echo
     return out
-
-
-class _Runner:
-    """Submits items to the executor in order, within the shared window and pause."""
-
-    def __init__(self, n: int, submit: Callable[[int], Future[Outcome]], concurrency: int,
-                 retries: int, backoff: float, budget: float | None, schema: Any,
-                 ids: list[str], bar: Any) -> None:
-        self.n, self.submit, self.concurrency = n, submit, concurrency
-        self.retries, self.backoff, self.budget, self.schema = retries, backoff, budget, schema
-        self.ids, self.bar = ids, bar
-        self.results: list[Any] = [None] * n
-        self.pending: list[int] = list(range(n))  # kept sorted: input order first
-        self.ready_at = [0.0] * n
-        self.attempts = [0] * n
-        self.rate_hits = [0] * n
-        self.inflight: dict[Future[Outcome], int] = {}
-        self.window = float(concurrency)  # how many may be in flight now (halved by a 429)
-        self.pause_until = 0.0
-        self.rate_streak = 0
-        self.spent = 0.0
-        self.done = self.failed = 0
-        self.stopped: str | None = None
-
-    def run(self) -> tuple[list[Any], str | None]:
-        try:
-            self._loop()
-        except KeyboardInterrupt:
-            self.stopped = "interrupted"
-            for fut, pos in self.inflight.items():
-                if fut.cancel():  # had not started: not sent
-                    self.pending.append(pos)
-                    continue
-                if fut.done():
-                    self._take(fut, pos, time.monotonic())
-                if self.results[pos] is None:
-                    self.results[pos] = Failure("stopped by Ctrl-C while in flight: no answer kept",
-                                                kind="interrupted", request_id=self.ids[pos],
-                                                attempts=self.attempts[pos])
-        for pos in sorted(self.pending):
-            if self.results[pos] is None:
-                why = self.stopped or "interrupted"
-                self.results[pos] = Failure(f"not sent: {why}", kind=f"not sent: {why}",
-                                            request_id=self.ids[pos], attempts=self.attempts[pos])
-        return self.results, self.stopped
-
-    def _loop(self) -> None:
-        while self.pending or self.inflight:
-            now = time.monotonic()
-            if self.budget is not None and self.spent >= self.budget and self.stopped is None:
-                self.stopped = "budget"
-            if self.stopped is None and now >= self.pause_until:
-                for pos in list(self.pending):
-                    if len(self.inflight) >= max(1, int(self.window)):
-                        break
-                    if self.ready_at[pos] <= now:
-                        self.pending.remove(pos)
-                        self.attempts[pos] += 1
-                        self.inflight[self.submit(pos)] = pos
-            if not self.inflight:
-                if self.stopped is not None or not self.pending:
-                    return
-                wake = max(self.pause_until, min(self.ready_at[p] for p in self.pending))
-                time.sleep(min(max(wake - now, 0.001), 0.1))
-                continue
-            finished, _ = wait(list(self.inflight), timeout=0.1, return_when=FIRST_COMPLETED)
-            now = time.monotonic()
-            for fut in finished:
-                self._take(fut, self.inflight.pop(fut), now)
-
-    def _take(self, fut: Future[Outcome], pos: int, now: float) -> None:
-        try:
-            out = fut.result()
-        except BaseException as exc:  # noqa: BLE001 - a worker that died, a pickling failure
-            out = Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
-        if out.response is not None:
-            self._answered(pos, out.response)
-        elif out.status == 429 and self.rate_hits[pos] < MAX_RATE_RETRIES:
-            self.rate_hits[pos] += 1
-            self.attempts[pos] -= 1  # a rate limit is the batch's pace, not the item's fault
-            if now >= self.pause_until:  # one halving per pause, however many 429s it brought
-                self.window = max(1.0, self.window / 2)
-                self.rate_streak += 1
-            wait_for = out.retry_after or self.backoff * 2 ** min(self.rate_streak - 1, 6)
-            self.pause_until = max(self.pause_until, now + min(wait_for, MAX_RETRY_AFTER))
-            self._requeue(pos)
-        elif self._retryable(out) and self.attempts[pos] <= self.retries:
-            self.ready_at[pos] = now + self.backoff * 2 ** (self.attempts[pos] - 1)
-            self._requeue(pos)
-        else:
-            self._fail(pos, Failure(_first_line(out.message), kind=out.kind or "error",
-                                    status=out.status, request_id=self.ids[pos],
-                                    attempts=self.attempts[pos]))
-
-    @staticmethod
-    def _retryable(out: Outcome) -> bool:
-        return out.status in RETRY_STATUSES or out.kind in RETRY_KINDS or out.status == 429
-
-    def _requeue(self, pos: int) -> None:
-        self.pending.append(pos)
-        self.pending.sort()
-
-    def _answered(self, pos: int, resp: ChatResponse) -> None:
-        self.spent += resp.credits_used or 0
-        self.rate_streak = 0
-        self.window = min(float(self.concurrency), self.window + 1.0 / max(self.window, 1.0))
-        if self.schema is not None:
-            from .schema import apply
-
-            problem = apply(self.schema, resp)
-            if problem is not None:
-                self._fail(pos, Failure(f"does not match the schema: {problem.violation}", kind="schema",
-                                        request_id=self.ids[pos], attempts=self.attempts[pos],
-                                        response=resp))
-                return
-        self.results[pos] = resp
-        self.done += 1
-        self.bar.update(self.done + self.failed, self.failed, self.spent)
-
-    def _fail(self, pos: int, failure: Failure) -> None:
-        self.results[pos] = failure
-        self.failed += 1
-        self.bar.update(self.done + self.failed, self.failed, self.spent)
-
-
-def _first_line(message: str) -> str:
-    text = " ".join(message.split())
-    return text if len(text) <= 300 else text[:297] + "..."

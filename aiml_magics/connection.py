@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .errors import register_secret
-from .http.urls import BASE_VARS, KEY_VARS, env_value
+from .http.urls import BASE_VARS, KEY_VARS, env_value, register_env_keys
 from .secrets import Secret
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ class Connection:
         self.client_obj: AIMLClient | None = None
         self._ident_built: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
+        register_env_keys()
 
     @property
     def store(self) -> Any:
@@ -76,14 +77,14 @@ class Connection:
         s = self.settings
         key, _ = self.effective_key()
         base, _ = self.effective_base()
-        return (key, base, s.timeout, s.max_retries, s.allow_insecure_http, s.max_answer_bytes)
+        return (key, base, s.timeout, s.max_retries, s.allow_insecure_http, s.max_answer_bytes, s.max_wait)
 
     @staticmethod
     def _build(ident: tuple[Any, ...]) -> AIMLClient:
         from .http.client import AIMLClient
 
-        key, base, timeout, max_retries, insecure, max_bytes = ident
-        return AIMLClient(key, base, timeout=timeout, max_retries=max_retries,
+        key, base, timeout, max_retries, insecure, max_bytes, max_wait = ident
+        return AIMLClient(key, base, timeout=timeout, max_retries=max_retries, max_wait=max_wait,
                           allow_insecure_http=insecure, max_answer_bytes=max_bytes)
 
     def client(self) -> AIMLClient:

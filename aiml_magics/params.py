@@ -117,6 +117,8 @@ PARAMS: tuple[Param, ...] = (
     Param("timeout", "float", 120.0, "seconds to wait for data before giving up", none=False),
     Param("max_retries", "int", 2, "retries on 429 and 5xx, with backoff and Retry-After",
           none=False),
+    Param("max_wait", "float", 30.0, "seconds one request, or one map() item, may wait in total "
+          "between its retries (429 Retry-After, backoff); past it, it fails", none=False),
     Param("base_url", "str", None, "API base URL; default AIML_API_BASE or "
           "https://api.aimlapi.com/v1"),
     Param("api_key", "str", None, "API key; default AIML_API_KEY (prefer `%aiml key`)"),

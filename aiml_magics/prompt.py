@@ -5,30 +5,32 @@ reference that is exactly ``{name}``, ``{name.attr}`` or ``{name[key]}`` (int or
 keys, chained), whose ``name`` exists in the namespace, is replaced. Everything else stays as
 typed: format specs, Jinja's ``{{ x }}``, LaTeX, unknown names. ``{{name}}`` gives ``{name}``.
 
-No code runs: attributes are read with ``inspect.getattr_static`` (a property, a method or a
-``__getattr__`` is not called, and names starting with ``_`` are not followed), and indexing is
-done only on dicts, lists, tuples, strings and pandas objects. A notebook from Binder may hold
-prompt text nobody checked.
+Only plain data expands (``plaindata.py``), read without running any code; a reference left as
+typed is reported with a reason (``Expansion.left``) so the notebook can say why. The inserted
+text passes through secret redaction, so a value holding the API key is neither sent, shown nor
+kept. A notebook from Binder may hold prompt text nobody checked.
 """
 
 from __future__ import annotations
 
-import inspect
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from .plaindata import NotPlain, Refused, attribute, cell_text, is_pandas, item, plain_text, type_name
 
 # One reference: a name, then .attr / [int] / ['str'] / ["str"] steps, nothing else.
 _STEP = r"(?:\.[A-Za-z_]\w*|\[-?\d+\]|\['[^'\\\]\n]*'\]|\[\"[^\"\\\]\n]*\"\])"
 _REF = rf"[A-Za-z_]\w*{_STEP}*"
 _PATTERN = re.compile(rf"\{{\{{({_REF})\}}\}}|\{{({_REF})\}}")
 _STEPS = re.compile(r"\.([A-Za-z_]\w*)|\[(-?\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
-_MISSING = object()
 # Text that is code or markup, where a brace is never ours: fenced code blocks.
 _FENCE = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[ \t]*$", re.M | re.S)
 # A brace right after these is LaTeX or code (\frac{x}{y}, x^{n}, a_{i}, f"{x}"): left alone.
 _GLUED = re.compile(r"(?:[\w\\^}$]|\b[rRbB]?[fF][rR]?[\"'])\Z")
+
+REASONS = ("no-such-name", "not-plain-data", "no-such-item", "private-name", "expansion-off")
 
 
 @dataclass(frozen=True)
@@ -41,18 +43,56 @@ class Limits:
     max_cell_chars: int = 80
 
 
+@dataclass(frozen=True)
+class LeftAsTyped:
+    """A reference that stayed as typed: ``reason`` is one of ``REASONS``, ``detail`` a short
+    fact (the type that stopped it, or the missing step)."""
+
+    ref: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """A value that was clipped: ``note`` is ready to show ("20 of 200 rows, 4 of 4 columns")."""
+
+    ref: str
+    note: str
+
+
 @dataclass
 class Expansion:
-    """The expanded text and the references that were replaced, in order of appearance."""
+    """The expanded text (already redacted) and what happened to each reference, in order."""
 
     text: str
     names: list[str]
+    left: list[LeftAsTyped] = field(default_factory=list)
+    truncated: list[Truncation] = field(default_factory=list)
+    masked: list[str] = field(default_factory=list)
 
 
-def expand(text: str, namespace: Mapping[str, Any], limits: Limits | None = None) -> Expansion:
-    """Replace the references in ``text`` whose root name is in ``namespace``; see the module."""
+def _default_redact(text: str) -> str:
+    from .errors import SECRETS
+
+    return SECRETS.redact(text)
+
+
+def expand(
+    text: str,
+    namespace: Mapping[str, Any],
+    limits: Limits | None = None,
+    *,
+    enabled: bool = True,
+    redact: Callable[[str], str] | None = None,
+) -> Expansion:
+    """Replace the references in ``text`` that name plain data in ``namespace``; see the module.
+    With ``enabled=False`` nothing is replaced and the references that would have been looked
+    up are listed as left with reason ``expansion-off``."""
     limits = limits or Limits()
-    names: list[str] = []
+    redact = redact or _default_redact
+    done = Expansion(text, [])
+    seen: set[str] = set()
 
     def replace(match: re.Match[str]) -> str:
         escaped, ref = match.group(1), match.group(2)
@@ -60,13 +100,30 @@ def expand(text: str, namespace: Mapping[str, Any], limits: Limits | None = None
             return match.group()
         if escaped is not None:  # {{name}}: a literal {name} when name would have expanded
             root = re.match(r"[A-Za-z_]\w*", escaped)
-            return "{" + escaped + "}" if root and root.group() in namespace else match.group()
-        value = resolve(ref, namespace)
-        if value is _MISSING:
+            known = enabled and root and root.group() in namespace
+            return "{" + escaped + "}" if known else match.group()
+        first = ref not in seen
+        seen.add(ref)
+        root = re.match(r"[A-Za-z_]\w*", ref)
+        if not enabled:
+            if first and root and root.group() in namespace:
+                done.left.append(LeftAsTyped(ref, "expansion-off"))
             return match.group()
-        if ref not in names:
-            names.append(ref)
-        return render(value, limits)
+        value = resolve(ref, namespace)
+        rendered = value if type(value) is Refused else _render(value, limits)
+        if isinstance(rendered, Refused):  # ours: a tuple or a Refused, never user data
+            if first:
+                done.left.append(LeftAsTyped(ref, rendered.reason, rendered.detail))
+            return match.group()
+        shown, note = rendered
+        safe = redact(shown)
+        if first:
+            done.names.append(ref)
+            if note:
+                done.truncated.append(Truncation(ref, note))
+            if safe != shown:
+                done.masked.append(ref)
+        return safe
 
     pieces, last = [], 0
     for fence in _FENCE.finditer(text):
@@ -74,106 +131,79 @@ def expand(text: str, namespace: Mapping[str, Any], limits: Limits | None = None
         pieces.append(fence.group())
         last = fence.end()
     pieces.append(_PATTERN.sub(replace, text[last:]))
-    return Expansion("".join(pieces), names)
+    done.text = "".join(pieces)
+    return done
 
 
 def resolve(ref: str, namespace: Mapping[str, Any]) -> Any:
-    """The value a reference names, or ``_MISSING`` (unknown name, private attribute, a value
-    that only code could produce, a missing key)."""
+    """The value a reference names, or a :class:`Refused` saying why not (unknown or private
+    name, a step through something that is not plain data, a missing attribute or key)."""
     root = re.match(r"[A-Za-z_]\w*", ref)
-    if root is None or root.group() not in namespace or root.group().startswith("__"):
-        return _MISSING
+    if root is None or root.group() not in namespace:
+        return Refused("no-such-name")
+    if root.group().startswith("_"):
+        return Refused("private-name")
     value = namespace[root.group()]
     for step in _STEPS.finditer(ref, root.end()):
         attr, index, single, double = step.groups()
         if attr is not None:
-            value = _attribute(value, attr)
+            value = attribute(value, attr)
         else:
             key: Any = int(index) if index is not None else (single if single is not None else double)
-            value = _item(value, key)
-        if value is _MISSING:
-            return _MISSING
+            value = item(value, key)
+        if type(value) is Refused:
+            return value
     return value
 
 
-def _attribute(value: Any, name: str) -> Any:
-    if name.startswith("_"):
-        return _MISSING
+def _render(value: Any, limits: Limits) -> tuple[str, str] | Refused:
+    """(prompt text, truncation note or "") for plain data; a :class:`Refused` otherwise."""
+    if is_pandas(value):
+        return table(value, limits)
     try:
-        found = inspect.getattr_static(value, name)
-    except AttributeError:
-        return _MISSING
-    # A property, method, classmethod or any other descriptor would run code when read.
-    if hasattr(type(found), "__get__"):
-        return _MISSING
-    return found
-
-
-def _is_pandas(value: Any) -> bool:
-    module = type(value).__module__ or ""
-    in_pandas = module == "pandas" or module.startswith("pandas.")
-    return in_pandas and type(value).__name__ in ("DataFrame", "Series")
-
-
-def _item(value: Any, key: Any) -> Any:
-    if not (type(value) in (dict, list, tuple, str) or _is_pandas(value)):
-        return _MISSING
-    if isinstance(key, int) and _is_pandas(value):
-        try:
-            return value.iloc[key]
-        except (IndexError, TypeError, ValueError):
-            return _MISSING
-    try:
-        return value[key]
-    except (KeyError, IndexError, TypeError, ValueError):
-        return _MISSING
+        text, cut = plain_text(value, limits.max_chars)
+    except NotPlain as exc:
+        return Refused("not-plain-data", str(exc.args[0]) if exc.args else type_name(type(value)))
+    if not cut:
+        return text, ""
+    whole = len(value) if type(value) is str else None
+    note = f"{limits.max_chars:,} of {whole:,} characters" if whole else (
+        f"{limits.max_chars:,} characters, more left out")
+    return f"{text}… [clipped: {note} shown]", note
 
 
 def render(value: Any, limits: Limits) -> str:
-    """A value as prompt text: a DataFrame or Series as a compact Markdown table, else ``str()``,
-    clipped with a note that says how much there was."""
-    if _is_pandas(value):
-        return table(value, limits)
-    try:
-        text = value if isinstance(value, str) else str(value)
-    except Exception as exc:  # noqa: BLE001 - a broken __str__ must not break the cell
-        text = f"<{type(value).__name__}: str() failed: {type(exc).__name__}>"
-    return clip(text, limits.max_chars)
-
-
-def clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… [clipped: {limit:,} of {len(text):,} characters shown]"
+    """A value as prompt text (plain data only; anything else as ``<TypeName>``)."""
+    done = _render(value, limits)
+    return f"<{type_name(type(value))}>" if isinstance(done, Refused) else done[0]
 
 
 def _cell(value: Any, limit: int) -> str:
-    try:
-        text = str(value)
-    except Exception:  # noqa: BLE001
-        text = "?"
-    text = " ".join(text.split())
+    text = " ".join(cell_text(value, limit).split())
     if len(text) > limit:
         text = text[: max(limit - 1, 1)] + "…"
     return text.replace("\\", "\\\\").replace("|", "\\|")
 
 
-def table(value: Any, limits: Limits) -> str:
+def table(value: Any, limits: Limits) -> tuple[str, str]:
     """A DataFrame or Series as a Markdown table: the first ``max_rows`` rows and ``max_columns``
     columns, long cells clipped, and a note when anything was left out."""
-    frame = value.to_frame() if type(value).__name__ == "Series" else value
+    frame = value.to_frame() if value.ndim == 1 else value
     n_rows, n_cols = frame.shape
     shown = frame.iloc[: limits.max_rows, : limits.max_columns]
     width = limits.max_cell_chars
-    index_name = _cell(frame.index.name or "", width)
+    label = frame.index.name
+    index_name = _cell("" if label is None else label, width)
     header = [index_name] + [_cell(c, width) for c in shown.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, row in zip(shown.index, shown.itertuples(index=False, name=None), strict=True):
         cells = [_cell(label, width)] + [_cell(v, width) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
+    note = ""
     if n_rows > shown.shape[0] or n_cols > shown.shape[1]:
+        note = f"{shown.shape[0]:,} of {n_rows:,} rows, {shown.shape[1]:,} of {n_cols:,} columns"
         lines.append(
             f"\n(Table truncated: {shown.shape[0]:,} of {n_rows:,} rows and "
             f"{shown.shape[1]:,} of {n_cols:,} columns shown.)"
         )
-    return "\n".join(lines)
+    return "\n".join(lines), note

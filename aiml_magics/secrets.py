@@ -1,9 +1,10 @@
 """The API key: masking, redaction before any clipping, and a registry whose repr is masked.
 
 A key can come back from anywhere: an error page that echoes it (whole, cut by an excerpt,
-upper-cased, wrapped over lines), or an answer that quotes it. Redaction therefore looks for any
-piece of a known secret of ``PIECE`` characters or more, ignoring case and whitespace, and runs on
-the full text before anything is clipped. No IPython here.
+upper-cased, wrapped over lines, base64- or URL-encoded), or an answer that quotes it. Redaction
+looks for every form ``secretforms.py`` derives from a known secret, ignoring case and whitespace,
+and runs on the full text before anything is clipped. A cut piece must carry enough of the key's
+entropy, so a key made of words does not eat the words of an answer. No IPython here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-PIECE = 8  # a piece of a key this long is worth hiding; shorter ones say nothing
+from .secretforms import Forms, forms
+
 _WS = re.compile(r"\s+")
 _NOT_WS = re.compile(r"\S")
 # What str.isspace() (and so re's \s) calls whitespace: dropped by translate, which makes one copy
@@ -79,6 +81,7 @@ class SecretRegistry:
 
     def __init__(self) -> None:
         self._items: tuple[Secret, ...] = ()
+        self._forms: tuple[Forms, ...] = ()  # one per item, same order
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -92,15 +95,29 @@ class SecretRegistry:
         value = _WS.sub("", reveal(secret) or "")
         if len(value) < 4:
             return
+        if value in self._items:
+            return
+        found = forms(value)
         with self._lock:
             if value not in self._items:
+                self._forms = (*self._forms, found)
                 self._items = (*self._items, Secret(value))
 
     def items(self) -> tuple[Secret, ...]:
         return self._items
 
+    def longest(self) -> int:
+        """The longest form of any secret: a streaming reader holds back at least this much."""
+        return max((f.longest for f in self._forms), default=0)
+
+    def redacted(self, text: str) -> tuple[str, bool]:
+        """(the text redacted, whether anything was masked): for ``.warnings``."""
+        out = self.redact(text)
+        return out, out is not text
+
     def redact(self, text: str, extra: Iterable[str | None] = ()) -> str:
-        """Mask every piece of PIECE+ characters of a known secret (case and whitespace ignored)."""
+        """Mask every form of a known secret (case and whitespace ignored); the text itself when
+        nothing was found."""
         out, last = [], 0
         for start, end, mask in self.spans(text, extra):
             out.append(text[last:start])
@@ -113,27 +130,23 @@ class SecretRegistry:
 
     def spans(self, text: str, extra: Iterable[str | None] = ()) -> list[tuple[int, int, str]]:
         """(start, end, mask) of every stretch of ``text`` that is a piece of a secret, in order."""
-        secrets = [*self._items, *(Secret(_WS.sub("", reveal(s) or "")) for s in extra if s)]
-        if not text or not secrets:
+        extras = [forms(v) for v in (_WS.sub("", reveal(s) or "") for s in extra if s) if len(v) >= 4]
+        every = (*self._forms, *extras)
+        if not text or not every:
             return []
         squeezed = text.translate(_FOLD)
-        hits = [(s, g) for s in secrets for g in _grams(s) if g in squeezed]
-        return _spans(text, hits) if hits else []
+        hits = [g for f in every for g in (*f.wholes, *f.pieces) if g in squeezed]
+        if not hits:
+            return []
+        keys = {f.wholes[0] for f in every}
+        return _spans(text, squeezed, hits, keys)
 
 
-def _grams(secret: Secret) -> frozenset[str]:
-    value = secret.reveal().lower()
-    if len(value) < PIECE:
-        return frozenset([value])
-    return frozenset(value[i : i + PIECE] for i in range(len(value) - PIECE + 1))
-
-
-def _spans(text: str, hits: list[tuple[Secret, str]]) -> list[tuple[int, int, str]]:
-    """The stretches covered by the found pieces; one that is a whole key keeps its tail."""
+def _spans(text: str, squeezed: str, hits: list[str], keys: set[str]) -> list[tuple[int, int, str]]:
+    """The stretches covered by the found forms; one that is exactly a whole key keeps its tail."""
     positions = [m.start() for m in _NOT_WS.finditer(text)]
-    squeezed = "".join(text[p] for p in positions).lower()
     covered: list[tuple[int, int]] = []
-    for _, gram in hits:
+    for gram in hits:
         at = squeezed.find(gram)
         while at >= 0:
             covered.append((at, at + len(gram)))
@@ -145,10 +158,9 @@ def _spans(text: str, hits: list[tuple[Secret, str]]) -> list[tuple[int, int, st
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
-    wholes = {s.reveal().lower() for s, _ in hits}
     out = []
     for a, b in merged:
-        whole = squeezed[a:b] in wholes and b - a >= 16
+        whole = squeezed[a:b] in keys and b - a >= 16
         tail = "".join(text[p] for p in positions[b - 4 : b]) if whole else ""
         out.append((positions[a], positions[b - 1] + 1, "****" + tail))
     return out

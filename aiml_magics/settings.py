@@ -71,6 +71,7 @@ class Settings(Configurable):
         max_history: int | None
         timeout: float
         max_retries: int
+        max_wait: float
         base_url: str | None
         api_key: str | None
         allow_insecure_http: bool
@@ -130,6 +131,16 @@ class Settings(Configurable):
         if not 0 < value <= 3600:
             raise TraitError(
                 f"timeout = {shown_value(value)} is out of range: use a number of seconds above 0, "
+                "at most 3600."
+            )
+        return value
+
+    @validate("max_wait")
+    def _check_max_wait(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if not 0 < value <= 3600:
+            raise TraitError(
+                f"max_wait = {shown_value(value)} is out of range: use a number of seconds above 0, "
                 "at most 3600."
             )
         return value

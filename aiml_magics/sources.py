@@ -131,10 +131,14 @@ class ReplaySource:
         self, client: Callable[[], AIMLClient], payload: dict[str, Any], stream: bool, view: ViewFactory
     ) -> ChatResponse:
         from .cassette import offline_echo, pieces
+        from .http.stream import mask_answer
+        from .http.urls import register_env_keys
 
+        register_env_keys()  # a key exported since the session began: masked here too
         started = time.monotonic()
         recording = self.cassette.find(payload) if self.cassette is not None else None
-        resp = recording.to_response(payload) if recording else offline_echo(payload)
+        # A cassette is a file anyone may have edited: the same redaction as a live answer.
+        resp = mask_answer(recording.to_response(payload) if recording else offline_echo(payload))
         shown = view(f"{payload['model']} ({resp.source})")
         resp.first_token_seconds = time.monotonic() - started
         if stream:

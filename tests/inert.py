@@ -38,7 +38,7 @@ HOSTILE = f"""# Report
 
 Terminal: \x1b]52;c;cHduZWQ=\x07 \x1b[2J \x1b]0;pwned title\x07 \x1b[8mhidden\x1b[0m
 
-Your key is {TEST_KEY}, shouted {TEST_KEY.upper()}, cut {TEST_KEY[:12]}.
+Your key is {TEST_KEY}, shouted {TEST_KEY.upper()}, cut {TEST_KEY[:24]}.
 
 Code: `<img src=x onerror=alert(1)>` stays readable.
 

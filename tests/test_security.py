@@ -11,7 +11,6 @@ import getpass
 import json
 import logging
 import os
-import re
 import socket
 import sys
 import time
@@ -31,20 +30,25 @@ from tests.conftest import TEST_KEY, run_cell
 from tests.fakeapi import Error, FakeAIMLAPI, RawStream, Reply
 from tests.inert import HOSTILE, HOSTILE_REASONING, assert_inert
 from tests.kernels import run_cells
+from tests.keyscan import found
 
 HIDDEN = TEST_KEY[:-4]  # everything a mask never shows
-# Any 8 characters of the key say too much (a mask shows 4): looked for in any case, and with the
-# whitespace removed (a key wrapped over lines or padded with spaces).
-PIECES = sorted({TEST_KEY[i : i + 8].lower() for i in range(len(TEST_KEY) - 7)})
+# What says too much, looked for in any case and with the whitespace removed (a key wrapped over
+# lines or padded with spaces): any 16 characters of the key, or 10 of its random middle (40 bits;
+# its word-like prefix "sk-aiml-TEST" alone is words, and masking words destroyed answers).
+RANDOM_PART = "3f9c2a7e5b1d4c8f"
+assert RANDOM_PART in TEST_KEY
+PIECES = sorted(
+    {TEST_KEY[i : i + 16].lower() for i in range(len(TEST_KEY) - 15)}
+    | {RANDOM_PART[i : i + 10].lower() for i in range(len(RANDOM_PART) - 9)}
+)
 
 
 def assert_clean(text: str, where: str = "") -> None:
     assert TEST_KEY not in text, f"key leaked in {where}"
     assert HIDDEN not in text, f"key (all but its tail) leaked in {where}"
-    low = text.lower()
-    squeezed = re.sub(r"\s+", "", low)
-    found = [p for p in PIECES if p in low or p in squeezed]
-    assert not found, f"pieces of the key leaked in {where}: {found}"
+    readable = found(text, PIECES)  # as it is, URL-decoded, base64-decoded at any offset
+    assert not readable, f"pieces of the key leaked in {where}: {readable}"
 
 
 def leaky_faults() -> list:

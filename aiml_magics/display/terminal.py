@@ -35,7 +35,7 @@ class TerminalGuard:
         if not len(SECRETS):
             self._pending = ""
             return visible_controls(buf)
-        cut = len(buf) - self.HOLD
+        cut = len(buf) - max(self.HOLD, SECRETS.longest())  # a %XX-encoded key is 3x as long
         if cut <= 0:
             self._pending = buf
             return ""

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConnectError, ProtocolError
+from ..errors import SECRETS, ConnectError, ProtocolError
 from ..safejson import loads
+from ..secrets import redact_obj
 from .bounded import ERROR_BODY_BYTES, failure_words, read_capped
 from .retry import quiet_retries
 from .status import http_error
@@ -70,6 +71,9 @@ def fetch_models(client: AIMLClient, *, chat_only: bool = True) -> list[dict[str
     if items is not None and not isinstance(items, list):
         raise ProtocolError(f"The models list at {url} is not a list of models.")
     items = [m for m in items or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    # Ids and names are shown in `%aiml models`, the panel, comparison headers: a proxy that
+    # echoes the key in them keeps only the mask.
+    items = [redact_obj(m, SECRETS) for m in items]
     if chat_only:
         items = [m for m in items if is_chat_model(m)]
     client._models = items

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import requests
 
 MALFORMED = "skipped a malformed chunk: the answer may have a gap"
+MASKED = "the answer quoted the API key (or a form of it): masked as ****"
 KEPT = "What arrived is kept (the error's .response, and the history); ask again for a full answer."
 #: Once an answer is complete ([DONE], or a finish and the usage), the few bytes that may still
 #: come (credits, [DONE], the end of the body) must arrive within this many seconds.
@@ -37,12 +38,16 @@ def mask_answer(resp: ChatResponse) -> ChatResponse:
     next request carries it."""
     if not len(SECRETS):
         return resp
+    before = (resp.text, resp.reasoning, resp.model, [c.arguments_text for c in resp.tool_calls])
     resp.text = SECRETS.redact(resp.text)
     resp.reasoning = SECRETS.redact(resp.reasoning) if resp.reasoning else resp.reasoning
     resp.model = SECRETS.redact(resp.model) if resp.model else resp.model
     resp.raw = redact_obj(resp.raw, SECRETS)
     for call in resp.tool_calls:
         call.arguments_text = SECRETS.redact(call.arguments_text)
+    after = (resp.text, resp.reasoning, resp.model, [c.arguments_text for c in resp.tool_calls])
+    if after != before and MASKED not in resp.warnings:
+        resp.warnings.append(MASKED)
     return resp
 
 

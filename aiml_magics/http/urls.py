@@ -12,11 +12,18 @@ import ipaddress
 import os
 from typing import Any
 
-from ..errors import AIMLError, ConfigError
+from ..errors import AIMLError, ConfigError, register_secret
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
 BASE_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
 KEY_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
+
+
+def register_env_keys() -> None:
+    """Every key set in the environment is masked from the moment it can be seen, not from the
+    first live request: a replayed or cached answer may quote it before any request is made."""
+    for name in KEY_VARS:
+        register_secret(os.environ.get(name, "").strip() or None)
 
 
 def env_value(names: tuple[str, ...]) -> tuple[str | None, str | None]:

@@ -23,8 +23,10 @@ def load(ipython: Any) -> None:
     global _magics, _config_at_load
     import copy
 
+    from ..http.urls import register_env_keys
     from .magics import AIMLMagics
 
+    register_env_keys()  # masked from %load_ext on, before any answer (even a replayed one)
     if _magics is not None and _magics.shell is ipython:
         return
     config = getattr(ipython, "config", None)

@@ -245,13 +245,10 @@ class AIMLMagics(Magics, Settings):
 
     def _expand(self, prompt: str, args: argparse.Namespace) -> tuple[str, list[str]]:
         """``{name}`` references replaced by the notebook's plain values (``prompt.py``)."""
-        if not self.expand_variables or args.no_expand_variables or self.shell is None:
+        if self.shell is None:
             return prompt, []
-        from ..prompt import Limits, expand
-
-        limits = Limits(self.expand_max_rows, self.expand_max_columns, self.expand_max_chars)
-        done = expand(prompt, self.shell.user_ns, limits)
-        return done.text, done.names
+        self.last_expansion = expand_cell(self, prompt, not args.no_expand_variables)
+        return self.last_expansion.text, self.last_expansion.names
 
     def _view(self, owns_cell: bool) -> Any:
         make = self.make_renderer
@@ -290,3 +287,16 @@ class AIMLMagics(Magics, Settings):
             if out:
                 values[out] = result
             self.shell.push(values)
+
+
+def expand_cell(magics: Any, prompt: str, flag_on: bool) -> Any:
+    """The whole ``Expansion`` of a cell (what stayed as typed and why included); one line when a
+    value held the key, which is masked in the prompt."""
+    from ..prompt import Limits, expand
+
+    limits = Limits(magics.expand_max_rows, magics.expand_max_columns, magics.expand_max_chars)
+    done = expand(prompt, magics.shell.user_ns, limits, enabled=bool(magics.expand_variables and flag_on))
+    if done.masked:
+        names = ", ".join(f"{{{n}}}" for n in done.masked)
+        print(f"Masked the API key in the value of {names}: it is not sent, shown or kept.")
+    return done

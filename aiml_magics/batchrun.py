@@ -1,0 +1,256 @@
+"""``map()``'s pacing: what is sent when, what is retried, and when a batch gives up. Plain Python.
+
+Every wait is bounded. An item may spend at most ``max_wait`` seconds waiting between its
+attempts (429 pauses, ``Retry-After``, backoff), the same budget a single request has; past it
+the item is a ``Failure`` of kind ``rate-limit`` (or of the last error's kind). A ``deadline``
+bounds the whole batch: after it nothing new is sent and the items not yet answered fail as
+``not sent: deadline``; the requests in flight finish within their own timeout, so a batch never
+outlives its deadline by more than one request's timeout. A request that may have been billed
+(timed out after sending, cut mid-answer, unreadable) is not sent again unless
+``retry_maybe_billed``. The credit budget counts a negative, missing or non-finite cost as the
+largest cost seen so far (and stops at once when no answer has reported one), so it overshoots
+by at most the requests in flight.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from typing import Any
+
+from .response import ChatResponse
+
+RETRY_STATUSES = (500, 502, 503, 504)
+RETRY_KINDS = ("ConnectError", "ResponseTimeout", "ProtocolError", "IncompleteAnswer")
+MAX_RETRY_AFTER = 60.0
+MAX_RATE_RETRIES = 30  # 429s one item may meet: the shared backoff slows the batch instead
+TICK = 0.1  # the longest the loop sleeps, so deadlines and Ctrl-C are noticed quickly
+
+
+@dataclass
+class Failure:
+    """An item without an answer, and why: ``status`` (HTTP, if any), ``kind``, ``message``."""
+
+    message: str
+    kind: str = "error"
+    status: int | None = None
+    request_id: str | None = None
+    attempts: int = 0
+    response: ChatResponse | None = None  # an answer that arrived but did not match the schema
+
+    ok = False
+    text = ""
+
+    def __str__(self) -> str:
+        return f"failed: {self.message}"
+
+
+@dataclass
+class Outcome:
+    """What came back from a worker: an answer, or the facts of a failure."""
+
+    response: ChatResponse | None = None
+    status: int | None = None
+    kind: str = ""
+    message: str = ""
+    retry_after: float | None = None
+    maybe_billed: bool = False  # the request was sent and the answer lost: it may cost
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How a batch is paced and bounded (``map()``'s arguments)."""
+
+    retries: int = 3
+    backoff: float = 0.5
+    budget: float | None = None
+    max_wait: float = 30.0
+    deadline: float | None = None  # seconds from the start
+    retry_maybe_billed: bool = False
+
+
+class Runner:
+    """Submits items to the executor in order, within the shared window and pause."""
+
+    def __init__(self, n: int, submit: Callable[[int], Future[Outcome]], concurrency: int,
+                 rules: Rules, schema: Any, ids: list[str], bar: Any) -> None:
+        self.n, self.submit, self.concurrency, self.rules = n, submit, concurrency, rules
+        self.schema, self.ids, self.bar = schema, ids, bar
+        self.results: list[Any] = [None] * n
+        self.pending: list[int] = list(range(n))  # kept sorted: input order first
+        self.ready_at = [0.0] * n
+        self.attempts = [0] * n
+        self.rate_hits = [0] * n
+        self.waited = [0.0] * n  # seconds each item has spent waiting to be retried
+        self.waiting_since: dict[int, float] = {}
+        self.inflight: dict[Future[Outcome], int] = {}
+        self.window = float(concurrency)  # how many may be in flight now (halved by a 429)
+        self.pause_until = 0.0
+        self.rate_streak = 0
+        self.spent = 0.0
+        self.dearest = 0.0  # the largest cost one answer reported
+        self.costed = False  # whether any answer reported a usable cost
+        self.done = self.failed = 0
+        self.stopped: str | None = None
+        self.ends_at = time.monotonic() + rules.deadline if rules.deadline is not None else math.inf
+
+    def run(self) -> tuple[list[Any], str | None]:
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self.stopped = "interrupted"
+            for fut, pos in self.inflight.items():
+                if fut.cancel():  # had not started: not sent
+                    self.pending.append(pos)
+                    continue
+                if fut.done():
+                    self._take(fut, pos, time.monotonic())
+                if self.results[pos] is None:
+                    self.results[pos] = Failure("stopped by Ctrl-C while in flight: no answer kept",
+                                                kind="interrupted", request_id=self.ids[pos],
+                                                attempts=self.attempts[pos])
+        for pos in sorted(self.pending):
+            if self.results[pos] is None:
+                why = self.stopped or "interrupted"
+                self.results[pos] = Failure(f"not sent: {why}", kind=f"not sent: {why}",
+                                            request_id=self.ids[pos], attempts=self.attempts[pos])
+        return self.results, self.stopped
+
+    def _loop(self) -> None:
+        while self.pending or self.inflight:
+            now = time.monotonic()
+            self._check_limits(now)
+            if self.stopped is None and now >= self.pause_until:
+                for pos in list(self.pending):
+                    if len(self.inflight) >= max(1, int(self.window)):
+                        break
+                    if self.ready_at[pos] <= now:
+                        self._send(pos, now)
+            if not self.inflight:
+                if self.stopped is not None or not self.pending:
+                    return
+                wake = max(self.pause_until, min(self.ready_at[p] for p in self.pending))
+                time.sleep(min(max(wake - now, 0.001), TICK, max(self.ends_at - now, 0.001)))
+                continue
+            finished, _ = wait(list(self.inflight), timeout=TICK, return_when=FIRST_COMPLETED)
+            now = time.monotonic()
+            for fut in finished:
+                self._take(fut, self.inflight.pop(fut), now)
+
+    def _check_limits(self, now: float) -> None:
+        """The budget and the deadline stop new sends; an item waiting past ``max_wait`` fails."""
+        if self.stopped is None and self.rules.budget is not None and self.spent >= self.rules.budget:
+            self.stopped = "budget"
+        if self.stopped is None and now >= self.ends_at:
+            self.stopped = "deadline"
+        for pos, since in list(self.waiting_since.items()):
+            if self.waited[pos] + now - since > self.rules.max_wait and self.results[pos] is None:
+                self._give_up(pos, now, "rate-limit" if self.rate_hits[pos] else "error")
+
+    def _send(self, pos: int, now: float) -> None:
+        self.pending.remove(pos)
+        since = self.waiting_since.pop(pos, None)
+        if since is not None:
+            self.waited[pos] += now - since
+        self.attempts[pos] += 1
+        self.inflight[self.submit(pos)] = pos
+
+    def _take(self, fut: Future[Outcome], pos: int, now: float) -> None:
+        try:
+            out = fut.result()
+        except BaseException as exc:  # noqa: BLE001 - a worker that died, a pickling failure
+            out = Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
+        if out.response is not None:
+            self._answered(pos, out.response)
+        elif out.status == 429 and self.rate_hits[pos] < MAX_RATE_RETRIES:
+            self.rate_hits[pos] += 1
+            self.attempts[pos] -= 1  # a rate limit is the batch's pace, not the item's fault
+            if now >= self.pause_until:  # one halving per pause, however many 429s it brought
+                self.window = max(1.0, self.window / 2)
+                self.rate_streak += 1
+            wait_for = out.retry_after or self.rules.backoff * 2 ** min(self.rate_streak - 1, 6)
+            wait_for = min(wait_for, MAX_RETRY_AFTER)
+            if self.waited[pos] + wait_for > self.rules.max_wait:
+                self._fail(pos, out, "rate-limit",
+                           f"still rate-limited after waiting {self.waited[pos]:.0f} s (the service asked "
+                           f"for {wait_for:.0f} s more; max_wait = {self.rules.max_wait:g} s)")
+                return
+            self.pause_until = max(self.pause_until, now + wait_for)
+            self._requeue(pos, now)
+        elif self._retryable(out) and self.attempts[pos] <= self.rules.retries:
+            delay = self.rules.backoff * 2 ** (self.attempts[pos] - 1)
+            if self.waited[pos] + delay > self.rules.max_wait:
+                self._fail(pos, out, out.kind or "error", _first_line(out.message))
+                return
+            self.ready_at[pos] = now + delay
+            self._requeue(pos, now)
+        else:
+            self._fail(pos, out, "rate-limit" if out.status == 429 else out.kind or "error",
+                       _first_line(out.message))
+
+    def _retryable(self, out: Outcome) -> bool:
+        if out.maybe_billed and not self.rules.retry_maybe_billed:
+            return False
+        return out.status in RETRY_STATUSES or out.kind in RETRY_KINDS or out.status == 429
+
+    def _requeue(self, pos: int, now: float) -> None:
+        self.waiting_since[pos] = now
+        self.pending.append(pos)
+        self.pending.sort()
+
+    def _give_up(self, pos: int, now: float, kind: str) -> None:
+        """An item that has waited its whole ``max_wait`` for a retry: a failure, not sent again."""
+        self.pending.remove(pos)
+        self.waited[pos] += now - self.waiting_since.pop(pos)
+        message = (f"gave up after waiting {self.waited[pos]:.0f} s in total for retries "
+                   f"(max_wait = {self.rules.max_wait:g} s)")
+        self._fail(pos, Outcome(status=429 if kind == "rate-limit" else None), kind, message)
+
+    def _cost(self, resp: ChatResponse) -> float:
+        """What an answer counts against the budget: its cost, or the dearest seen so far when it
+        reports none (or a negative or non-finite one)."""
+        cost: Any = resp.credits_used
+        if type(cost) in (int, float) and math.isfinite(cost) and cost >= 0:
+            self.costed = True
+            self.dearest = max(self.dearest, float(cost))
+            return float(cost)
+        if self.rules.budget is not None and not self.costed:
+            self.stopped = self.stopped or "budget"  # no cost to count: the budget cannot be kept
+        return self.dearest
+
+    def _answered(self, pos: int, resp: ChatResponse) -> None:
+        self.spent += self._cost(resp)
+        self.rate_streak = 0
+        self.window = min(float(self.concurrency), self.window + 1.0 / max(self.window, 1.0))
+        if self.schema is not None:
+            from .schema import apply
+
+            problem = apply(self.schema, resp)
+            if problem is not None:
+                self.results[pos] = Failure(
+                    f"does not match the schema: {problem.violation}", kind="schema",
+                    request_id=self.ids[pos], attempts=self.attempts[pos], response=resp)
+                self._count(failed=True)
+                return
+        self.results[pos] = resp
+        self._count(failed=False)
+
+    def _fail(self, pos: int, out: Outcome, kind: str, message: str) -> None:
+        self.results[pos] = Failure(message, kind=kind, status=out.status, request_id=self.ids[pos],
+                                    attempts=self.attempts[pos])
+        self._count(failed=True)
+
+    def _count(self, failed: bool) -> None:
+        if failed:
+            self.failed += 1
+        else:
+            self.done += 1
+        self.bar.update(self.done + self.failed, self.failed, self.spent)
+
+
+def _first_line(message: str) -> str:
+    text = " ".join(message.split())
+    return text if len(text) <= 300 else text[:297] + "..."
