@@ -236,6 +236,13 @@ class AIMLMagics(Magics, Settings):
             if args.dry_run:
                 show_dry_run(self, request.payload, expanded=expanded)
                 return None
+            cut = getattr(self.last_expansion, "truncated", ()) if self.shell is not None else ()
+            if cut:  # the live view's label and the footer say what was cut
+                from dataclasses import replace
+
+                from ..promptnotes import cut_notes
+
+                request = replace(request, notes=tuple(cut_notes(cut)))
             before = session.last_response
             try:
                 return session.send(request, view=self._view(owns_cell))
@@ -299,4 +306,9 @@ def expand_cell(magics: Any, prompt: str, flag_on: bool) -> Any:
     if done.masked:
         names = ", ".join(f"{{{n}}}" for n in done.masked)
         print(f"Masked the API key in the value of {names}: it is not sent, shown or kept.")
+    from ..promptnotes import left_line
+
+    line = left_line(done.left, magics.shell.user_ns)
+    if line:  # one line outside the answer: which {names} went out as typed, and why
+        print(line)
     return done
