@@ -14,7 +14,7 @@ _WHY = {
     "no-such-name": "no such variable",
     "not-plain-data": "not plain data",
     "no-such-item": "nothing at",
-    "private-name": "a private name (it starts with _)",
+    "private-name": "a private name, starting with _",
     "expansion-off": "expansion is off for this cell",
 }
 
