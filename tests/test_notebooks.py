@@ -21,6 +21,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WIDGET = "application/vnd.jupyter.widget-view+json"
 KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{12,}|[0-9a-f]{32})\b")
 REQUEST_ID = re.compile(r"aiml-[0-9a-f]{8}-")
+STORE_SIZE = re.compile(r"(\.db \()[0-9.,]+ [KMG]?B")
 
 
 def execute(path: Path, monkeypatch, api, tmp_path, key: str | None) -> nbformat.NotebookNode:
@@ -44,7 +45,8 @@ def execute_twice(path: Path, monkeypatch, api, tmp_path) -> tuple:
 
 def seen(nb) -> list[tuple[str, list[str]]]:
     """What each code cell shows, with what is meant to differ between runs taken out: widget
-    model ids, execution counts, and map()'s request ids (unique per request, by design)."""
+    model ids, execution counts, map()'s request ids (unique per request, by design) and the
+    store's size in ``%aiml config`` (every exchange of the first run is stored, by design)."""
     out = []
     for c in code_cells(nb):
         shown = []
@@ -56,7 +58,8 @@ def seen(nb) -> list[tuple[str, list[str]]]:
             else:
                 data = {k: v for k, v in o.get("data", {}).items() if k != WIDGET}
                 shown.append(json.dumps(data, sort_keys=True))
-        out.append((c.source, [REQUEST_ID.sub("aiml-<batch>-", s) for s in shown]))
+        shown = [STORE_SIZE.sub(r"\1<size>", REQUEST_ID.sub("aiml-<batch>-", s)) for s in shown]
+        out.append((c.source, shown))
     return out
 
 
