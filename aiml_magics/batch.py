@@ -180,6 +180,7 @@ def _field(data: Any, name: str) -> Any:
 def _items(prompts_or_template: Any, rows: Any, limits: Any) -> tuple[list[str], list[Any], Any]:
     """(prompts, row labels, the DataFrame index or None)."""
     from .prompt import expand
+    from .promptnotes import check_fields
 
     if rows is None:
         if isinstance(prompts_or_template, str):
@@ -208,7 +209,9 @@ def _items(prompts_or_template: Any, rows: Any, limits: Any) -> tuple[list[str],
     for i, row in enumerate(mappings):
         if not isinstance(row, Mapping):
             raise ParameterError(f"map(): row {i} is a {type(row).__name__}, not a mapping.")
-        prompts.append(expand(prompts_or_template, row, limits).text)
+        done = expand(prompts_or_template, row, limits)
+        check_fields(prompts_or_template, done.left, row, i)  # a misspelt {field}: nothing sent
+        prompts.append(done.text)
     return prompts, labels, index
 
 

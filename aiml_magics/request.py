@@ -27,6 +27,8 @@ class Request:
     confirm: bool | Callable[[Any], bool] | None = None  # ask before each tool call
     cache: bool | None = None  # answer from the store if it knows it (None: the setting)
     refresh: bool = False  # ask again even if the store knows the answer (and store the new one)
+    notes: tuple[str, ...] = ()  # facts about what was sent ("{reviews}: 20 of 200 rows ... sent"),
+    # shown beside the answer while it arrives and in its footer
 
     @property
     def model(self) -> str:

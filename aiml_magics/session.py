@@ -351,10 +351,12 @@ def reading_first(make: ViewFactory, request: Request, allow_remote_images: bool
     from .images import request_images, summary
 
     sending = summary(request_images(request.payload))
+    notes = "".join(f" · {n}" for n in request.notes)
 
     def shown(label: str) -> View:
-        views.append(ReadFirst(make(f"{label}, sent {sending}" if sending else label),
-                               allow_remote_images, tools_on=bool(request.tools)))
+        views.append(ReadFirst(make((f"{label}, sent {sending}" if sending else label) + notes),
+                               allow_remote_images, tools_on=bool(request.tools),
+                               notes=request.notes))
         return views[-1]
 
     return shown

@@ -162,8 +162,10 @@ class ReadFirst:
     """A view whose ``finish`` sees the answer with its ``.data`` parsed and the session's image
     rule on it (re-displays of ``aiml_response`` follow the same rule)."""
 
-    def __init__(self, inner: View, allow_remote_images: bool, tools_on: bool = False) -> None:
+    def __init__(self, inner: View, allow_remote_images: bool, tools_on: bool = False,
+                 notes: tuple[str, ...] = ()) -> None:
         self._inner = inner
+        self._notes = notes  # the request's facts, added to the answer's footer
         self._allow = allow_remote_images
         self._tools_on = tools_on
         self.waiting = False  # this round asked for tools: its view shows them, not an answer
@@ -186,6 +188,7 @@ class ReadFirst:
 
         read_json(resp)
         resp.allow_remote_images = self._allow
+        resp.warnings.extend(n for n in self._notes if n not in resp.warnings)
         self._inner.finish(resp)
 
     def tool_calls(self, calls: list[Any]) -> None:

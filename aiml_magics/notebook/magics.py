@@ -237,6 +237,9 @@ class AIMLMagics(Magics, Settings):
             ))
             if args.dry_run:
                 return show_request(self, request.payload, expanded, asking)
+            from ..promptnotes import with_cut_notes  # the live view and footer say what was cut
+
+            request = with_cut_notes(request, self.last_expansion if self.shell is not None else None)
             before = session.last_response
             try:
                 return session.send(request, view=self._view(owns_cell))
@@ -300,4 +303,9 @@ def expand_cell(magics: Any, prompt: str, flag_on: bool) -> Any:
     if done.masked:
         names = ", ".join(f"{{{n}}}" for n in done.masked)
         print(f"Masked the API key in the value of {names}: it is not sent, shown or kept.")
+    from ..promptnotes import left_line
+
+    line = left_line(done.left, magics.shell.user_ns)
+    if line:  # one line outside the answer: which {names} went out as typed, and why
+        print(line)
     return done
