@@ -92,14 +92,3 @@ class NoBoard:
 
     def finish(self, comparison: Comparison) -> None:
         pass
-
-
-def tokens_per_second(resp: ChatResponse) -> float | None:
-    """Completion tokens per second of generation: after the first token when the answer
-    streamed (the wait before it is reported apart), else over the whole request."""
-    tokens = resp.usage.completion_tokens
-    if not tokens or resp.elapsed <= 0:
-        return None
-    first = resp.first_token_seconds
-    span = resp.elapsed - first if first is not None and resp.elapsed - first > 0.05 else resp.elapsed
-    return tokens / span
