@@ -149,7 +149,9 @@ def _spans(text: str, squeezed: str, hits: list[str], keys: set[str]) -> list[tu
     for gram in hits:
         at = squeezed.find(gram)
         while at >= 0:
-            covered.append((at, at + len(gram)))
+            end = at + len(gram)
+            if _laid_out_like_a_key(text, positions, at, end):
+                covered.append((at, end))
             at = squeezed.find(gram, at + 1)
     covered.sort()
     merged: list[list[int]] = []
@@ -164,6 +166,23 @@ def _spans(text: str, squeezed: str, hits: list[str], keys: set[str]) -> list[tu
         tail = "".join(text[p] for p in positions[b - 4 : b]) if whole else ""
         out.append((positions[a], positions[b - 1] + 1, "****" + tail))
     return out
+
+
+def _laid_out_like_a_key(text: str, positions: list[int], at: int, end: int) -> bool:
+    """Whether the found stretch is spaced as a quoted key is: in one piece, broken once, spaced
+    out a character at a time, or wrapped at one width (full middle lines). Prose that happens to
+    spell a word-like key across words ("token\n- abc123") is none of these."""
+    first, last = positions[at], positions[end - 1]
+    if last - first == end - 1 - at:
+        return True  # no whitespace inside
+    chunks = text[first : last + 1].split()
+    if len(chunks) <= 2:
+        return True
+    widths = [len(c) for c in chunks]
+    if max(widths) == 1:
+        return True
+    width = widths[1]
+    return all(w == width for w in widths[1:-1]) and widths[0] <= width and widths[-1] <= width
 
 
 def redact_obj(obj: Any, registry: SecretRegistry) -> Any:

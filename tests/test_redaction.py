@@ -146,6 +146,22 @@ def test_prose_made_of_the_keys_own_words_is_untouched(text):
     assert r.redact(text) == text
 
 
+@pytest.mark.parametrize("text", [
+    "sk sk token\n- abc123 sk sk",  # a list item after a line ending in "token" spells token-abc123
+    "my team\n- sk\n- my-team\n- key",
+    "> token\n> - abc123",
+])
+def test_a_key_spelt_across_list_items_is_prose(text):
+    assert registry(*WORDY_KEYS).redact(text) == text
+
+
+@pytest.mark.parametrize("echo", ["token-\nabc123", "token\n-abc123", "t o k e n - a b c 1 2 3",
+                                  "tok\nen-\nabc\n123", "  to\n  ken-ab\n  c123"])
+def test_a_word_like_key_broken_over_lines_or_spaced_is_still_masked(echo):
+    out = registry("token-abc123").redact(f"key: {echo} refused")
+    assert "abc" not in out and "****" in out, out
+
+
 def test_registry_says_when_it_masked():
     r = registry("sk-litellm-test")
     assert r.redacted("plain") == ("plain", False)
