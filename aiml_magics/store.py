@@ -16,15 +16,18 @@ warning for the caller, never a failed answer.
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another to finish before giving up
+SQLITE_WAIT = 1.0  # of which SQLite's own busy handler waits at most this long per try
+LOCKED = "the database stayed locked by another process"
+T = TypeVar("T")
 
 #: The columns of one stored exchange, in table order (``id`` aside).
 COLUMNS = (
@@ -70,6 +73,7 @@ class StoreUnavailable(Exception):
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = path, reason
+        self.transient = reason.startswith(LOCKED)  # another writer holds it: worth another try
 
 
 def _reason(exc: BaseException) -> str:
@@ -83,7 +87,7 @@ def _reason(exc: BaseException) -> str:
     if "readonly" in lowered or "read-only" in lowered or "permission" in lowered:
         return "the file or its folder is read-only"
     if "locked" in lowered or "busy" in lowered:
-        return f"the database stayed locked by another process for {BUSY_TIMEOUT:.0f} s"
+        return f"{LOCKED} for {BUSY_TIMEOUT:.0f} s"
     if "disk is full" in lowered or "no space" in lowered:
         return "the disk is full"
     if "unable to open" in lowered:
@@ -110,14 +114,15 @@ class Store:
             return self._conn
         import sqlite3
 
+        wait = min(SQLITE_WAIT, BUSY_TIMEOUT)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT, isolation_level=None,
+            conn = sqlite3.connect(str(self.path), timeout=wait, isolation_level=None,
                                    check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(self.path, _reason(exc)) from None
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if not mode or str(mode[0]).lower() != "wal":
                 conn.execute("PRAGMA journal_mode = DELETE")  # a file system without shared memory
@@ -164,24 +169,32 @@ class Store:
             conn.execute("ROLLBACK")
             raise
 
-    @contextmanager
-    def _using(self) -> Iterator[Any]:
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` under the lock. A "locked" or "busy" answer that SQLite gives
+        without waiting (a new file being set up by another process, a checkpoint) is tried again
+        after a short pause until ``BUSY_TIMEOUT`` has passed since the first try; any other
+        failure, or the deadline, is a :class:`StoreUnavailable`."""
         import sqlite3
 
-        with self._lock:
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        pause = 0.005
+        while True:
             try:
-                yield self._connect()
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(self.path, _reason(exc)) from None
-            except OSError as exc:
-                raise StoreUnavailable(self.path, _reason(exc)) from None
+                with self._lock:
+                    return work(self._connect())
+            except (sqlite3.Error, OSError, StoreUnavailable) as exc:
+                failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(
+                    self.path, _reason(exc))
+                if not failure.transient or time.monotonic() + pause > deadline:
+                    raise failure from None
+            time.sleep(pause * (0.5 + random.random()))  # two processes must not retry in step
+            pause = min(pause * 2, 0.2)
 
     def ready(self) -> bool:
         """Open (and migrate) now, on the caller's thread, so the first answer of a batch is not
         the one that waits for the schema; False if the store cannot be used."""
         try:
-            with self._using():
-                return True
+            return self._run(lambda conn: True)
         except StoreUnavailable:
             return False
 
@@ -198,28 +211,29 @@ class Store:
         commit it at once. Returns its id."""
         values = [_column(name, row.get(name)) for name in COLUMNS]
         marks = ", ".join("?" * len(COLUMNS))
-        with self._using() as conn:
-            cur = conn.execute(f"INSERT INTO exchanges ({', '.join(COLUMNS)}) VALUES ({marks})",
-                               values)
-            return int(cur.lastrowid or 0)
+        sql = f"INSERT INTO exchanges ({', '.join(COLUMNS)}) VALUES ({marks})"
+        return self._run(lambda conn: int(conn.execute(sql, values).lastrowid or 0))
 
     # -- reading ----------------------------------------------------------------------------------
 
     def cached(self, request_key: str) -> dict[str, Any] | None:
         """The newest complete live answer to this request, or None."""
-        with self._using() as conn:
+        def newest(conn: Any) -> dict[str, Any] | None:
             cur = conn.execute(
                 "SELECT * FROM exchanges WHERE request_key = ? AND cacheable = 1 "
                 "ORDER BY id DESC LIMIT 1", (request_key,))
             found = cur.fetchone()
             return _row(cur, found) if found else None
 
+        return self._run(newest)
+
     def rows(self, search: str | None = None, model: str | None = None,
              since: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Stored exchanges, newest first. ``search``: words in the prompt or the answer (FTS5
         where this SQLite has it, else a case-insensitive ``LIKE`` on the whole text)."""
         where, args = _filters(model, since)
-        with self._using() as conn:
+
+        def select(conn: Any) -> list[dict[str, Any]]:
             if search and self.fts:
                 where.append("id IN (SELECT rowid FROM exchanges_fts WHERE exchanges_fts MATCH ?)")
                 args.append(_fts_query(search))
@@ -236,6 +250,8 @@ class Store:
                 sql += f" LIMIT {max(int(limit), 0)}"
             cur = conn.execute(sql, args)
             return [_row(cur, r) for r in cur.fetchall()]
+
+        return self._run(select)
 
     def totals(self, by: str | None = None, model: str | None = None,
                since: float | None = None) -> list[dict[str, Any]]:
@@ -259,17 +275,14 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " GROUP BY k ORDER BY k"
-        with self._using() as conn:
-            out = []
-            for k, n, pt, ct, tt, cr, usd in conn.execute(sql, args).fetchall():
-                out.append({by or "all": k, "exchanges": n, "prompt_tokens": pt or 0,
-                            "completion_tokens": ct or 0, "tokens": tt or 0,
-                            "credits": cr or 0.0, "usd": usd or 0.0})
-            return out
+        found = self._run(lambda conn: conn.execute(sql, args).fetchall())
+        return [{by or "all": k, "exchanges": n, "prompt_tokens": pt or 0,
+                 "completion_tokens": ct or 0, "tokens": tt or 0, "credits": cr or 0.0,
+                 "usd": usd or 0.0} for k, n, pt, ct, tt, cr, usd in found]
 
     def count(self) -> int:
-        with self._using() as conn:
-            return int(conn.execute("SELECT count(*) FROM exchanges").fetchone()[0])
+        return self._run(lambda conn: int(conn.execute("SELECT count(*) FROM exchanges")
+                                          .fetchone()[0]))
 
     def size(self) -> int:
         """Bytes on disk, the write-ahead log included (0 if nothing was written yet)."""
