@@ -66,5 +66,6 @@ EOF
 
 step "kernel-level tests and notebooks: -m \"$COLAB_MARK\""
 cd "$ROOT"
-"$VPY" -m pytest -p no:cacheprovider -q -m "$COLAB_MARK" "$@"
+# Its own temporary folder: CI runs this beside the main suite, which numbers its own.
+"$VPY" -m pytest -p no:cacheprovider -q --basetemp="$TMP/pytest" -m "$COLAB_MARK" "$@"
 step "COLAB CHECK OK"

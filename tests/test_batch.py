@@ -9,6 +9,7 @@ from __future__ import annotations
 import _thread
 import io
 import json
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -143,11 +144,15 @@ def test_ctrl_c_returns_what_finished_and_marks_the_rest(session, api):
         return Reply(echo=True)
 
     api.default = reply
+    # interrupt_main() does nothing where SIGINT is ignored (a runner started in the background
+    # of a script, as CI starts the Colab check): Python's own handler for the duration.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         batch = aiml_magics.map([f"p{i}" for i in range(20)], session=session, concurrency=2,
                                 progress=False)
     finally:
         released.set()
+        signal.signal(signal.SIGINT, previous)
     assert batch.stopped == "interrupted" and len(batch) == 20
     answered = [i for i, r in enumerate(batch) if not isinstance(r, Failure)]
     assert answered[:2] == [0, 1] and len(answered) <= 3
