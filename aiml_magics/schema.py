@@ -15,6 +15,7 @@ from typing import Any
 from .errors import AIMLError, ParameterError
 from .response import ChatResponse
 from .safejson import parse_json_answer
+from .typeschema import short_repr
 
 _DROP = ("$defs", "definitions", "title", "strict", "$schema")
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
@@ -201,15 +202,15 @@ def first_violation(schema: Any, value: Any, where: str = "answer") -> str | Non
     if kinds is not None:
         names = kinds if isinstance(kinds, list) else [kinds]
         if not any(_is_type(value, k) for k in names):
-            return f"{where}: {_short(value)} is not of type {' or '.join(map(str, names))}"
+            return f"{where}: {short_repr(value)} is not of type {' or '.join(map(str, names))}"
     if "const" in schema and value != schema["const"]:
-        return f"{where}: {_short(value)} is not {_short(schema['const'])}"
+        return f"{where}: {short_repr(value)} is not {short_repr(schema['const'])}"
     if "enum" in schema and value not in schema["enum"]:
-        return f"{where}: {_short(value)} is not one of {_short(schema['enum'])}"
+        return f"{where}: {short_repr(value)} is not one of {short_repr(schema['enum'])}"
     for key in ("anyOf", "oneOf"):
         if isinstance(schema.get(key), list):
             if all(first_violation(sub, value, where) for sub in schema[key]):
-                return f"{where}: {_short(value)} matches none of the allowed shapes"
+                return f"{where}: {short_repr(value)} matches none of the allowed shapes"
     for sub in schema.get("allOf", []) if isinstance(schema.get("allOf"), list) else []:
         problem = first_violation(sub, value, where)
         if problem:
@@ -220,12 +221,12 @@ def first_violation(schema: Any, value: Any, where: str = "answer") -> str | Non
                         ("exclusiveMaximum", lambda b: value < b)):
             bound = schema.get(key)
             if isinstance(bound, (int, float)) and not ok(bound):
-                return f"{where}: {_short(value)} breaks {key} {bound}"
+                return f"{where}: {short_repr(value)} breaks {key} {bound}"
     if isinstance(value, str):
         if isinstance(schema.get("minLength"), int) and len(value) < schema["minLength"]:
-            return f"{where}: {_short(value)} is shorter than {schema['minLength']} characters"
+            return f"{where}: {short_repr(value)} is shorter than {schema['minLength']} characters"
         if isinstance(schema.get("maxLength"), int) and len(value) > schema["maxLength"]:
-            return f"{where}: {_short(value)} is longer than {schema['maxLength']} characters"
+            return f"{where}: {short_repr(value)} is longer than {schema['maxLength']} characters"
     if isinstance(value, dict):
         for name in schema.get("required", []) or []:
             if name not in value:
@@ -258,8 +259,3 @@ def first_violation(schema: Any, value: Any, where: str = "answer") -> str | Non
                 if problem:
                     return problem
     return None
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

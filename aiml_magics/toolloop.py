@@ -13,11 +13,11 @@ from .errors import ParameterError
 from .toolcall import ToolCall, tool_messages
 from .tools import (
     Confirm,
-    _short_repr,
     as_tools,
     check_tool_choice,
     run_calls,
 )
+from .typeschema import short_repr
 
 
 def add_tools(payload: dict[str, Any], functions: Sequence[Any] | None, choice: Any,
@@ -25,7 +25,7 @@ def add_tools(payload: dict[str, Any], functions: Sequence[Any] | None, choice: 
     """Put the tools (and ``tool_choice``, and ``parallel_tool_calls`` when off) in a body."""
     tools = as_tools(functions)
     if not tools:
-        raise ParameterError(f"tool_choice = {_short_repr(choice)} needs tools: pass tools too.")
+        raise ParameterError(f"tool_choice = {short_repr(choice)} needs tools: pass tools too.")
     payload["tools"] = [t.spec() for t in tools]
     checked = check_tool_choice(choice, tools)
     if checked is not None:
