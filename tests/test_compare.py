@@ -296,6 +296,25 @@ def test_terminal_board_prints_one_answer_after_another_each_with_its_footer(ses
     assert text.rstrip().endswith("the next cell continues from before this comparison")
 
 
+def test_terminal_board_prints_each_answer_up_to_what_a_column_shows(session, api):
+    """A terminal comparison is bounded like the columns: COLUMN_CHARS of each answer and of its
+    reasoning, a note naming where the whole text is, and the whole text kept in the result."""
+    from aiml_magics.display.columns import COLUMN_CHARS
+
+    big = "word " * (COLUMN_CHARS // 5 * 3)  # three times what a column shows
+    api.default = lambda rec: Reply(content=big if rec.json["model"] == MODELS[0] else "short.",
+                                    reasoning="thinking " * (COLUMN_CHARS // 9 * 2))
+    out = io.StringIO()
+    result = session.compare("Hi", MODELS, board=TerminalBoard(out))
+    text = out.getvalue()
+    assert result[MODELS[0]].text == big  # nothing lost
+    assert text.count("word") <= COLUMN_CHARS // 5 + 1 and text.count("word") > COLUMN_CHARS // 10
+    assert f"clipped: {COLUMN_CHARS:,} of {len(big):,} characters shown" in text
+    assert f"aiml_response[{MODELS[0]!r}]" in text
+    assert len(text) < 2 * COLUMN_CHARS * len(MODELS) + 10_000  # reasoning included, all bounded
+    assert "short." in text
+
+
 def test_terminal_ipython_compares_one_answer_after_another(tmp_path):
     script = tmp_path / "typed.ipy"
     script.write_text(

@@ -248,23 +248,33 @@ class TerminalBoard:
                 self._write(f"== {shown_plain(lane.model)} ==\n")
                 self._term = TerminalText(self._out, label=lane.model, footer=column_footer)
                 self._fed = self._fed_reasoning = 0
-            reasoning = lane.reasoning_text()
-            if len(reasoning) > self._fed_reasoning:
-                self._term.reasoning(reasoning[self._fed_reasoning :])
-                self._fed_reasoning = len(reasoning)
-            text = lane.text()
-            if len(text) > self._fed:
-                self._term.content(text[self._fed :])
-                self._fed = len(text)
+            self._feed(lane.reasoning_text(), lane.text())
             if not lane.done:
                 return
             if lane.response is not None:
                 self._term.finish(lane.response)
+            self._clip_note(lane.text(), lane.model)
             if lane.error is not None:
                 self._write(f"⚠ Failed: {shown_plain(str(lane.error))}\n")
             self._write("\n")
             self._term = None
             self._at += 1
+
+    def _feed(self, reasoning: str, text: str) -> None:
+        """What is new of the lane, up to what a column shows (``COLUMN_CHARS`` each)."""
+        upto = min(len(reasoning), COLUMN_CHARS)
+        if upto > self._fed_reasoning:
+            self._term.reasoning(reasoning[self._fed_reasoning : upto])
+            self._fed_reasoning = upto
+        upto = min(len(text), COLUMN_CHARS)
+        if upto > self._fed:
+            self._term.content(text[self._fed : upto])
+            self._fed = upto
+
+    def _clip_note(self, text: str, model: str) -> None:
+        note = clipped(text, model)[1]
+        if note:
+            self._write(f"[{shown_plain(note)}]\n")
 
     def finish(self, comparison: Comparison) -> None:
         """Print what the ticks did not reach (a model that ended after the last look)."""
@@ -275,10 +285,11 @@ class TerminalBoard:
             if self._term is None:
                 self._write(f"== {shown_plain(model)} ==\n")
                 self._term = TerminalText(self._out, label=model, footer=column_footer)
-            elif len(resp.text) > self._fed:
-                self._term.content(resp.text[self._fed :])
+                self._fed = self._fed_reasoning = 0
+            self._feed(resp.reasoning or "", resp.text)
             if resp.finish_reason != "error":
                 self._term.finish(resp)
+            self._clip_note(resp.text, model)
             if resp.error is not None:
                 self._write(f"⚠ Failed: {shown_plain(str(resp.error))}\n")
             self._write("\n")
