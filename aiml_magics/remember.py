@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import redact
-from .store import Store, StoreUnavailable
+from .store import JSONText, Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from .response import ChatResponse
@@ -141,15 +141,16 @@ def row_of(
     def clean(text: str | None) -> str | None:
         return None if text is None else redact(text, secret)
 
-    def clean_json(value: Any) -> Any:
+    def clean_json(value: Any) -> JSONText:
+        # Dumped once, redacted as text, written as it is (no second dump in the store).
         text = json.dumps(value, ensure_ascii=False, default=str)
         cleaned = redact(text, secret)
-        if cleaned == text:
-            return value
-        try:
-            return json.loads(cleaned)
-        except ValueError:
-            return cleaned
+        if cleaned != text:
+            try:
+                json.loads(cleaned)
+            except ValueError:
+                cleaned = json.dumps(cleaned, ensure_ascii=False)
+        return JSONText(cleaned)
 
     error = getattr(resp, "_stream_error", None) or resp.error
     u = resp.usage
@@ -174,13 +175,15 @@ def row_of(
         "finish_reason": resp.finish_reason,
         "source": resp.source,
         "images": [_describe(u) for u in request_images(payload)],
-        "tool_calls": clean_json([c.as_dict() for c in resp.tool_calls]) or None,
+        "tool_calls": clean_json([c.as_dict() for c in resp.tool_calls]) if resp.tool_calls else None,
         "error": clean(str(error)) if error is not None else None,
         "origin": origin(),
         "endpoint": endpoint,
         "request_key": request_hash(payload, endpoint),
         "request": clean_json(payload if keep_images else hashed(payload)),
-        "response": clean_json(response_fields(resp)),
+        # The text and reasoning are the answer and reasoning columns: not kept twice.
+        "response": clean_json({k: v for k, v in response_fields(resp).items()
+                                if k not in ("text", "reasoning")}),
         "cacheable": cacheable,
         "cached_from": cached_from,
     }
@@ -196,9 +199,7 @@ def cached_response(row: dict[str, Any], payload: dict[str, Any]) -> ChatRespons
     """A stored answer as a fresh response: same text, no request, no credits."""
     from .cassette import Recording
 
-    stored = row.get("response")
-    fields: dict[str, Any] = stored if isinstance(stored, dict) else {}
-    resp = Recording({}, {"finish_reason": row.get("finish_reason"), **fields}).to_response(payload)
+    resp = Recording({}, stored_response(row)).to_response(payload)
     resp.source = CACHE_SOURCE
     first = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(row.get("started") or 0)))
     resp.provenance = f"from the cache, first answered {first}"
@@ -207,6 +208,16 @@ def cached_response(row: dict[str, Any], payload: dict[str, Any]) -> ChatRespons
         call.replayed, call.result, call.error = False, None, None
     resp._cached_from = row.get("id")  # type: ignore[attr-defined]
     return resp
+
+
+def stored_response(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's answer as a cassette's response fields (the text from the answer column)."""
+    stored = row.get("response")
+    fields: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
+    fields.setdefault("text", row.get("answer") or "")
+    fields.setdefault("reasoning", row.get("reasoning"))
+    fields.setdefault("finish_reason", row.get("finish_reason"))
+    return fields
 
 
 def not_stored(exc: StoreUnavailable) -> str:

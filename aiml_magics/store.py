@@ -67,6 +67,10 @@ MIGRATIONS: dict[int, list[tuple[str, bool]]] = {
 }
 
 
+class JSONText(str):
+    """A JSON column's value already dumped (and redacted) by the caller: written as it is."""
+
+
 class StoreUnavailable(Exception):
     """The store cannot be read or written; ``reason`` says why in a few words."""
 
@@ -296,6 +300,8 @@ class Store:
 
 
 def _column(name: str, value: Any) -> Any:
+    if isinstance(value, JSONText):
+        return str(value)
     if name in JSON_COLUMNS:
         return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
     if isinstance(value, bool):

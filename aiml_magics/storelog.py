@@ -131,6 +131,7 @@ class Log(Sequence[Logged]):
         """Write these exchanges as a cassette (``%aiml replay PATH`` answers them offline);
         only complete answers from the service, the newest for each request."""
         from .cassette import Cassette, Recording, request_key
+        from .remember import stored_response
 
         cassette = Cassette(Path(path).expanduser(), description=description
                             or "Answers exported from the aiml_magics store.")
@@ -140,7 +141,7 @@ class Log(Sequence[Logged]):
             if not r.get("cacheable") or not isinstance(r.get("request"), dict):
                 continue
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(r.get("started") or 0)))
-            recording = Recording(request_key(r["request"]), r.get("response") or {},
+            recording = Recording(request_key(r["request"]), stored_response(r),
                                   {"kind": "stored", "recorded_at": stamp,
                                    "description": f"answered live from {r.get('endpoint')}"})
             if r["request_key"] in seen:

@@ -287,3 +287,23 @@ def test_export_to_cassette(tmp_path: Path) -> None:
     assert len(cassette) == 1
     found = cassette.find(payload("q"))
     assert found is not None and found.to_response(payload("q")).text == "new"
+
+
+def test_an_answer_is_kept_once_and_still_comes_back_whole(tmp_path: Path) -> None:
+    """The text lives in the answer column only (a 16 MiB answer is not written twice); the
+    cache and a cassette export rebuild the response from it, reasoning included."""
+    st = Store(tmp_path / "once.db")
+    text = "the whole answer " * 1000
+    resp = answer(text)
+    resp.reasoning = "thought about it"
+    remember.keep(st, payload("once"), resp, endpoint=ENDPOINT, started=time.time())
+    with sqlite3.connect(tmp_path / "once.db") as conn:
+        stored, body = conn.execute("SELECT answer, response FROM exchanges").fetchone()
+    assert stored == text and "the whole answer" not in body and '"usage"' in body
+    hit = remember.lookup(st, payload("once"), ENDPOINT)
+    assert hit is not None and hit.text == text and hit.reasoning == "thought about it"
+    read(st).to_cassette(tmp_path / "once.json")
+    from aiml_magics.cassette import Cassette
+
+    found = Cassette.load(tmp_path / "once.json").find(payload("once"))
+    assert found is not None and found.to_response(payload("once")).text == text
