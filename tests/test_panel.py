@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -365,6 +366,10 @@ def test_status_line_after_every_answer(shell, api, panel, magics):
     assert "2 turns" in panel.status.value and "3,002.50 credits" in panel.status.value
     run_cell(shell, "%aiml reset")
     assert "0 turns" in panel.status.value and "3,002.50 credits" in panel.status.value
+    store = magics.session.connection.store  # where the exchanges went, and how big that is now
+    assert store is not None and store.count() >= 2 and store.size() > 0
+    assert f"store: {store.path} (" in panel.status.value
+    assert re.search(r"store: .* \(\d[\d.,]* (B|KB|MB)\)", panel.status.value), panel.status.value
 
 
 def test_no_key_says_how_to_set_one(bare_shell, api):
