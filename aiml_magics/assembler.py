@@ -26,6 +26,14 @@ def _compact(parts: list[str]) -> int:
     return start + 1 + _COMPACT
 
 
+def _joined(parts: list[str]) -> str:
+    """The parts as one string, which then replaces them: the response and the assembler share
+    one copy of a long answer instead of holding the pieces and the text."""
+    if len(parts) != 1:
+        parts[:] = ["".join(parts)]
+    return parts[0] if parts else ""
+
+
 def _starts_new(call: dict[str, Any], ident: Any) -> bool:
     """A named fragment at an index already in use: a new call once the current one's arguments
     are a whole JSON value (servers that put every parallel call at index 0), else more of the
@@ -203,8 +211,10 @@ class StreamAssembler:
     def build(self, request: dict[str, Any] | None = None, **extra: Any) -> ChatResponse:
         """The response so far: callable at any point, so a cut stream keeps what arrived."""
         held, held_thought = self._think.peek() if self._think is not None else ("", "")
-        text = "".join(self.content) + held
-        reasoning = "".join(self.reasoning) + held_thought or None
+        text = _joined(self.content) + held  # no copy when nothing is held
+        reasoning = _joined(self.reasoning) + held_thought or None
+        self._content_mark = len(self.content) + _COMPACT
+        self._reasoning_mark = len(self.reasoning) + _COMPACT
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if reasoning is not None:
             message["reasoning_content"] = reasoning

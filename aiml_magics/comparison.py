@@ -45,10 +45,14 @@ class ComparisonError(AIMLError):
 class Lane:
     """One model's answer as it arrives: a view fed by a worker thread, read by the caller."""
 
-    def __init__(self, model: str, payload: dict[str, Any], allow_remote_images: bool) -> None:
+    def __init__(self, model: str, payload: dict[str, Any], allow_remote_images: bool,
+                 shown: int | None = None) -> None:
         self.model = model
         self.payload = payload
         self._allow = allow_remote_images
+        # What the board reads of the text as it streams (``Board.shows``): a lane keeps only
+        # that much, so a huge answer is held once (in its response), not again per lane.
+        self._shown = shown
         self._lock = threading.Lock()
         self._content: list[str] = []
         self._reasoning: list[str] = []
@@ -65,16 +69,22 @@ class Lane:
     def reasoning(self, delta: str) -> None:
         self._check_stop()
         with self._lock:
-            self._reasoning.append(delta)
+            self._keep(self._reasoning, self.reasoning_chars, delta)
             self.reasoning_chars += len(delta)
             self.version += 1
 
     def content(self, delta: str) -> None:
         self._check_stop()
         with self._lock:
-            self._content.append(delta)
+            self._keep(self._content, self.chars, delta)
             self.chars += len(delta)
             self.version += 1
+
+    def _keep(self, parts: list[str], had: int, delta: str) -> None:
+        if self._shown is None:
+            parts.append(delta)
+        elif had < self._shown:
+            parts.append(delta[: self._shown - had])
 
     def finish(self, resp: ChatResponse) -> None:
         from .cassette import ECHO
@@ -85,7 +95,9 @@ class Lane:
 
             resp.text = column_echo(self.payload)
             with self._lock:
-                self._content, self.chars = [resp.text], len(resp.text)
+                self._content, self.chars = [], 0
+                self._keep(self._content, 0, resp.text)
+                self.chars = len(resp.text)
                 self.version += 1
         read_json(resp)
         resp.allow_remote_images = self._allow
@@ -101,6 +113,7 @@ class Lane:
     # -- read by the caller ----------------------------------------------------------------------
 
     def text(self) -> str:
+        """The answer so far, up to what the board shows (``chars`` counts all of it)."""
         with self._lock:
             joined = "".join(self._content)
             self._content = [joined]
@@ -263,7 +276,8 @@ def run(
     if any(r.new for r in requests.values()):  # only now: a refused comparison changes nothing
         session.reset()
     allow = session.settings.allow_remote_images
-    lanes = [Lane(model, r.payload, allow) for model, r in requests.items()]
+    shown = getattr(board, "shows", None)
+    lanes = [Lane(model, r.payload, allow, shown) for model, r in requests.items()]
     wake = threading.Event()
     clients: list[Any] = []
     started = time.time()

@@ -78,7 +78,9 @@ class Source(Protocol):
 
 
 class Board(Protocol):
-    """Where a comparison is shown; called on the caller's thread only."""
+    """Where a comparison is shown; called on the caller's thread only. A board may say how
+    much of each answer it reads while it streams (``shows = N`` characters): the lanes then
+    keep no more, and the whole text is only in each response."""
 
     def tick(self, lanes: Sequence[Lane]) -> None: ...
     def finish(self, comparison: Comparison) -> None: ...
@@ -86,6 +88,8 @@ class Board(Protocol):
 
 class NoBoard:
     """Shows nothing: ``compare()`` from a script."""
+
+    shows = 0  # reads nothing of the answers as they stream
 
     def tick(self, lanes: Sequence[Lane]) -> None:
         pass

@@ -406,3 +406,27 @@ def test_out_stores_the_comparison_too(shell, api):
     assert run.error is None
     assert shell.user_ns["pair"] is shell.user_ns["aiml_response"]
     assert shell.user_ns["pair"]["deepseek/deepseek-chat"].text == "echo: Hi"
+
+
+def test_a_lane_keeps_only_what_its_board_shows(session, api):
+    """While answers stream, each lane holds at most ``board.shows`` characters of them (the
+    whole text is held once, in the response); the column's note still counts all of it."""
+    from aiml_magics.comparison import Lane
+    from aiml_magics.display.columns import COLUMN_CHARS, live_column
+
+    lane = Lane("m/a", {}, False, shown=COLUMN_CHARS)
+    for _ in range(30):
+        lane.content("x" * 5_000)
+    assert len(lane.text()) == COLUMN_CHARS and lane.chars == 150_000
+    assert f"clipped: {COLUMN_CHARS:,} of 150,000 characters shown" in live_column(lane, False)
+    seen: list[int] = []
+
+    class Watching(ColumnsBoard):
+        def tick(self, lanes):
+            seen.extend(len(lane.text()) for lane in lanes)
+            super().tick(lanes)
+
+    big = "y" * (3 * COLUMN_CHARS)
+    api.default = Reply(content=big, chunk_chars=20_000)
+    out = session.compare("Hi", MODELS, board=Watching(lambda data, ident, update: None))
+    assert all(out[m].text == big for m in MODELS) and max(seen) <= COLUMN_CHARS

@@ -95,11 +95,13 @@ def _column(model: str, body: str) -> str:
     return f"{COLUMN}\n{HEAD}{literal(shown_plain(model))}</div>\n\n{body}\n\n</div>"
 
 
-def clipped(text: str, model: str) -> tuple[str, str]:
-    """(what a column shows of ``text``, the note saying what was left out, or "")."""
-    if len(text) <= COLUMN_CHARS:
+def clipped(text: str, model: str, total: int | None = None) -> tuple[str, str]:
+    """(what a column shows of ``text``, the note saying what was left out, or ""); ``total``:
+    the answer's length when ``text`` is already only its start (a lane keeps no more)."""
+    total = len(text) if total is None else max(total, len(text))
+    if total <= COLUMN_CHARS:
         return text, ""
-    note = (f"clipped: {COLUMN_CHARS:,} of {len(text):,} characters shown; the whole text is in "
+    note = (f"clipped: {COLUMN_CHARS:,} of {total:,} characters shown; the whole text is in "
             f"aiml_response[{model!r}]")
     return text[:COLUMN_CHARS], note
 
@@ -164,7 +166,7 @@ def live_column(lane: Lane, allow_remote_images: bool) -> str:
         return final_column(lane.model, resp)
     if lane.done and lane.error is not None:
         return _column(lane.model, _error_markdown(lane.error))
-    text, note = clipped(lane.text(), lane.model)
+    text, note = clipped(lane.text(), lane.model, lane.chars)
     if text:
         body = shown(close_fences(text), allow_remote_images) + (f"\n\n*({literal(note)})*" if note else "")
     elif lane.reasoning_chars:
@@ -178,6 +180,7 @@ class ColumnsBoard:
     """The notebook's side-by-side view: one display, updated in place at most once a tick."""
 
     SLACK = 8192
+    shows = COLUMN_CHARS  # what of each answer the lanes keep while it streams
 
     def __init__(
         self,
@@ -228,6 +231,8 @@ class TerminalBoard:
     """Terminal IPython: the models in the given order, each streamed and ended with its footer
     while the others (asked at the same time) wait their turn to be printed."""
 
+    shows = COLUMN_CHARS  # what of each answer the lanes keep while it streams
+
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out or sys.stdout
         self._at = 0
@@ -253,7 +258,7 @@ class TerminalBoard:
                 return
             if lane.response is not None:
                 self._term.finish(lane.response)
-            self._clip_note(lane.text(), lane.model)
+            self._clip_note(lane.text(), lane.model, lane.chars)
             if lane.error is not None:
                 self._write(f"⚠ Failed: {shown_plain(str(lane.error))}\n")
             self._write("\n")
@@ -271,8 +276,8 @@ class TerminalBoard:
             self._term.content(text[self._fed : upto])
             self._fed = upto
 
-    def _clip_note(self, text: str, model: str) -> None:
-        note = clipped(text, model)[1]
+    def _clip_note(self, text: str, model: str, total: int | None = None) -> None:
+        note = clipped(text, model, total)[1]
         if note:
             self._write(f"[{shown_plain(note)}]\n")
 
