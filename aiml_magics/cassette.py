@@ -59,19 +59,27 @@ def request_key(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def normalised(key: dict[str, Any]) -> dict[str, Any]:
-    """A fresh copy of a request key with every user message trimmed as the magic trims it."""
-    key = copy.deepcopy(key)
+    """A request key with every user message trimmed as the magic trims it. The messages it
+    changes are new objects (the caller's request is never touched); the rest is shared, not
+    deep-copied: a key is hashed or written out at once, and copying a long conversation for
+    every request of a batch was most of what a key cost."""
     messages = key.get("messages")
-    key["messages"] = messages = messages if isinstance(messages, list) else []
-    for message in messages:
-        if isinstance(message, dict) and message.get("role") == "user":
-            if isinstance(message.get("content"), str):
-                message["content"] = trim_prompt(message["content"])
-            elif isinstance(message.get("content"), list):
-                for part in message["content"]:
-                    if isinstance(part, dict) and isinstance(part.get("text"), str):
-                        part["text"] = trim_prompt(part["text"])
-    return key
+    return {**key, "messages": [_trimmed(m) for m in messages] if isinstance(messages, list)
+            else []}
+
+
+def _trimmed(message: Any) -> Any:
+    if not isinstance(message, dict) or message.get("role") != "user":
+        return message
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": trim_prompt(content)}
+    if isinstance(content, list):
+        return {**message, "content": [
+            {**part, "text": trim_prompt(part["text"])}
+            if isinstance(part, dict) and isinstance(part.get("text"), str) else part
+            for part in content]}
+    return message
 
 
 @dataclass

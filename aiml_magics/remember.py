@@ -131,7 +131,7 @@ def prompt_of(payload: dict[str, Any]) -> str:
 def row_of(
     payload: dict[str, Any], resp: ChatResponse, *, endpoint: str, started: float,
     prompt: str | None = None, secret: str | None = None, keep_images: bool = False,
-    cached_from: int | None = None,
+    cached_from: int | None = None, key: str | None = None,
 ) -> dict[str, Any]:
     """One exchange as the store keeps it, redacted (``secret`` too, for a worker process that
     never registered the key)."""
@@ -179,7 +179,7 @@ def row_of(
         "error": clean(str(error)) if error is not None else None,
         "origin": origin(),
         "endpoint": endpoint,
-        "request_key": request_hash(payload, endpoint),
+        "request_key": key or request_hash(payload, endpoint),
         "request": clean_json(payload if keep_images else hashed(payload)),
         # The text and reasoning are the answer and reasoning columns: not kept twice.
         "response": clean_json({k: v for k, v in response_fields(resp).items()
@@ -224,22 +224,24 @@ def not_stored(exc: StoreUnavailable) -> str:
     return f"not stored in {exc.path}: {exc.reason}"
 
 
-def lookup(store: Store, payload: dict[str, Any], endpoint: str) -> ChatResponse | None:
-    """The cached answer to this request, or None. Raises ``StoreUnavailable``."""
-    row = store.cached(request_hash(payload, endpoint))
+def lookup(store: Store, payload: dict[str, Any], endpoint: str,
+           key: str | None = None) -> ChatResponse | None:
+    """The cached answer to this request, or None. Raises ``StoreUnavailable``. ``key``: its
+    ``request_hash``, when the caller has it already."""
+    row = store.cached(key or request_hash(payload, endpoint))
     return cached_response(row, payload) if row is not None else None
 
 
 def keep(store: Store | None, payload: dict[str, Any], resp: ChatResponse, *, endpoint: str,
          started: float, prompt: str | None = None, secret: str | None = None,
-         keep_images: bool = False) -> None:
+         keep_images: bool = False, key: str | None = None) -> None:
     """Write one exchange; a store that fails adds one warning line to the answer instead."""
     if store is None:
         return
     try:
         row = row_of(payload, resp, endpoint=endpoint, started=started, prompt=prompt,
                      secret=secret, keep_images=keep_images,
-                     cached_from=getattr(resp, "_cached_from", None))
+                     cached_from=getattr(resp, "_cached_from", None), key=key)
         store.write(row)
     except StoreUnavailable as exc:
         resp.warnings.append(not_stored(exc))
@@ -291,23 +293,24 @@ def send_one(
 ) -> ChatResponse:
     """A worker's one request: the cache first (when on), else ``send()``; kept either way."""
     started = time.time()
-    resp = _from_cache(store, payload, endpoint, cache and not refresh)
+    key = request_hash(payload, endpoint) if store is not None else None  # once per item
+    resp = _from_cache(store, payload, endpoint, cache and not refresh, key)
     if isinstance(resp, str) or resp is None:
         warning = resp
         resp = send()
         if warning:
             resp.warnings.append(warning)
-    keep(store, payload, resp, endpoint=endpoint, started=started, secret=secret)
+    keep(store, payload, resp, endpoint=endpoint, started=started, secret=secret, key=key)
     return resp
 
 
 def _from_cache(store: Store | None, payload: dict[str, Any], endpoint: str,
-                use: bool) -> ChatResponse | str | None:
+                use: bool, key: str | None = None) -> ChatResponse | str | None:
     """The cached answer, None, or the warning line of a store that could not be read."""
     if store is None or not use:
         return None
     try:
-        return lookup(store, payload, endpoint)
+        return lookup(store, payload, endpoint, key)
     except StoreUnavailable as exc:
         return f"cache not read ({exc.path}: {exc.reason})"
 

@@ -307,3 +307,61 @@ def test_an_answer_is_kept_once_and_still_comes_back_whole(tmp_path: Path) -> No
 
     found = Cassette.load(tmp_path / "once.json").find(payload("once"))
     assert found is not None and found.to_response(payload("once")).text == text
+
+
+def test_rows_handed_in_at_once_are_committed_together_and_each_caller_gets_its_own(
+        tmp_path: Path) -> None:
+    """Group commit: 16 threads write 50 rows each through one Store; every write returns the id
+    of its own row, committed (another connection reads it) before the call returned."""
+    st = Store(tmp_path / "group.db")
+    st.ready()
+    wrong: list[str] = []
+    reader = sqlite3.connect(tmp_path / "group.db", check_same_thread=False)
+    reader_lock = threading.Lock()
+
+    def work(t: int) -> None:
+        for i in range(50):
+            prompt = f"t{t}-{i}"
+            rowid = st.write({"started": time.time(), "prompt": prompt, "answer": "a",
+                              "source": "live", "cacheable": False})
+            with reader_lock:
+                found = reader.execute("SELECT prompt FROM exchanges WHERE id = ?",
+                                       (rowid,)).fetchone()
+            if found != (prompt,):
+                wrong.append(f"{prompt} -> {rowid}: {found}")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(16)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert wrong == [] and st.count() == 800 and st._queue == []
+
+
+def test_a_row_that_cannot_be_written_fails_only_its_own_caller(tmp_path: Path) -> None:
+    """A bad row grouped with a good one (here: NULL where the schema says NOT NULL) fails its
+    own write only; the good row is written, and nothing stays queued."""
+    st = Store(tmp_path / "bad-row.db")
+    st.ready()
+    rows = {"good": {"started": time.time(), "prompt": "good", "answer": "a", "source": "live",
+                     "cacheable": False},
+            "bad": {"started": None, "prompt": "bad", "answer": "a", "source": "live",
+                    "cacheable": False}}
+    outcome: dict[str, object] = {}
+
+    def write(name: str) -> None:
+        try:
+            outcome[name] = st.write(rows[name])
+        except store_module.StoreUnavailable as exc:
+            outcome[name] = exc
+
+    with st._lock:  # both rows queue up behind a transaction, so they are grouped
+        threads = [threading.Thread(target=write, args=(n,)) for n in rows]
+        [t.start() for t in threads]
+        deadline = time.monotonic() + 10
+        while len(st._queue) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(st._queue) == 2
+    [t.join() for t in threads]
+    assert isinstance(outcome["good"], int) and outcome["good"] > 0
+    assert isinstance(outcome["bad"], store_module.StoreUnavailable)
+    assert "NOT NULL" in outcome["bad"].reason
+    assert [r["prompt"] for r in st.rows()] == ["good"] and st._queue == []
