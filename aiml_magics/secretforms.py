@@ -17,6 +17,7 @@ whitespace. No IPython here.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -111,8 +112,10 @@ def url_forms(key: str) -> list[str]:
     return [quote(key, safe=""), quote_plus(key), every]
 
 
+@functools.lru_cache(maxsize=16)
 def forms(key: str) -> Forms:
-    """Everything to look for to hide ``key`` (whitespace already removed)."""
+    """Everything to look for to hide ``key`` (whitespace already removed). Kept for the last
+    few keys: a worker process that was handed the key redacts every row with it."""
     whole = key.lower()
     others = [f.lower() for f in [*base64_cores(key), *url_forms(key)]]
     wholes = tuple(_Hidden(w) for w in dict.fromkeys([whole, *(f for f in others if f != whole)]))

@@ -130,7 +130,9 @@ class SecretRegistry:
 
     def spans(self, text: str, extra: Iterable[str | None] = ()) -> list[tuple[int, int, str]]:
         """(start, end, mask) of every stretch of ``text`` that is a piece of a secret, in order."""
-        extras = [forms(v) for v in (_WS.sub("", reveal(s) or "") for s in extra if s) if len(v) >= 4]
+        known = self._items
+        extras = [forms(v) for v in (_WS.sub("", reveal(s) or "") for s in extra if s)
+                  if len(v) >= 4 and v not in known]  # a registered key's forms are at hand
         every = (*self._forms, *extras)
         if not text or not every:
             return []
