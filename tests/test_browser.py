@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import KEY_VARS, ROOT, TEST_KEY
-from tests.fakeapi import FakeAIMLAPI, Reply
+from tests.fakeapi import FakeAIMLAPI, Reply, ToolModel
 
 pytestmark = pytest.mark.browser
 
@@ -533,3 +533,53 @@ def test_hostile_answer_runs_nothing_and_loads_nothing_in_jupyterlab(lab: Sessio
     link = out.locator('a[href="http://203.0.113.7/leak.png?q=notes"]')
     assert link.count() == 1 and "203.0.113.7/leak.png" in link.inner_text()  # a link, not loaded
     assert lab.api.chat_requests[-1].json["messages"][-1]["content"] == "Summarise the page I pasted."
+
+
+DANGEROUS = ("script", "iframe", "svg", "object", "embed", "img", '[href^="javascript"]',
+             '[href^="data"]', "[onerror]", "[onload]")
+
+
+def _runs_nothing(lab: Session, out: Any, title: str) -> str:
+    """No script ran and no active element is on the page of this output; its visible text."""
+    assert lab.page.evaluate("() => window.__pwned") is None
+    assert lab.page.title() == title and "pwned" not in lab.page.title()
+    for selector in DANGEROUS:  # in what was rendered (JupyterLab's own icons are SVG)
+        found = out.locator(".jp-OutputArea-output").locator(selector)
+        assert found.count() == 0, (selector, [found.nth(i).evaluate("e => e.outerHTML")[:300]
+                                               for i in range(found.count())])
+    return out.inner_text()
+
+
+def test_hostile_comparison_and_tool_calls_run_nothing_in_jupyterlab(lab: Session):
+    """Issue #21: the hostile answer again, in the two other views that show service text: a
+    comparison's columns (live, then final) and a tool-call round, where the model's arguments
+    and the function's result are attacker-controlled text too."""
+    title = lab.page.title()
+    setup = _run_new_cell(
+        lab,
+        'import os\nos.environ.setdefault("AIML_API_KEY", os.environ.get("AIML_BROWSER_TEST_KEY", ""))\n'
+        "%aiml live",
+    )
+    setup.locator('.jp-OutputArea-output:has-text("Live: answers come from")').wait_for()
+    lab.api.default = Reply(content=HOSTILE_ANSWER, chunk_chars=8, delay=0.005)
+    cmp = _run_new_cell(lab, "%%aiml --compare gpt-4o-mini deepseek/deepseek-chat\nSummarise it.")
+    out = cmp.locator(".jp-OutputArea")
+    out.locator('sub:has-text("not added to the conversation")').wait_for(timeout=60_000)
+    text = _runs_nothing(lab, out, title)
+    assert text.count("<script>window.__pwned='script'</script>") == 2, text  # shown, both columns
+    assert out.locator('h3:has-text("Hostile answer")').count() == 2
+    assert out.locator('a[href="http://203.0.113.7/leak.png?q=notes"]').count() == 2  # links only
+    cmp.screenshot(path=str(SHOTS / "hostile-compare.png"))
+
+    _run_new_cell(lab, "def lookup(q: str) -> str: return "
+                       "\"<img src=x onerror=\\\"window.__pwned='result'\\\"> <b>bold</b>\"")
+    lab.api.default = ToolModel(calls=[("lookup", {
+        "q": "<script>window.__pwned='args'</script><img src=x onerror=alert(1)>"})])
+    tools = _run_new_cell(lab, "%%aiml --tools lookup\nLook it up.")
+    out = tools.locator(".jp-OutputArea")
+    out.locator("sub").wait_for(timeout=60_000)
+    text = _runs_nothing(lab, out, title)
+    assert "lookup" in text and "window.__pwned='args'" in text, text  # the call, as text
+    assert "window.__pwned='result'" in text, text  # the result the model quoted, as text
+    tools.screenshot(path=str(SHOTS / "hostile-tools.png"))
+    lab.api.default = Reply(echo=True)
