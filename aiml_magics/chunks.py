@@ -18,6 +18,7 @@ only); a dask task's key is made from the function's name and a hash, never from
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -78,10 +79,25 @@ def run_chunk(chunk: Chunk) -> list[Outcome]:
     def one(job: Job) -> Outcome:
         return chunk.attempt(lambda: send_job(job, _client_for(job)))
 
+    _give_back_the_slot()
     if len(chunk.jobs) <= 1:
         return [one(job) for job in chunk.jobs]
     with ThreadPoolExecutor(len(chunk.jobs), thread_name_prefix="aiml-chunk") as pool:
         return list(pool.map(one, chunk.jobs))
+
+
+def _give_back_the_slot() -> None:
+    """On a dask worker, leave its thread pool (``secede``): a chunk waits on the network, not
+    the CPU, so a chunk queued behind it may start (the Runner's window still bounds the requests
+    in flight). Elsewhere, nothing: dask is only used when this process already runs it."""
+    worker = sys.modules.get("distributed.worker")
+    if worker is None:
+        return
+    try:
+        worker.get_worker()  # raises outside a dask task
+        worker.secede()
+    except Exception:  # noqa: BLE001 - not a dask task, or a dask without secede: keep the slot
+        return
 
 
 class _Item(Future[Outcome]):
