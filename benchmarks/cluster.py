@@ -8,7 +8,8 @@ bottleneck). Reported: each run's wall time, the cluster's time over the threads
 the repetitions' ratios), the tasks sent and the TCP connections the server accepted.
 ``--per-prompt`` adds a run with one task per prompt (chunks of one), the shape before chunks.
 
-Run: ``python benchmarks/cluster.py [--reps 3] [--n 1000] [--json PATH]``.
+Run: ``python benchmarks/cluster.py [--reps 5] [--per-prompt] [--json benchmarks/cluster-results.json]``;
+the exit status is 1 when the median ratio is over 1.5 or an answer is missing or out of order.
 """
 
 from __future__ import annotations
@@ -105,6 +106,16 @@ def _stats(port: int) -> dict[str, Any]:
         return json.loads(answer.read())
 
 
+def _cpu_busy() -> tuple[float, float]:
+    """(busy, total) CPU ticks of the whole machine so far (Linux), for the share a run kept busy."""
+    try:
+        fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return sum(fields) - idle, sum(fields)
+
+
 def _machine() -> str:
     model = "?"
     try:
@@ -157,15 +168,18 @@ def main() -> int:
                 prompts = [f"{mode} {rep} {time.time_ns()} prompt {i}" for i in range(args.n)]
                 _stats(port)
                 with distributed.get_task_stream(client) as stream:
+                    busy0, total0 = _cpu_busy()
                     started = time.perf_counter()
                     batch = run_map(session, prompts, concurrency=args.concurrency, progress=False,
                                     executor=None if mode == "threads" else executor, cache=False)
                     wall = time.perf_counter() - started
+                    busy1, total1 = _cpu_busy()
                 seen = _stats(port)
                 ok = [r.text for r in batch if not isinstance(r, Failure)] == [f"re: {p}" for p in prompts]
                 return {"mode": mode, "rep": rep, "wall_s": round(wall, 3), "in_order_all_answered": ok,
                         "tasks": len(stream.data), "connections": seen["connections"],
-                        "requests": seen["requests"], "peak_in_flight": seen["peak"]}
+                        "requests": seen["requests"], "peak_in_flight": seen["peak"],
+                        "cpu_busy": round((busy1 - busy0) / max(total1 - total0, 1.0), 2)}
 
             for mode in ("threads", "cluster"):  # warm: imports, worker clients, connections
                 run_map(session, [f"warm {mode} {i}" for i in range(64)], concurrency=args.concurrency,
