@@ -91,7 +91,8 @@ def test_a_cluster_gets_chunks_answers_come_back_in_order(session, api, client):
     tasks = {t["key"] for t in stream.data}
     # 8 in flight shared by 2 worker slots: chunks of up to 4, not one task per prompt.
     assert 10 <= len(tasks) <= 20 and all(str(k).startswith("run_chunk-") for k in tasks)
-    assert api.connections <= 8 < len(chats)  # one client per worker process, kept alive
+    # One client per worker process, kept alive: at most 8 connections in each of the 2.
+    assert api.connections <= 2 * 8 < len(chats)
     assert any("run_chunk" in seen and "Chunk(4 jobs: aiml-" in seen for seen in watch.seen)
     assert not [seen for seen in watch.seen if TEST_KEY in seen]
     assert TEST_KEY not in _logs(client)
