@@ -2,7 +2,8 @@
 
 The unit of work (``run_job``) is a plain picklable function of a ``Job`` that builds its own
 client where it runs, so any ``concurrent.futures.Executor`` carries it: threads, processes, a
-dask.distributed cluster's ``client.get_executor()``. Retries are decided here, not in the
+dask.distributed cluster's ``client.get_executor()`` (an executor passed in gets jobs in chunks,
+chunks.py). Retries are decided here, not in the
 worker: one shared backoff (a 429 pauses every new submission, for its ``Retry-After`` when it
 gives one, and halves the number in flight), per-item retries on 429/5xx/connection failures, a
 credit budget, and Ctrl-C returning what finished. No item's failure raises.
