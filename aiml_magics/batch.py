@@ -2,7 +2,8 @@
 
 The unit of work (``run_job``) is a plain picklable function of a ``Job`` that builds its own
 client where it runs, so any ``concurrent.futures.Executor`` carries it: threads, processes, a
-dask.distributed cluster's ``client.get_executor()``. Retries are decided here, not in the
+dask.distributed cluster's ``client.get_executor()`` (an executor passed in gets jobs in chunks,
+chunks.py). Retries are decided here, not in the
 worker: one shared backoff (a 429 pauses every new submission, for its ``Retry-After`` when it
 gives one, and halves the number in flight), per-item retries on 429/5xx/connection failures, a
 credit budget, and Ctrl-C returning what finished. No item's failure raises.
@@ -279,12 +280,17 @@ def run_map(
                 for p, rid in zip(payloads, ids, strict=True)]
     own = executor is None or not live
     pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
+    from .chunks import Chunker  # someone else's executor: sent in chunks
+
+    chunker = None if own else Chunker(pool, concurrency, _attempt)
 
     from .offline import row_echoes
 
     echoes = [] if live else row_echoes(prompts)  # offline, each cell shows what its row sent
 
     def submit(pos: int) -> Future[Outcome]:
+        if chunker is not None:
+            return chunker.submit(jobs[pos])
         if live:
             return pool.submit(run_job, jobs[pos])
         return pool.submit(_local_answer, session, payloads[pos], echoes[pos])
@@ -292,7 +298,8 @@ def run_map(
     from .progress import make_progress
 
     bar = make_progress(progress, len(prompts), widget)
-    runner = Runner(len(prompts), submit, concurrency, rules, schema, ids, bar)
+    runner = Runner(len(prompts), submit, concurrency, rules, schema, ids, bar,
+                    chunker.flush if chunker is not None else None)
     try:
         results, stopped = runner.run()
     finally:

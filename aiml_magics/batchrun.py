@@ -76,8 +76,10 @@ class Runner:
     """Submits items to the executor in order, within the shared window and pause."""
 
     def __init__(self, n: int, submit: Callable[[int], Future[Outcome]], concurrency: int,
-                 rules: Rules, schema: Any, ids: list[str], bar: Any) -> None:
+                 rules: Rules, schema: Any, ids: list[str], bar: Any,
+                 flush: Callable[[], None] | None = None) -> None:
         self.n, self.submit, self.concurrency, self.rules = n, submit, concurrency, rules
+        self.flush = flush  # sends what ``submit`` queued (chunks.py): called after each round
         self.schema, self.ids, self.bar = schema, ids, bar
         self.results: list[Any] = [None] * n
         self.pending: list[int] = list(range(n))  # kept sorted: input order first
@@ -129,6 +131,8 @@ class Runner:
                         break
                     if self.ready_at[pos] <= now:
                         self._send(pos, now)
+                if self.flush is not None:
+                    self.flush()
             if not self.inflight:
                 if self.stopped is not None or not self.pending:
                     return

@@ -6,7 +6,7 @@ Layers, top to bottom; a module imports only from its own layer or below:
     aiml_magics (the package's __init__: public names, the extension hooks)
     api                      chat(), compare(), map() on the default session
     notebook/                the Jupyter face: IPython.core.magic and ipywidgets live only here
-    session, batch, comparison, toolloop, sources, cassette, history, connection, settings, traits,
+    session, batch, chunks, comparison, toolloop, sources, cassette, history, connection, settings, traits,
                              remember (the store's writes and the cache), storelog (reading it back)
     display/  |  http/       how an answer reads | the wire (requests/urllib3 only here); neither
                              imports the other
@@ -25,7 +25,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "aiml_magics"
 
-ORCHESTRATION = {"session", "batch", "comparison", "toolloop", "sources", "cassette", "history",
+ORCHESTRATION = {"session", "batch", "chunks", "comparison", "toolloop", "sources", "cassette", "history",
                  "connection", "settings", "traits", "remember", "storelog"}
 ALLOWED_UP = {("response", "display.view")}
 

@@ -39,13 +39,7 @@ from .bounded import ERROR_BODY_BYTES, failure_words, read_capped
 from .catalogue import is_chat_model
 from .retry import RETRY_STATUSES, _retry_class, parse_retry_after, quiet_retries
 from .status import error_words, http_error
-from .stream import (
-    ChatStream,
-    is_read_timeout,
-    mask_answer,
-    not_an_answer_excerpt,
-    note_empty,
-)
+from .stream import ChatStream, is_read_timeout, mask_answer, not_an_answer_excerpt, note_empty
 from .urls import (
     DEFAULT_BASE_URL,
     env_value,
@@ -81,18 +75,18 @@ class AIMLClient:
         max_wait: float = 30.0,
         allow_insecure_http: bool = False,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
+        pool_size: int = 10,  # connections kept per host: one per thread sharing this client
     ) -> None:
         # Wrapped: the client is reachable from the magics instance, a variable inspector or a
         # traceback frame, and none of them may show the key.
         self._key = Secret(str.__str__(api_key)) if api_key else None
-        self.max_answer_bytes = max_answer_bytes
+        self.max_answer_bytes, self.pool_size = max_answer_bytes, pool_size
         self._warned_insecure: set[str] = set()
         register_secret(api_key)
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
-        self.max_retries = max_retries
-        self.backoff = backoff
+        self.max_retries, self.backoff = max_retries, backoff
         self.max_wait = max_wait  # total seconds one request may spend waiting between retries
         self.allow_insecure_http = allow_insecure_http
         self._key_checked = False
@@ -137,8 +131,8 @@ class AIMLClient:
                 bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
                 if bundle:
                     session.verify = bundle
-            session.mount("http://", HTTPAdapter(max_retries=retry))
-            session.mount("https://", HTTPAdapter(max_retries=retry))
+            session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=self.pool_size))
+            session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=self.pool_size))
             session.headers["User-Agent"] = f"aiml-magics/{__version__}"
             self._session = session
         return self._session
