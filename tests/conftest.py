@@ -154,11 +154,12 @@ COLAB_FILES = ("test_panel.py", "test_magic.py")
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
-    """Files whose tests start real kernels are marked ``kernel`` whole (single tests elsewhere
-    carry the marker themselves), so ``-m "not kernel"`` is the quick loop. Kernel tests and the
-    files above are marked ``colab`` too (others may carry that marker themselves)."""
+    """Files whose tests start real kernels (those above, and every ``*_kernel.py``) are marked
+    ``kernel`` whole (single tests elsewhere carry the marker themselves), so ``-m "not kernel"``
+    is the quick loop. Kernel tests and the files above are marked ``colab`` too (others may
+    carry that marker themselves)."""
     for item in items:
-        if item.path.name in KERNEL_FILES:
+        if item.path.name in KERNEL_FILES or item.path.name.endswith("_kernel.py"):
             item.add_marker(pytest.mark.kernel)
         if item.path.name in COLAB_FILES or item.get_closest_marker("kernel"):
             item.add_marker(pytest.mark.colab)

@@ -303,7 +303,8 @@ def test_terminal_board_prints_each_answer_up_to_what_a_column_shows(session, ap
 
     big = "word " * (COLUMN_CHARS // 5 * 3)  # three times what a column shows
     api.default = lambda rec: Reply(content=big if rec.json["model"] == MODELS[0] else "short.",
-                                    reasoning="thinking " * (COLUMN_CHARS // 9 * 2))
+                                    reasoning="thinking " * (COLUMN_CHARS // 9 * 2),
+                                    chunk_chars=2000)
     out = io.StringIO()
     result = session.compare("Hi", MODELS, board=TerminalBoard(out))
     text = out.getvalue()

@@ -139,6 +139,7 @@ LINE = st.tuples(
 ).map(lambda t: t[0] + " ".join(w + p for w, p in t[1]))
 
 
+@pytest.mark.slow  # about 25 s: CI runs it, the inner loop does not
 @settings(max_examples=300, deadline=None)
 @given(st.lists(LINE, min_size=1, max_size=8).map("\n".join))
 def test_prose_made_of_the_keys_own_words_is_untouched(text):
