@@ -377,6 +377,50 @@ def test_load_ext_imports_nothing_heavy_and_a_cell_only_what_it_needs(api):
     assert TEST_KEY not in out
 
 
+# -- a long conversation ---------------------------------------------------------------------------
+
+
+def test_a_turn_scans_and_checks_only_what_is_new_however_long_the_conversation(session, api, monkeypatch):
+    """With ``max_history=None`` every past turn is sent again (that is linear in what is sent);
+    what must not grow is the work around it: looking for images in stored requests and checking
+    text already checked. Counted on the real functions, turn by turn, over 60 turns."""
+    from aiml_magics import history, imageparts, params
+    from aiml_magics.imagefile import png_from_array
+
+    np = pytest.importorskip("numpy")
+    counts = {"scan": 0, "check": 0}
+    real_parts, real_check = imageparts.parts_of, params.check_encodable
+
+    def parts_of(content: Any) -> list[dict[str, Any]]:
+        counts["scan"] += 1
+        return real_parts(content)
+
+    def check_encodable(what: str, text: str) -> None:
+        counts["check"] += 1
+        real_check(what, text)
+
+    monkeypatch.setattr(imageparts, "parts_of", parts_of)
+    monkeypatch.setattr(history, "parts_of", parts_of)
+    monkeypatch.setattr(params, "check_encodable", check_encodable)
+    png = png_from_array(np.full((8, 12, 3), 200, dtype=np.uint8))
+    session.settings.max_history = None
+    per_turn, requests = [], []
+    for i in range(60):
+        before = dict(counts)
+        session.chat(f"turn {i}", images=png if i % 3 == 0 else None, model="gpt-4o", system="Be brief.")
+        per_turn.append((counts["scan"] - before["scan"], counts["check"] - before["check"]))
+        requests.append(session.last_request)
+    sent = api.chat_requests[-1].json["messages"]
+    assert len(sent) == 1 + 2 * 59 + 1  # the whole conversation went out, images included
+    assert sum(len(imageparts.parts_of(m["content"])) for m in sent) == 20
+    # An image turn and two text turns cost the same near the start and at the end.
+    assert per_turn[3:6] == per_turn[57:60], per_turn
+    assert max(per_turn[3:]) == max(per_turn[3:6]), per_turn
+    # Past turns are built once: the last request holds the very messages the tenth one did.
+    early, last = requests[9]["messages"], requests[-1]["messages"]
+    assert all(a is b for a, b in zip(early[1:-1], last[1:len(early) - 1], strict=True))
+
+
 # -- parsing -----------------------------------------------------------------------------------------------
 
 
