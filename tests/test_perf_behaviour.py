@@ -353,13 +353,18 @@ def test_load_ext_imports_nothing_heavy_and_a_cell_only_what_it_needs(api):
         shell = InteractiveShell.instance()
         # IPython 9 no longer imports these itself (8.x does): forget them, so that loading the
         # extension shows whether it imports them again (ssl and http.client cost ~20 ms).
-        stdlib = ("ssl", "http.client", "email.utils", "html.entities", "http")
-        for name in [m for m in sys.modules if m.split(".")[0] in ("ssl", "http", "email", "html")]:
+        # IPython imports hashlib (libcrypto) and sqlite3 for its own history: forgotten too, so
+        # an `import hashlib` anywhere in loading the extension would put it back.
+        stdlib = ("ssl", "http.client", "email.utils", "html.entities", "http", "hashlib", "sqlite3")
+        tops = ("ssl", "http", "email", "html", "hashlib", "sqlite3")
+        for name in [m for m in sys.modules if m.split(".")[0] in tops]:
             del sys.modules[name]
         shell.run_line_magic("load_ext", "aiml_magics")
         heavy = ("requests", "urllib3", "ipywidgets", "markdown")
         print("AFTER_LOAD", [m for m in heavy if m in sys.modules])
         print("LOAD_ADDED", sorted(m for m in stdlib if m in sys.modules))
+        print("LOAD_OTHERS", sorted(m for m in sys.modules if m.split(".")[0] in ("PIL", "aiohttp", "numpy")
+                                    or m.startswith(("aiml_magics.image", "aiml_magics.dataurl"))))
         shell.run_cell("%%aiml --dry-run\\nhello")
         print("AFTER_DRY_RUN", [m for m in heavy if m in sys.modules])
         ok = shell.run_cell("%%aiml\\nhello").success
@@ -369,7 +374,7 @@ def test_load_ext_imports_nothing_heavy_and_a_cell_only_what_it_needs(api):
     env = {**os.environ, "AIML_API_KEY": TEST_KEY, "AIML_API_BASE": api.base_url}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     out = proc.stdout + proc.stderr
-    assert "AFTER_LOAD []" in out and "LOAD_ADDED []" in out, out
+    assert "AFTER_LOAD []" in out and "LOAD_ADDED []" in out and "LOAD_OTHERS []" in out, out
     # The dry run shows the base URL as urllib3 reads it (the parser the transport connects with),
     # so urllib3 is imported then; requests, widgets and Markdown still wait for a real request.
     assert "AFTER_DRY_RUN ['urllib3']" in out, out
