@@ -9,7 +9,8 @@ without streaming, and send the same growing conversation: a ``Session`` with
 posts it with one ``requests.Session``. Their turns alternate (turn i of one, then turn i of the
 other), so drift in the machine's load hits both alike. Reported: the median CPU time of this
 process per turn over the last turns (``time.process_time``, so the server's work is not
-counted), and their ratio. Target (issue 25): at most 1.6x.
+counted), and their ratio. Target (issue 25): at most 1.6x. Then, apart from the timing, the
+memory each side holds after 200 turns (``tracemalloc``: what is allocated and still alive).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import statistics
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,7 @@ def run(turns: int, window: int) -> dict[str, Any]:
                 cpu[name].append(time.process_time() - t)
         assert len(s.history.turns) == turns and len(bare.messages) == 2 * turns
         sent = len(json.dumps(s.last_request))
+        held = held_mb(port, 200)
     finally:
         proc.kill()
     last = {k: v[-window:] for k, v in cpu.items()}
@@ -80,7 +83,28 @@ def run(turns: int, window: int) -> dict[str, Any]:
             "request_bytes_at_last_turn": sent, "chat_cpu_ms": chat_ms, "bare_cpu_ms": bare_ms,
             "ratio": chat_ms / bare_ms,
             "early_chat_cpu_ms": statistics.median(cpu["chat"][:window]) * 1e3,
-            "early_bare_cpu_ms": statistics.median(cpu["bare"][:window]) * 1e3}
+            "early_bare_cpu_ms": statistics.median(cpu["bare"][:window]) * 1e3,
+            "held_mb_after_200_turns": held}
+
+
+def held_mb(port: int, turns: int) -> dict[str, float]:
+    """Memory still allocated after ``turns`` turns, each side on its own (MB)."""
+    held = {}
+    for name in ("chat", "bare"):
+        tracemalloc.start()
+        if name == "chat":
+            keep: Any = Session(api_key=KEY, base_url=f"http://127.0.0.1:{port}/v1", store="",
+                                max_history=None, stream=False, max_retries=0, model="bench/model")
+            for i in range(1, turns + 1):
+                keep.chat(prompt(i))
+        else:
+            keep = Bare(port)
+            for i in range(1, turns + 1):
+                keep.turn(i)
+        held[name] = tracemalloc.get_traced_memory()[0] / 1e6
+        tracemalloc.stop()
+        del keep
+    return held
 
 
 def main() -> int:
@@ -94,6 +118,9 @@ def main() -> int:
           f"{r['early_bare_cpu_ms']:.2f} ms | {r['early_chat_cpu_ms'] / r['early_bare_cpu_ms']:.2f}x |")
     print(f"| {r['window']} ({r['request_bytes_at_last_turn']:,} bytes sent) | "
           f"{r['chat_cpu_ms']:.2f} ms | {r['bare_cpu_ms']:.2f} ms | {r['ratio']:.2f}x |")
+    held = r["held_mb_after_200_turns"]
+    print(f"| memory held after 200 turns | {held['chat']:.1f} MB | {held['bare']:.1f} MB | "
+          f"{held['chat'] / held['bare']:.2f}x |")
     (HERE / "conversation-results.json").write_text(json.dumps(r, indent=2) + "\n")
     return 0
 
