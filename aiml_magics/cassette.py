@@ -45,7 +45,7 @@ def request_key(payload: dict[str, Any]) -> dict[str, Any]:
 
     User messages are compared as the magic sends them (``prompt.trim_prompt``): a recording made
     or hand-written with a trailing newline still matches the prompt typed without one. Images
-    are compared by a hash of their bytes (``images.hashed``), never stored as base64.
+    are compared by a hash of their bytes (``imageparts.hashed``), never stored as base64.
     """
     from .imageparts import hashed
 
