@@ -45,9 +45,9 @@ def request_key(payload: dict[str, Any]) -> dict[str, Any]:
 
     User messages are compared as the magic sends them (``prompt.trim_prompt``): a recording made
     or hand-written with a trailing newline still matches the prompt typed without one. Images
-    are compared by a hash of their bytes (``images.hashed``), never stored as base64.
+    are compared by a hash of their bytes (``imageparts.hashed``), never stored as base64.
     """
-    from .images import hashed
+    from .imageparts import hashed
 
     params = {
         k: v for k, v in payload.items() if k not in ("model", "messages", *TRANSPORT_KEYS)
@@ -291,14 +291,14 @@ def _prompt_text(message: dict[str, Any]) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        from .images import text_of
+        from .imageparts import text_of
 
         return text_of(content)
     return json.dumps(content, ensure_ascii=False)
 
 
 def _image_words(message: dict[str, Any]) -> list[str]:
-    from .images import describe_url, parts_of, url_of
+    from .imageparts import describe_url, parts_of, url_of
 
     return [describe_url(url_of(p)) for p in parts_of(message.get("content"))]
 

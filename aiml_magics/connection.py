@@ -48,7 +48,7 @@ class Connection:
                   else "default")
         if store is None:
             return "off (nothing is kept)", chosen
-        from .images import size_words
+        from .dataurl import size_words
 
         return f"{store.path} ({size_words(store.size())})", chosen
 

@@ -288,3 +288,7 @@ class StreamInterrupted(KeyboardInterrupt):
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[0;31mKeyboardInterrupt\x1b[0m: {self.message}"]
+
+
+class NoImageYet(ParameterError):
+    """``--image`` with no value, and the notebook has shown no image yet."""

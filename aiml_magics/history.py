@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, overload
 
 from .display.safemd import literal
 from .errors import AIMLError, import_pandas, redact
+from .imageparts import describe_url, described, last_user, parts_of, url_of, user_content
+from .params import check_text
 
 if TYPE_CHECKING:
     from .response import ChatResponse
@@ -31,7 +33,9 @@ TRANSPORT = ("model", "messages", "stream", "stream_options")
 
 @dataclass(eq=False)
 class Exchange:
-    """One request and its answer. ``prompt`` is the new user message as it was sent."""
+    """One request and its answer. ``prompt`` is the new user message as it was sent. A record:
+    its images are found once, when made, and its messages built and checked once, so a long
+    conversation costs each turn only what it sends."""
 
     request: dict[str, Any]
     response: ChatResponse
@@ -39,6 +43,13 @@ class Exchange:
     started: float = field(default_factory=time.time)
     seconds: float = 0.0
     remember: bool = True
+    images: list[dict[str, Any]] = field(init=False, repr=False)
+    _messages: dict[bool, list[dict[str, Any]]] = field(init=False, repr=False, default_factory=dict)
+    _checked: bool = field(init=False, repr=False, default=False)
+
+    def __post_init__(self) -> None:
+        user = last_user(self.request.get("messages"))
+        self.images = parts_of(user.get("content")) if user else []  # none for text alone
 
     @property
     def source(self) -> str:
@@ -58,35 +69,29 @@ class Exchange:
         """What was asked besides the model and the messages."""
         return {k: v for k, v in self.request.items() if k not in TRANSPORT}
 
-    @property
-    def images(self) -> list[dict[str, Any]]:
-        """The image parts this exchange's user message carried (none for text alone)."""
-        from .images import parts_of
-
-        users = [m for m in self.request.get("messages") or []
-                 if isinstance(m, dict) and m.get("role") == "user"]
-        return parts_of(users[-1].get("content")) if users else []
-
-    def messages(self, keep_images: bool = True) -> list[dict[str, Any]]:
+    def messages(self, keep_images: bool = True, check: bool = False) -> list[dict[str, Any]]:
         """This exchange as conversation messages: the user's (with its images unless dropped),
         any tool rounds (the assistant's ``tool_calls`` and one ``tool`` message per call), then
-        the assistant's answer."""
-        content: Any = self.prompt
-        images = self.images if keep_images else []
-        if images:
-            from .images import user_content
-
-            content = user_content(self.prompt, images)
-        return [
-            {"role": "user", "content": content},
-            *self.response.tool_messages,
-            {"role": "assistant", "content": self.response.text},
-        ]
+        the assistant's answer; later requests hold the same message objects (built once), and
+        ``check`` runs ``params.check_text`` on them once."""
+        kept = self._messages.get(keep_images)
+        if kept is None:
+            content: Any = self.prompt
+            if keep_images and self.images:
+                content = user_content(self.prompt, self.images)
+            kept = [
+                {"role": "user", "content": content},
+                *self.response.tool_messages,
+                {"role": "assistant", "content": self.response.text},
+            ]
+            self._messages[keep_images] = kept
+        if check and not self._checked:
+            check_text(kept)  # an answer with a broken character is refused, turn after turn
+            self._checked = True
+        return list(kept)
 
     @property
     def image_descriptions(self) -> list[str]:
-        from .images import describe_url, url_of
-
         return [describe_url(url_of(p)) for p in self.images]
 
     def record(self) -> dict[str, Any]:
@@ -230,25 +235,27 @@ class History(Sequence[Exchange]):
         system: str | None = None,
         images: list[dict[str, Any]] | None = None,
         keep_images: bool = True,
+        check: bool = False,
     ) -> list[dict[str, Any]]:
         """What to send: the system prompt, the conversation, then the new user message (its
-        text first, then its image parts); earlier images are sent again unless not kept."""
+        text first, then its image parts); earlier images are sent again unless not kept.
+        ``check``: refuse text that cannot be sent, in order (each past turn checked once)."""
         out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+        if check:
+            check_text(out)
         with self._lock:
             for exchange in self._conversation():
-                out.extend(exchange.messages(keep_images))
+                out.extend(exchange.messages(keep_images, check))
         if images:
-            from .images import user_content
-
             out.append({"role": "user", "content": user_content(prompt, images)})
         else:
             out.append({"role": "user", "content": prompt})
+        if check:
+            check_text(out[-1:])
         return out
 
     def export(self) -> list[dict[str, Any]]:
         """The conversation as OpenAI-style messages (a fresh copy; images as descriptions)."""
-        from .images import described
-
         out: list[dict[str, Any]] = described(self.messages("")[:-1])
         return out
 

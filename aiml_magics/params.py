@@ -363,10 +363,14 @@ def build_payload(
     *,
     stream: bool,
     json_mode: bool = False,
+    checked: bool = False,
 ) -> dict[str, Any]:
-    """Validate everything and build the JSON body; unset parameters are left out entirely."""
+    """Validate everything and build the JSON body; unset parameters are left out entirely.
+    ``checked``: the messages' text was checked already (``History.messages(check=True)`` checks
+    each past turn once, so a long conversation is not checked again every turn)."""
     model = check_model(model)
-    check_text(messages)
+    if not checked:
+        check_text(messages)
     payload: dict[str, Any] = {"model": model, "messages": messages}
     for name in RANGES:
         value = check_number(name, params.get(name), model)

@@ -117,13 +117,12 @@ def _canon(value: Any) -> Any:
 
 def prompt_of(payload: dict[str, Any]) -> str:
     """The text of the request's last user message (what this exchange asked)."""
-    from .images import text_of
+    from .imageparts import last_user, text_of
 
-    messages = payload.get("messages") or []
-    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    if not users:
+    user = last_user(payload.get("messages"))
+    if user is None:
         return ""
-    content = users[-1].get("content")
+    content = user.get("content")
     return content if isinstance(content, str) else text_of(content) if isinstance(
         content, list) else ""
 
@@ -136,7 +135,7 @@ def row_of(
     """One exchange as the store keeps it, redacted (``secret`` too, for a worker process that
     never registered the key)."""
     from .cassette import response_fields
-    from .images import hashed, request_images
+    from .imageparts import hashed, request_images
 
     def clean(text: str | None) -> str | None:
         return None if text is None else redact(text, secret)
@@ -190,7 +189,7 @@ def row_of(
 
 
 def _describe(url: str) -> str:
-    from .images import describe_url
+    from .imageparts import describe_url
 
     return describe_url(url)
 

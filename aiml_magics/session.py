@@ -156,10 +156,9 @@ class Session:
         parts = image_parts(images, s.max_image_edge, s.max_image_bytes)
         keep = s.keep_images_in_history
         history = self.history if remember and not new else History(0)
-        messages = history.messages(prompt, pick("system"), parts, keep)
-        payload = build_payload(
-            pick("model"), messages, params, stream=bool(pick("stream")), json_mode=json
-        )
+        messages = history.messages(prompt, pick("system"), parts, keep, check=True)
+        payload = build_payload(pick("model"), messages, params, stream=bool(pick("stream")),
+                                json_mode=json, checked=True)
         if schema is not None:  # a JSON schema or pydantic class: schema.py
             from .schema import response_format
 
@@ -348,7 +347,7 @@ def reading_first(make: ViewFactory, request: Request, allow_remote_images: bool
                   views: list[ReadFirst]) -> ViewFactory:
     """The views of one request, each a ``ReadFirst`` (kept in ``views`` for the tool loop),
     labelled with what is being sent when images go along."""
-    from .images import request_images, summary
+    from .imageparts import request_images, summary
 
     sending = summary(request_images(request.payload))
     notes = "".join(f" · {n}" for n in request.notes)

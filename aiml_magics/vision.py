@@ -64,7 +64,7 @@ def check_vision(session: Any, payload: dict[str, Any]) -> None:
     The list is the session's client's (fetched once a session; in replay mode only one already
     fetched, since replay sends nothing). No list, or no capability data in it: send anyway.
     """
-    from .images import request_images
+    from .imageparts import request_images
 
     if not request_images(payload):
         return

@@ -8,6 +8,12 @@ other jobs hits all alike): per interpreter a bare IPython shell and one that al
 ``%load_ext``. Reported per interpreter: the ``load_ext`` call timed inside the process, the time it
 adds to a fresh process, wall and CPU (medians of paired differences), and the ratios to the
 first interpreter's. Prints a Markdown table and writes ``benchmarks/load-ipython.json``.
+
+    python benchmarks/load_ipython.py PYTHON --minimal [--n 40]
+
+measures ``%load_ext aiml_magics`` against ``%load_ext minimal_magic`` (``benchmarks/minimal_magic.py``:
+one configurable cell magic, the least a magic can be), fresh processes alternating with a bare
+shell, and writes ``benchmarks/load-minimal.json``. Target (issue 25): at most 3x the minimal magic.
 """
 
 from __future__ import annotations
@@ -74,11 +80,75 @@ def measure(pythons: list[str], n: int) -> list[dict[str, Any]]:
     return rows
 
 
+_LOAD_ONE = """
+import json, sys, time
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+t = time.perf_counter()
+if {name!r}:
+    shell.run_line_magic("load_ext", {name!r})
+print(json.dumps({{"load_ms": (time.perf_counter() - t) * 1e3,
+                  "heavy": [m for m in {heavy!r} if m in sys.modules]}}))
+"""
+
+
+def against_minimal(python: str, n: int) -> dict[str, Any]:
+    """``%load_ext aiml_magics`` and ``%load_ext minimal_magic``, each in fresh processes taking
+    turns with a bare shell: the call timed inside the process, and the CPU each adds to one."""
+    heavy = (*HEAVY, "hashlib", "sqlite3", "PIL")
+    names = {"bare": "", "aiml_magics": "aiml_magics", "minimal": "minimal_magic"}
+    calls: dict[str, list[float]] = {k: [] for k in names}
+    cpus: dict[str, list[float]] = {k: [] for k in names}
+    imported: dict[str, list[str]] = {}
+
+    def once(key: str) -> None:
+        code = _LOAD_ONE.format(name=names[key], heavy=heavy)
+        cpu = _cpu_ms()
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, env=_env(ROOT),
+                             cwd=ROOT, check=True).stdout
+        cpus[key].append(_cpu_ms() - cpu)
+        info = json.loads(out)
+        calls[key].append(info["load_ms"])
+        imported[key] = info["heavy"]
+
+    for key in names:  # byte-code caches, as after a pip install
+        once(key)
+    for k in calls:
+        calls[k].clear()
+        cpus[k].clear()
+    for i in range(n):
+        order = ["bare", "aiml_magics", "minimal"] if i % 2 == 0 else ["bare", "minimal", "aiml_magics"]
+        for key in order:
+            once(key)
+    added = {k: statistics.median(c - b for b, c in zip(cpus["bare"], cpus[k], strict=True))
+             for k in ("aiml_magics", "minimal")}
+    ours, mini = (statistics.median(calls[k]) for k in ("aiml_magics", "minimal"))
+    return {"n": n, "call_ms": {k: spread(calls[k]) for k in ("aiml_magics", "minimal")},
+            "call_ratio": ours / mini, "added_cpu_ms": added,
+            "added_cpu_ratio": added["aiml_magics"] / added["minimal"] if added["minimal"] > 0 else None,
+            "bare_process_cpu_ms": statistics.median(cpus["bare"]), "imported": imported}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pythons", nargs="+", help="interpreters, each with the IPython to measure")
     ap.add_argument("--n", type=int, default=30, help="processes per interpreter and variant")
+    ap.add_argument("--minimal", action="store_true", help="against a minimal magic (first PYTHON)")
     args = ap.parse_args()
+    if args.minimal:
+        r = against_minimal(args.pythons[0], args.n)
+        c, a = r["call_ms"], r["added_cpu_ms"]
+        print(f"| {args.n} processes each | `load_ext` call: min / median | added CPU per process (median) |")
+        print("|---|--:|--:|")
+        for k in ("aiml_magics", "minimal"):
+            print(f"| {k} | {c[k]['min']:.2f} / {c[k]['median']:.2f} ms | {a[k]:+.1f} ms |")
+        ratio = r["added_cpu_ratio"]
+        print(f"| ratio (target <= 3x) | {r['call_ratio']:.2f}x | "
+              f"{f'{ratio:.2f}x' if ratio is not None else 'n/a'} |")
+        print(f"imported at load: {r['imported']}")
+        out = HERE / "load-minimal.json"
+        out.write_text(json.dumps({"machine": machine(), **r}, indent=1) + "\n", encoding="utf-8")
+        return 0
     rows = measure(args.pythons, args.n)
     first = rows[0]
     print(f"| IPython, {args.n} processes each | `load_ext` call: min / median | ratio (median) "

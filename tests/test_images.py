@@ -343,3 +343,66 @@ def test_sizes_are_read_from_headers_without_pillow(fmt, options):
     data = buf.getvalue()
     assert sniff(data) == fmt.split("-")[0]
     assert header_size(data, sniff(data)) == (1234, 567)
+
+
+# -- drawn at the size sent, encoded once ------------------------------------------------------------
+
+
+@pytest.fixture
+def pillow_calls(monkeypatch):
+    """Counts of Pillow's encoder and scaler, as every route to bytes goes through them
+    (matplotlib writes its PNGs with Pillow too)."""
+    calls = {"save": 0, "resize": 0}
+    save, resize = Image.Image.save, Image.Image.resize
+
+    def counted_save(self, *args, **kwargs):
+        calls["save"] += 1
+        return save(self, *args, **kwargs)
+
+    def counted_resize(self, *args, **kwargs):
+        calls["resize"] += 1
+        return resize(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", counted_save)
+    monkeypatch.setattr(Image.Image, "resize", counted_resize)
+    return calls
+
+
+def test_a_large_figure_is_drawn_at_the_size_it_is_sent_and_encoded_once(session, api, pillow_calls):
+    fig, ax = plt.subplots(figsize=(40, 25), dpi=100)  # 4000×2500 px as it stands
+    ax.plot([1, 2, 3], [3, 1, 2])
+    try:
+        api.queue(Reply(echo=True), Reply(echo=True))
+        session.chat("describe", images=fig)
+        (image,) = api.chat_requests[-1].images
+        assert (image["format"], image["width"], image["height"]) == ("PNG", 2048, 1280)
+        assert pillow_calls == {"save": 1, "resize": 0}  # one PNG, never scaled afterwards
+        assert fig.dpi == 100 and tuple(fig.get_size_inches()) == (40, 25)  # the figure is as it was
+        session.settings.max_image_edge = 500
+        session.chat("smaller", images=ax)
+        (image,) = api.chat_requests[-1].images
+        assert (image["width"], image["height"]) == (500, 312)
+    finally:
+        plt.close(fig)
+
+
+def test_a_figure_that_fits_is_drawn_at_its_own_size(session, api, figure, pillow_calls):
+    api.queue(Reply(echo=True))
+    session.chat("describe", images=figure)
+    (image,) = api.chat_requests[-1].images
+    assert (image["width"], image["height"]) == (400, 300) and pillow_calls == {"save": 1, "resize": 0}
+
+
+def test_pil_images_and_bytes_are_scaled_only_over_the_limit_and_encoded_once(session, api, pillow_calls):
+    small, big = Image.new("RGB", (300, 200), (1, 2, 3)), Image.new("RGB", (4000, 1000), (9, 9, 9))
+    data, tiny = png_bytes(3000, 1500), png_bytes(64, 64)
+    pillow_calls.update(save=0, resize=0)
+    api.queue(Reply(echo=True), Reply(echo=True), Reply(echo=True))
+    session.chat("small", images=small)
+    assert pillow_calls == {"save": 1, "resize": 0}
+    session.chat("big", images=big)
+    assert pillow_calls == {"save": 2, "resize": 1}
+    session.chat("bytes", images=[data, tiny])  # the large one scaled and encoded; tiny as it is
+    assert pillow_calls == {"save": 3, "resize": 2}
+    got = [(i["width"], i["height"]) for i in api.chat_requests[-1].images]
+    assert got == [(2048, 1024), (64, 64)]

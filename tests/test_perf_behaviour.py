@@ -353,13 +353,18 @@ def test_load_ext_imports_nothing_heavy_and_a_cell_only_what_it_needs(api):
         shell = InteractiveShell.instance()
         # IPython 9 no longer imports these itself (8.x does): forget them, so that loading the
         # extension shows whether it imports them again (ssl and http.client cost ~20 ms).
-        stdlib = ("ssl", "http.client", "email.utils", "html.entities", "http")
-        for name in [m for m in sys.modules if m.split(".")[0] in ("ssl", "http", "email", "html")]:
+        # IPython imports hashlib (libcrypto) and sqlite3 for its own history: forgotten too, so
+        # an `import hashlib` anywhere in loading the extension would put it back.
+        stdlib = ("ssl", "http.client", "email.utils", "html.entities", "http", "hashlib", "sqlite3")
+        tops = ("ssl", "http", "email", "html", "hashlib", "sqlite3")
+        for name in [m for m in sys.modules if m.split(".")[0] in tops]:
             del sys.modules[name]
         shell.run_line_magic("load_ext", "aiml_magics")
         heavy = ("requests", "urllib3", "ipywidgets", "markdown")
         print("AFTER_LOAD", [m for m in heavy if m in sys.modules])
         print("LOAD_ADDED", sorted(m for m in stdlib if m in sys.modules))
+        print("LOAD_OTHERS", sorted(m for m in sys.modules if m.split(".")[0] in ("PIL", "aiohttp", "numpy")
+                                    or m.startswith(("aiml_magics.image", "aiml_magics.dataurl"))))
         shell.run_cell("%%aiml --dry-run\\nhello")
         print("AFTER_DRY_RUN", [m for m in heavy if m in sys.modules])
         ok = shell.run_cell("%%aiml\\nhello").success
@@ -369,12 +374,56 @@ def test_load_ext_imports_nothing_heavy_and_a_cell_only_what_it_needs(api):
     env = {**os.environ, "AIML_API_KEY": TEST_KEY, "AIML_API_BASE": api.base_url}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     out = proc.stdout + proc.stderr
-    assert "AFTER_LOAD []" in out and "LOAD_ADDED []" in out, out
+    assert "AFTER_LOAD []" in out and "LOAD_ADDED []" in out and "LOAD_OTHERS []" in out, out
     # The dry run shows the base URL as urllib3 reads it (the parser the transport connects with),
     # so urllib3 is imported then; requests, widgets and Markdown still wait for a real request.
     assert "AFTER_DRY_RUN ['urllib3']" in out, out
     assert "AFTER_CELL True ['requests', 'urllib3']" in out, out  # no widgets, no markdown library
     assert TEST_KEY not in out
+
+
+# -- a long conversation ---------------------------------------------------------------------------
+
+
+def test_a_turn_scans_and_checks_only_what_is_new_however_long_the_conversation(session, api, monkeypatch):
+    """With ``max_history=None`` every past turn is sent again (that is linear in what is sent);
+    what must not grow is the work around it: looking for images in stored requests and checking
+    text already checked. Counted on the real functions, turn by turn, over 60 turns."""
+    from aiml_magics import history, imageparts, params
+    from aiml_magics.imagefile import png_from_array
+
+    np = pytest.importorskip("numpy")
+    counts = {"scan": 0, "check": 0}
+    real_parts, real_check = imageparts.parts_of, params.check_encodable
+
+    def parts_of(content: Any) -> list[dict[str, Any]]:
+        counts["scan"] += 1
+        return real_parts(content)
+
+    def check_encodable(what: str, text: str) -> None:
+        counts["check"] += 1
+        real_check(what, text)
+
+    monkeypatch.setattr(imageparts, "parts_of", parts_of)
+    monkeypatch.setattr(history, "parts_of", parts_of)
+    monkeypatch.setattr(params, "check_encodable", check_encodable)
+    png = png_from_array(np.full((8, 12, 3), 200, dtype=np.uint8))
+    session.settings.max_history = None
+    per_turn, requests = [], []
+    for i in range(60):
+        before = dict(counts)
+        session.chat(f"turn {i}", images=png if i % 3 == 0 else None, model="gpt-4o", system="Be brief.")
+        per_turn.append((counts["scan"] - before["scan"], counts["check"] - before["check"]))
+        requests.append(session.last_request)
+    sent = api.chat_requests[-1].json["messages"]
+    assert len(sent) == 1 + 2 * 59 + 1  # the whole conversation went out, images included
+    assert sum(len(imageparts.parts_of(m["content"])) for m in sent) == 20
+    # An image turn and two text turns cost the same near the start and at the end.
+    assert per_turn[3:6] == per_turn[57:60], per_turn
+    assert max(per_turn[3:]) == max(per_turn[3:6]), per_turn
+    # Past turns are built once: the last request holds the very messages the tenth one did.
+    early, last = requests[9]["messages"], requests[-1]["messages"]
+    assert all(a is b for a, b in zip(early[1:-1], last[1:len(early) - 1], strict=True))
 
 
 # -- parsing -----------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def request_snippet(payload: dict[str, Any], base: str, full: bool = False,
                 "`%aiml snippet --full` includes them.\n"
             )
         body["messages"] = kept
-    from ..images import described, request_images
+    from ..imageparts import described, request_images
 
     if any(u.startswith("data:") for m in body["messages"] for u in request_images({"messages": [m]})):
         note += ("# Local images are shown as [image ...] descriptions: put data: URLs (or http(s) "

@@ -84,7 +84,7 @@ def footer(resp: ChatResponse) -> str:
     if resp.credits_used is not None:
         parts.append(f"{_count(resp.credits_used)} credits")
     parts.append(f"{resp.elapsed:.1f} s")
-    from ..images import request_images, summary
+    from ..imageparts import request_images, summary
 
     images = summary(request_images(resp.request))
     if images:
@@ -116,7 +116,7 @@ def earlier_words(request: dict[str, Any] | None) -> str:
     """"+8 earlier messages, 1,689 characters": what of the conversation went along with this
     cell (each cell sends it again, tables included), or "" when nothing did. The system prompt
     and this turn's own messages (its question, its tool rounds) are not counted."""
-    from ..images import text_of
+    from ..imageparts import text_of
 
     messages = request.get("messages") if isinstance(request, dict) else None
     if not isinstance(messages, list):

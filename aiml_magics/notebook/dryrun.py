@@ -12,7 +12,7 @@ from .commands import display_markdown
 
 
 def show_dry_run(magics: Any, payload: dict[str, Any], expanded: Any = ()) -> None:
-    from ..images import described
+    from ..imageparts import described
 
     session = magics.session
     base, _ = session.effective_base()

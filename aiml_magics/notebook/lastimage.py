@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ..images import NoImageYet
+from ..errors import NoImageYet
 
 MIMES = ("image/png", "image/jpeg")
 
