@@ -221,7 +221,7 @@ def _is_frame(value: Any) -> bool:
 
 def request_id_for(batch_id: str, position: int, label: Any) -> str:
     """``aiml-<batch>-<position>-<row label>``, cleaned to what the service keeps."""
-    from .http.client import clean_request_id
+    from .http.answer import clean_request_id
 
     return clean_request_id(f"aiml-{batch_id}-{position}-{label}") or f"aiml-{batch_id}-{position}"
 

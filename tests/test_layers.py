@@ -177,7 +177,7 @@ def test_the_checker_sees_imports_inside_functions_and_skips_type_checking_ones(
 
 # Still over the limits, each being split; a ceiling so none grows while it waits (lines).
 CEILINGS = {
-    "http.client": 435, "images": 438, "tools": 473, "http.client.AIMLClient": 318,
+    "images": 438, "tools": 473,
 }
 
 
