@@ -66,13 +66,30 @@ def _attempt(send: Callable[[], ChatResponse]) -> Outcome:
     started = time.monotonic()
     try:
         resp = send()
-    except AIMLError as exc:
-        return Outcome(status=exc.status, kind=type(exc).__name__, message=str(exc),
-                       retry_after=getattr(exc, "retry_after", None), maybe_billed=_maybe_billed(exc))
     except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
-        return Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
+        return _failed(exc)
     resp.elapsed = resp.elapsed or time.monotonic() - started
     return Outcome(response=resp)
+
+
+async def _attempt_async(job: Job, wire: Any) -> Outcome:
+    """``run_job`` on the asyncio engine: the same unit of work, the same outcome."""
+    from .remember import send_job_async
+
+    started = time.monotonic()
+    try:
+        resp = await send_job_async(job, wire.complete)
+    except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
+        return _failed(exc)
+    resp.elapsed = resp.elapsed or time.monotonic() - started
+    return Outcome(response=resp)
+
+
+def _failed(exc: Exception) -> Outcome:
+    if isinstance(exc, AIMLError):
+        return Outcome(status=exc.status, kind=type(exc).__name__, message=str(exc),
+                       retry_after=getattr(exc, "retry_after", None), maybe_billed=_maybe_billed(exc))
+    return Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def _maybe_billed(exc: AIMLError) -> bool:
@@ -245,9 +262,11 @@ def run_map(
     max_wait: float | None = None,
     deadline: float | None = None,
     retry_maybe_billed: bool = False,
+    engine: str = "auto",
     **params: Any,
 ) -> Batch:
     """See ``aiml_magics.map``."""
+    from .params import check_prompt
     from .prompt import Limits
 
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 256:
@@ -261,13 +280,21 @@ def run_map(
     limits = Limits(s.expand_max_rows, s.expand_max_columns, s.expand_max_chars)
     prompts, labels, index = _items(prompts_or_template, rows, limits)
     params = {"cache": True, **params, "memory": False, "stream": False}
-    payloads = [session.prepare(p, schema=schema, **params).payload for p in prompts]  # all checked first
+    for p in prompts:  # refused before anything is sent; each payload is built when it is sent
+        check_prompt(p)
+    first = [session.prepare(prompts[0], schema=schema, **params).payload] if prompts else []
+
+    def payload(pos: int) -> dict[str, Any]:
+        return first.pop() if pos == 0 and first else session.prepare(
+            prompts[pos], schema=schema, **params).payload
+
     batch_id = uuid.uuid4().hex[:8]
     ids = [request_id_for(batch_id, i, label) for i, label in enumerate(labels)]
     from .schema import field_names
 
     fields = field_names(schema) if schema is not None else []
     live = session.source.name != "replay"
+    use_async = _use_async(engine, executor) and live
     if live:
         key, _ = session.effective_key()
         if key is None:
@@ -275,19 +302,29 @@ def run_map(
         base, _ = session.effective_base()
         secret = str.__str__(key) if key is not None else None
         keeping = Keeping.of(session, params["cache"], params.get("refresh", False))
-        jobs = [Job(p, rid, base, secret, s.timeout, s.allow_insecure_http, s.max_answer_bytes, keeping)
-                for p, rid in zip(payloads, ids, strict=True)]
-    own = executor is None or not live
-    pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
+
+        def job(pos: int) -> Job:
+            return Job(payload(pos), ids[pos], base, secret, s.timeout, s.allow_insecure_http,
+                       s.max_answer_bytes, keeping)
 
     from .offline import row_echoes
 
     echoes = [] if live else row_echoes(prompts)  # offline, each cell shows what its row sent
+    own = executor is None or not live
+    if use_async:
+        wire, loop = _async_engine(Job({}, "", base, secret, s.timeout, s.allow_insecure_http,
+                                       s.max_answer_bytes), concurrency)
 
-    def submit(pos: int) -> Future[Outcome]:
-        if live:
-            return pool.submit(run_job, jobs[pos])
-        return pool.submit(_local_answer, session, payloads[pos], echoes[pos])
+        def submit(pos: int) -> Future[Outcome]:
+            work = job(pos)
+            return loop.submit(lambda: _attempt_async(work, wire))
+    else:
+        pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
+
+        def submit(pos: int) -> Future[Outcome]:
+            if live:
+                return pool.submit(run_job, job(pos))
+            return pool.submit(_local_answer, session, payload(pos), echoes[pos])
 
     from .progress import make_progress
 
@@ -296,10 +333,39 @@ def run_map(
     try:
         results, stopped = runner.run()
     finally:
-        if own:
+        if use_async:
+            loop.close(wire.close)
+        elif own:
             pool.shutdown(wait=runner.stopped != "interrupted", cancel_futures=True)
         bar.close()
     return Batch(results, prompts, ids, index, fields, stopped)
+
+
+ENGINES = ("auto", "threads", "async")
+
+
+def _use_async(engine: str, executor: Executor | None) -> bool:
+    """asyncio on aiohttp when it can be imported and no executor was given; threads otherwise."""
+    from .http.aioengine import available
+
+    if engine not in ENGINES:
+        raise ParameterError(f"engine = {engine!r}: use one of {', '.join(map(repr, ENGINES))}.")
+    if engine == "async" and executor is not None:
+        raise ParameterError("engine='async' runs on its own event loop: drop executor=, or use "
+                             "engine='threads'.")
+    if engine == "async" and not available():
+        raise ParameterError("engine='async' needs aiohttp: pip install 'aiml-magics[fast]'.")
+    return engine == "async" or (engine == "auto" and executor is None and available())
+
+
+def _async_engine(j: Job, concurrency: int) -> tuple[Any, Any]:
+    """The wire (one client's rules, one connection pool) and the loop that drives it."""
+    from .http.aioengine import AsyncWire, LoopThread
+    from .http.client import AIMLClient
+
+    client = AIMLClient(j.api_key, j.base_url, timeout=j.timeout, max_retries=0,
+                        allow_insecure_http=j.allow_insecure_http, max_answer_bytes=j.max_answer_bytes)
+    return AsyncWire(client, concurrency), LoopThread()
 
 
 def _seconds(name: str, value: Any, default: float | None) -> float | None:

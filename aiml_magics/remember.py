@@ -274,6 +274,27 @@ def send_job(job: Any, client: Any) -> ChatResponse:
                     secret=job.api_key)
 
 
+async def send_job_async(job: Any, complete: Callable[..., Any]) -> ChatResponse:
+    """``send_job`` for the asyncio engine: the same cache and store (SQLite on a worker thread,
+    never on the loop); ``complete`` is the wire's coroutine function."""
+    import asyncio
+
+    keeping = job.keeping or Keeping(None)
+    store, started = open_store(keeping.path), time.time()
+    found = None if store is None else await asyncio.to_thread(
+        _from_cache, store, job.payload, job.base_url, keeping.cache and not keeping.refresh)
+    if isinstance(found, str) or found is None:
+        resp = await complete(job.payload, request_id=job.request_id)
+        if found:
+            resp.warnings.append(found)
+    else:
+        resp = found
+    if store is not None:
+        await asyncio.to_thread(keep, store, job.payload, resp, endpoint=job.base_url,
+                                started=started, secret=job.api_key)
+    return resp
+
+
 def send_one(
     store: Store | None, payload: dict[str, Any], send: Callable[[], ChatResponse], *,
     endpoint: str, cache: bool = False, refresh: bool = False, secret: str | None = None,
