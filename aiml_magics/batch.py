@@ -68,8 +68,7 @@ def _attempt(send: Callable[[], ChatResponse]) -> Outcome:
         resp = send()
     except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
         return _failed(exc)
-    resp.elapsed = resp.elapsed or time.monotonic() - started
-    return Outcome(response=resp)
+    return _answered(resp, started)
 
 
 async def _attempt_async(job: Job, wire: Any) -> Outcome:
@@ -81,6 +80,10 @@ async def _attempt_async(job: Job, wire: Any) -> Outcome:
         resp = await send_job_async(job, wire.complete)
     except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
         return _failed(exc)
+    return _answered(resp, started)
+
+
+def _answered(resp: ChatResponse, started: float) -> Outcome:
     resp.elapsed = resp.elapsed or time.monotonic() - started
     return Outcome(response=resp)
 
@@ -312,8 +315,11 @@ def run_map(
     echoes = [] if live else row_echoes(prompts)  # offline, each cell shows what its row sent
     own = executor is None or not live
     if use_async:
-        wire, loop = _async_engine(Job({}, "", base, secret, s.timeout, s.allow_insecure_http,
-                                       s.max_answer_bytes), concurrency)
+        from .http.aioengine import AsyncWire, LoopThread
+
+        wire = AsyncWire.of(secret, base, s.timeout, s.allow_insecure_http, s.max_answer_bytes,
+                            concurrency)
+        loop = LoopThread()
 
         def submit(pos: int) -> Future[Outcome]:
             work = job(pos)
@@ -329,7 +335,7 @@ def run_map(
     from .progress import make_progress
 
     bar = make_progress(progress, len(prompts), widget)
-    runner = Runner(len(prompts), submit, concurrency, rules, schema, ids, bar)
+    runner = Runner(len(prompts), _built(submit), concurrency, rules, schema, ids, bar)
     try:
         results, stopped = runner.run()
     finally:
@@ -344,6 +350,20 @@ def run_map(
 ENGINES = ("auto", "threads", "async")
 
 
+def _built(submit: Callable[[int], Future[Outcome]]) -> Callable[[int], Future[Outcome]]:
+    """A payload that cannot be built when its item is sent is that item's failure, not the batch's."""
+
+    def safely(pos: int) -> Future[Outcome]:
+        try:
+            return submit(pos)
+        except Exception as exc:  # noqa: BLE001
+            fut: Future[Outcome] = Future()
+            fut.set_result(_failed(exc))
+        return fut
+
+    return safely
+
+
 def _use_async(engine: str, executor: Executor | None) -> bool:
     """asyncio on aiohttp when it can be imported and no executor was given; threads otherwise."""
     from .http.aioengine import available
@@ -356,16 +376,6 @@ def _use_async(engine: str, executor: Executor | None) -> bool:
     if engine == "async" and not available():
         raise ParameterError("engine='async' needs aiohttp: pip install 'aiml-magics[fast]'.")
     return engine == "async" or (engine == "auto" and executor is None and available())
-
-
-def _async_engine(j: Job, concurrency: int) -> tuple[Any, Any]:
-    """The wire (one client's rules, one connection pool) and the loop that drives it."""
-    from .http.aioengine import AsyncWire, LoopThread
-    from .http.client import AIMLClient
-
-    client = AIMLClient(j.api_key, j.base_url, timeout=j.timeout, max_retries=0,
-                        allow_insecure_http=j.allow_insecure_http, max_answer_bytes=j.max_answer_bytes)
-    return AsyncWire(client, concurrency), LoopThread()
 
 
 def _seconds(name: str, value: Any, default: float | None) -> float | None:

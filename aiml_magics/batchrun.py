@@ -151,12 +151,19 @@ class Runner:
                 self._give_up(pos, now, "rate-limit" if self.rate_hits[pos] else "error")
 
     def _send(self, pos: int, now: float) -> None:
+        # Submitted first: submit builds the payload, and a Ctrl-C arriving meanwhile must leave
+        # the item pending (not sent), not lost between the two lists.
+        self.attempts[pos] += 1
+        try:
+            fut = self.submit(pos)
+        except BaseException:
+            self.attempts[pos] -= 1
+            raise
+        self.inflight[fut] = pos
         self.pending.remove(pos)
         since = self.waiting_since.pop(pos, None)
         if since is not None:
             self.waited[pos] += now - since
-        self.attempts[pos] += 1
-        self.inflight[self.submit(pos)] = pos
 
     def _take(self, fut: Future[Outcome], pos: int, now: float) -> None:
         try:

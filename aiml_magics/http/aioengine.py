@@ -90,6 +90,7 @@ class LoopThread:
             await asyncio.gather(*self.tasks, return_exceptions=True)
             if last is not None:
                 await last()
+            await self.loop.shutdown_default_executor()  # the store's worker threads
 
         try:
             asyncio.run_coroutine_threadsafe(stop(), self.loop).result(CLOSE_WAIT)
@@ -109,6 +110,17 @@ class AsyncWire:
         self.connections = connections
         self._http: aiohttp.ClientSession | None = None
         self._proxy, self._ssl = _proxy_for(client.base_url), _ssl_context(client.base_url)
+
+    @classmethod
+    def of(cls, api_key: str | None, base_url: str, timeout: float, allow_insecure_http: bool,
+           max_answer_bytes: int, connections: int) -> AsyncWire:
+        """A wire with ``run_job``'s client rules (no retries inside: map() decides them)."""
+        from .client import AIMLClient
+
+        client = AIMLClient(api_key, base_url, timeout=timeout, max_retries=0,
+                            allow_insecure_http=allow_insecure_http,
+                            max_answer_bytes=max_answer_bytes)
+        return cls(client, connections)
 
     def __repr__(self) -> str:
         return f"AsyncWire({self.client!r})"
