@@ -15,9 +15,10 @@ by at most the requests in flight.
 from __future__ import annotations
 
 import math
+import queue
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +88,7 @@ class Runner:
         self.waited = [0.0] * n  # seconds each item has spent waiting to be retried
         self.waiting_since: dict[int, float] = {}
         self.inflight: dict[Future[Outcome], int] = {}
+        self.finished: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
         self.window = float(concurrency)  # how many may be in flight now (halved by a 429)
         self.pause_until = 0.0
         self.rate_streak = 0
@@ -124,18 +126,24 @@ class Runner:
             now = time.monotonic()
             self._check_limits(now)
             if self.stopped is None and now >= self.pause_until:
-                for pos in list(self.pending):
-                    if len(self.inflight) >= max(1, int(self.window)):
-                        break
-                    if self.ready_at[pos] <= now:
-                        self._send(pos, now)
+                i, window = 0, max(1, int(self.window))
+                while i < len(self.pending) and len(self.inflight) < window:
+                    if self.ready_at[self.pending[i]] <= now:
+                        self._send(self.pending[i], now)  # takes it off pending
+                    else:
+                        i += 1
             if not self.inflight:
                 if self.stopped is not None or not self.pending:
                     return
                 wake = max(self.pause_until, min(self.ready_at[p] for p in self.pending))
                 time.sleep(min(max(wake - now, 0.001), TICK, max(self.ends_at - now, 0.001)))
                 continue
-            finished, _ = wait(list(self.inflight), timeout=TICK, return_when=FIRST_COMPLETED)
+            try:  # futures report themselves: no waiter installed on all in flight each turn
+                finished = [self.finished.get(timeout=TICK)]
+            except queue.Empty:
+                continue
+            while not self.finished.empty():
+                finished.append(self.finished.get_nowait())
             now = time.monotonic()
             for fut in finished:
                 self._take(fut, self.inflight.pop(fut), now)
@@ -160,6 +168,7 @@ class Runner:
             self.attempts[pos] -= 1
             raise
         self.inflight[fut] = pos
+        fut.add_done_callback(self.finished.put)
         self.pending.remove(pos)
         since = self.waiting_since.pop(pos, None)
         if since is not None:

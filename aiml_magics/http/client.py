@@ -70,6 +70,7 @@ class AIMLClient:
         self._key = Secret(str.__str__(api_key)) if api_key else None
         self.max_answer_bytes = max_answer_bytes
         self._warned_insecure: set[str] = set()
+        self._safe_urls: set[str] = set()
         register_secret(api_key)
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
@@ -135,7 +136,10 @@ class AIMLClient:
 
     def _check_transport(self, url: str, with_key: bool) -> None:
         """Plain http:// to anything but loopback carries the key in clear: refuse, or warn once."""
-        if not with_key or url_scheme(url) != "http" or is_loopback(url):
+        if not with_key or url in self._safe_urls:
+            return
+        if url_scheme(url) != "http" or is_loopback(url):
+            self._safe_urls.add(url)  # parsed once per URL, not once per request of a batch
             return
         if not self.allow_insecure_http:
             raise ConfigError(
