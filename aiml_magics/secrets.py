@@ -190,22 +190,23 @@ def redact_obj(obj: Any, registry: SecretRegistry) -> Any:
     was masked, else ``obj`` itself. One scan of all its strings first: a piece of a secret in any
     one string is a piece of their whitespace-joined text too (spans ignore whitespace), so an
     answer without one costs one scan, not one per string (map() reads thousands)."""
-    strings: list[str] = []
-    _strings(obj, strings)
-    if not registry.spans("\n".join(strings)):
+    if not registry.spans("\n".join(strings_of(obj))):
         return obj
     return _redact_obj(obj, registry)
 
 
-def _strings(obj: Any, out: list[str]) -> None:
+def strings_of(obj: Any, out: list[str] | None = None) -> list[str]:
+    """Every string value in JSON-like data (not the keys), in order."""
+    out = [] if out is None else out
     if isinstance(obj, str):
         out.append(obj)
     elif isinstance(obj, dict):
         for v in obj.values():
-            _strings(v, out)
+            strings_of(v, out)
     elif isinstance(obj, list):
         for v in obj:
-            _strings(v, out)
+            strings_of(v, out)
+    return out
 
 
 def _redact_obj(obj: Any, registry: SecretRegistry) -> Any:

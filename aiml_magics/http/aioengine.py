@@ -53,21 +53,29 @@ class LoopThread:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._todo: list[tuple[Callable[[], Awaitable[Any]], Future[Any]]] = []
+        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self.loop.run_forever, name="aiml-map-loop",
                                        daemon=True)
         self.thread.start()
 
     def submit(self, make: Callable[[], Awaitable[T]]) -> Future[T]:
         fut: Future[T] = Future()
-        self.loop.call_soon_threadsafe(self._start, make, fut)
+        with self._lock:  # one wake-up of the loop per burst of submissions, not per item
+            self._todo.append((make, fut))
+            wake = len(self._todo) == 1
+        if wake:
+            self.loop.call_soon_threadsafe(self._start)
         return fut
 
-    def _start(self, make: Callable[[], Awaitable[T]], fut: Future[T]) -> None:
-        if not fut.set_running_or_notify_cancel():
-            return
-        task = self.loop.create_task(self._carry(make, fut))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def _start(self) -> None:
+        with self._lock:
+            todo, self._todo = self._todo, []
+        for make, fut in todo:
+            if fut.set_running_or_notify_cancel():
+                task = self.loop.create_task(self._carry(make, fut))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
 
     @staticmethod
     async def _carry(make: Callable[[], Awaitable[T]], fut: Future[T]) -> None:
@@ -244,6 +252,13 @@ async def read_capped(resp: Any, limit: int, keep: bool = True) -> tuple[bytes, 
     endless body costs more than about twice ``limit``."""
     coding = str(resp.headers.get("Content-Encoding") or "").strip().lower()
     cap = limit if coding in ("", "identity") else limit + READ_BLOCK
+    length = resp.content_length
+    if coding in ("", "identity") and length is not None and length <= limit:
+        try:  # announced and within the limit: aiohttp reads exactly that many bytes
+            return await resp.read(), False
+        except BaseException:
+            resp.close()
+            raise
     parts: list[bytes] = []
     size = 0
     try:
