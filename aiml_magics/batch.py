@@ -18,7 +18,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
-from .batchrun import Failure, Outcome, Rules, Runner
+from .batchrun import Failure, Outcome, Rules, Runner, lazy_payloads
 from .errors import AIMLError, ParameterError, import_pandas, redact
 from .remember import Keeping, answer_one, no_view, send_job
 from .response import ChatResponse
@@ -269,7 +269,7 @@ def run_map(
     **params: Any,
 ) -> Batch:
     """See ``aiml_magics.map``."""
-    from .params import check_prompt
+    from .params import check_prompt, check_text
     from .prompt import Limits
 
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 256:
@@ -284,12 +284,8 @@ def run_map(
     prompts, labels, index = _items(prompts_or_template, rows, limits)
     params = {"cache": True, **params, "memory": False, "stream": False}
     for p in prompts:  # refused before anything is sent; each payload is built when it is sent
-        check_prompt(p)
-    first = [session.prepare(prompts[0], schema=schema, **params).payload] if prompts else []
-
-    def payload(pos: int) -> dict[str, Any]:
-        return first.pop() if pos == 0 and first else session.prepare(
-            prompts[pos], schema=schema, **params).payload
+        check_text([{"role": "user", "content": check_prompt(p)}])
+    payload = lazy_payloads(lambda p: session.prepare(p, schema=schema, **params).payload, prompts)
 
     batch_id = uuid.uuid4().hex[:8]
     ids = [request_id_for(batch_id, i, label) for i, label in enumerate(labels)]

@@ -269,6 +269,21 @@ class Runner:
         self.bar.update(self.done + self.failed, self.failed, self.spent)
 
 
+def lazy_payloads(prepare: Callable[[str], dict[str, Any]], prompts: list[str]) -> Callable[[int], Any]:
+    """Item ``pos``'s payload. When the first two, built in full, differ only in the last user
+    message (the usual batch), the rest are that shape with their own prompt: checking every
+    setting again per item cost a third of the runner's time at 10,000 items."""
+    first = prepare(prompts[0]) if prompts else {}
+
+    def like(pos: int) -> dict[str, Any]:
+        return {**first, "messages": [*first["messages"][:-1], {"role": "user", "content": prompts[pos]}]}
+
+    same = len(prompts) > 1 and first["messages"][-1] == {"role": "user", "content": prompts[0]}
+    if same and prepare(prompts[1]) == like(1):
+        return like
+    return lambda pos: first if pos == 0 else prepare(prompts[pos])
+
+
 def _first_line(message: str) -> str:
     text = " ".join(message.split())
     return text if len(text) <= 300 else text[:297] + "..."

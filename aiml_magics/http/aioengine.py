@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 import json
 import os
 import threading
@@ -141,11 +142,14 @@ class AsyncWire:
                                              ssl=self._ssl)
             # trust_env off: no ~/.netrc may replace the key, no proxy for loopback (as AIMLClient).
             # Compressed bodies are inflated here, in bounded steps (bounded.inflated).
+            # At most 100 header lines, as http.client reads (aiohttp's own limit where it has one).
+            limits: dict[str, Any] = {"max_headers": 100} if "max_headers" in inspect.signature(
+                aiohttp.ClientSession).parameters else {}
             self._http = aiohttp.ClientSession(
                 connector=connector, trust_env=False, auto_decompress=False,
                 headers={"User-Agent": f"aiml-magics/{__version__}",
                          "Accept-Encoding": "gzip, deflate"},
-                max_headers=100, max_line_size=8190, max_field_size=8190,
+                max_line_size=8190, max_field_size=8190, **limits,
             )
         return self._http
 
