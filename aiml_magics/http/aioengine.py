@@ -118,6 +118,7 @@ class AsyncWire:
         self.client = client  # its rules: endpoint, headers, transport check, limits, timeouts
         self.connections = connections
         self._http: aiohttp.ClientSession | None = None
+        self._timeout: aiohttp.ClientTimeout | None = None
         self._proxy, self._ssl = _proxy_for(client.base_url), _ssl_context(client.base_url)
 
     @classmethod
@@ -164,9 +165,10 @@ class AsyncWire:
 
         c = self.client
         started = time.monotonic()
-        payload = {k: v for k, v in payload.items() if k != "stream"}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=c.connect_timeout,
-                                        sock_read=c.timeout)
+        if "stream" in payload:
+            payload = {k: v for k, v in payload.items() if k != "stream"}
+        timeout = self._timeout = self._timeout or aiohttp.ClientTimeout(
+            total=None, sock_connect=c.connect_timeout, sock_read=c.timeout)
         while True:
             endpoint, sent = c.outgoing(payload)
             url = f"{c.base_url}/{endpoint}"
