@@ -273,3 +273,22 @@ def test_the_store_and_cache_serve_the_async_engine(session, api):
     assert len(api.chat_requests) == 2  # the second batch came from the cache
     assert again.texts() == first.texts() and {r.source for r in again} == {"cache"}
     assert len(aiml_magics.log(session=session)) >= 2
+
+
+def test_without_aiohttp_auto_falls_back_to_threads_and_async_says_what_to_install(
+        session, api, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if the extra were not installed
+    seen: list[set[str]] = []
+
+    def reply(rec):
+        seen.append({t.name for t in threading.enumerate()})
+        return Reply(echo=True)
+
+    api.default = reply
+    batch = run(session, ["a", "b"], "auto")
+    assert batch.texts() == ["echo: a", "echo: b"] and "aiml-map-loop" not in seen[-1]
+    with pytest.raises(ParameterError, match=r"aiml-magics\[fast\]"):
+        run(session, ["c"], "async")
+    assert len(api.chat_requests) == 2
