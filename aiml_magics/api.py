@@ -62,6 +62,7 @@ def map(  # noqa: A001 - the public name: aiml_magics.map
     max_wait: float | None = None,
     deadline: float | None = None,
     retry_maybe_billed: bool = False,
+    engine: str = "auto",
     **params: Any,
 ) -> Batch:
     """Send many prompts and return a ``Batch`` in input order.
@@ -81,11 +82,14 @@ def map(  # noqa: A001 - the public name: aiml_magics.map
     ``cache``: an item the store already answered (same request) is not sent again, so a rerun
     costs nothing and a batch that died resumes; ``cache=False`` sends every item,
     ``refresh=True`` sends every item and stores the new answers.
+    ``engine``: "async" sends on one asyncio event loop (aiohttp, ``pip install
+    'aiml-magics[fast]'``: a fraction of the CPU per request), "threads" on a thread pool; "auto"
+    (the default) picks async when aiohttp can be imported and no ``executor`` is given.
     """
     return run_map(session or default_session(), prompts_or_template, rows,
                    concurrency=concurrency, executor=executor, progress=progress, widget=widget_bar(),
                    schema=schema, budget=budget, cache=cache, max_wait=max_wait, deadline=deadline,
-                   retry_maybe_billed=retry_maybe_billed, **params)
+                   retry_maybe_billed=retry_maybe_billed, engine=engine, **params)
 
 
 def log(search: str | None = None, model: str | None = None, since: Any = None,

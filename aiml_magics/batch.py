@@ -19,7 +19,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
-from .batchrun import Failure, Outcome, Rules, Runner
+from .batchrun import Failure, Outcome, Rules, Runner, lazy_payloads, seconds
 from .errors import AIMLError, ParameterError, import_pandas, redact
 from .remember import Keeping, answer_one, no_view, send_job
 from .response import ChatResponse
@@ -67,13 +67,33 @@ def _attempt(send: Callable[[], ChatResponse]) -> Outcome:
     started = time.monotonic()
     try:
         resp = send()
-    except AIMLError as exc:
-        return Outcome(status=exc.status, kind=type(exc).__name__, message=str(exc),
-                       retry_after=getattr(exc, "retry_after", None), maybe_billed=_maybe_billed(exc))
     except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
-        return Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
+        return _failed(exc)
+    return _answered(resp, started)
+
+
+async def _attempt_async(job: Job, wire: Any) -> Outcome:
+    """``run_job`` on the asyncio engine: the same unit of work, the same outcome."""
+    from .remember import send_job_async
+
+    started = time.monotonic()
+    try:
+        resp = await send_job_async(job, wire.complete)
+    except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
+        return _failed(exc)
+    return _answered(resp, started)
+
+
+def _answered(resp: ChatResponse, started: float) -> Outcome:
     resp.elapsed = resp.elapsed or time.monotonic() - started
     return Outcome(response=resp)
+
+
+def _failed(exc: Exception) -> Outcome:
+    if isinstance(exc, AIMLError):
+        return Outcome(status=exc.status, kind=type(exc).__name__, message=str(exc),
+                       retry_after=getattr(exc, "retry_after", None), maybe_billed=_maybe_billed(exc))
+    return Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def _maybe_billed(exc: AIMLError) -> bool:
@@ -222,7 +242,7 @@ def _is_frame(value: Any) -> bool:
 
 def request_id_for(batch_id: str, position: int, label: Any) -> str:
     """``aiml-<batch>-<position>-<row label>``, cleaned to what the service keeps."""
-    from .http.client import clean_request_id
+    from .http.answer import clean_request_id
 
     return clean_request_id(f"aiml-{batch_id}-{position}-{label}") or f"aiml-{batch_id}-{position}"
 
@@ -246,9 +266,11 @@ def run_map(
     max_wait: float | None = None,
     deadline: float | None = None,
     retry_maybe_billed: bool = False,
+    engine: str = "auto",
     **params: Any,
 ) -> Batch:
     """See ``aiml_magics.map``."""
+    from .params import check_prompt, check_text
     from .prompt import Limits
 
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 256:
@@ -257,18 +279,22 @@ def run_map(
                                or budget < 0):
         raise ParameterError(f"budget = {budget!r}: use a number of credits >= 0.")
     s = session.settings
-    rules = Rules(retries, backoff, budget, _seconds("max_wait", max_wait, None) or s.max_wait,
-                  _seconds("deadline", deadline, None), bool(retry_maybe_billed))
+    rules = Rules(retries, backoff, budget, seconds("max_wait", max_wait, None) or s.max_wait,
+                  seconds("deadline", deadline, None), bool(retry_maybe_billed))
     limits = Limits(s.expand_max_rows, s.expand_max_columns, s.expand_max_chars)
     prompts, labels, index = _items(prompts_or_template, rows, limits)
     params = {"cache": True, **params, "memory": False, "stream": False}
-    payloads = [session.prepare(p, schema=schema, **params).payload for p in prompts]  # all checked first
+    for p in prompts:  # refused before anything is sent; each payload is built when it is sent
+        check_text([{"role": "user", "content": check_prompt(p)}])
+    payload = lazy_payloads(lambda p: session.prepare(p, schema=schema, **params).payload, prompts)
+
     batch_id = uuid.uuid4().hex[:8]
     ids = [request_id_for(batch_id, i, label) for i, label in enumerate(labels)]
     from .schema import field_names
 
     fields = field_names(schema) if schema is not None else []
     live = session.source.name != "replay"
+    use_async = _use_async(engine, executor) and live
     if live:
         key, _ = session.effective_key()
         if key is None:
@@ -276,46 +302,85 @@ def run_map(
         base, _ = session.effective_base()
         secret = str.__str__(key) if key is not None else None
         keeping = Keeping.of(session, params["cache"], params.get("refresh", False))
-        jobs = [Job(p, rid, base, secret, s.timeout, s.allow_insecure_http, s.max_answer_bytes, keeping)
-                for p, rid in zip(payloads, ids, strict=True)]
-    own = executor is None or not live
-    pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
-    from .chunks import Chunker  # someone else's executor: sent in chunks
 
-    chunker = None if own else Chunker(pool, concurrency, _attempt)
+        def job(pos: int) -> Job:
+            return Job(payload(pos), ids[pos], base, secret, s.timeout, s.allow_insecure_http,
+                       s.max_answer_bytes, keeping)
 
     from .offline import row_echoes
 
     echoes = [] if live else row_echoes(prompts)  # offline, each cell shows what its row sent
+    own = executor is None or not live
+    chunker: Any = None  # someone else's executor: sent in chunks
+    if use_async:
+        from .http.aioengine import AsyncWire, LoopThread
 
-    def submit(pos: int) -> Future[Outcome]:
-        if chunker is not None:
-            return chunker.submit(jobs[pos])
-        if live:
-            return pool.submit(run_job, jobs[pos])
-        return pool.submit(_local_answer, session, payloads[pos], echoes[pos])
+        wire = AsyncWire.of(secret, base, s.timeout, s.allow_insecure_http, s.max_answer_bytes,
+                            concurrency)
+        loop = LoopThread()
+
+        def submit(pos: int) -> Future[Outcome]:
+            work = job(pos)
+            return loop.submit(lambda: _attempt_async(work, wire))
+    else:
+        pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
+        if not own:
+            from .chunks import Chunker
+
+            chunker = Chunker(pool, concurrency, _attempt)
+
+        def submit(pos: int) -> Future[Outcome]:
+            if chunker is not None:
+                return chunker.submit(job(pos))
+            if live:
+                return pool.submit(run_job, job(pos))
+            return pool.submit(_local_answer, session, payload(pos), echoes[pos])
 
     from .progress import make_progress
 
     bar = make_progress(progress, len(prompts), widget)
-    runner = Runner(len(prompts), submit, concurrency, rules, schema, ids, bar,
+    runner = Runner(len(prompts), _built(submit), concurrency, rules, schema, ids, bar,
                     chunker.flush if chunker is not None else None)
     try:
         results, stopped = runner.run()
     finally:
-        if own:
+        if use_async:
+            loop.close(wire.close)
+        elif own:
             pool.shutdown(wait=runner.stopped != "interrupted", cancel_futures=True)
         bar.close()
     return Batch(results, prompts, ids, index, fields, stopped)
 
 
-def _seconds(name: str, value: Any, default: float | None) -> float | None:
-    """A number of seconds > 0 (or the default when None), refused before anything is sent."""
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9:
-        raise ParameterError(f"{name} = {value!r}: use a number of seconds > 0.")
-    return float(value)
+ENGINES = ("auto", "threads", "async")
+
+
+def _built(submit: Callable[[int], Future[Outcome]]) -> Callable[[int], Future[Outcome]]:
+    """A payload that cannot be built when its item is sent is that item's failure, not the batch's."""
+
+    def safely(pos: int) -> Future[Outcome]:
+        try:
+            return submit(pos)
+        except Exception as exc:  # noqa: BLE001
+            fut: Future[Outcome] = Future()
+            fut.set_result(_failed(exc))
+        return fut
+
+    return safely
+
+
+def _use_async(engine: str, executor: Executor | None) -> bool:
+    """asyncio on aiohttp when it can be imported and no executor was given; threads otherwise."""
+    from .http.aioengine import available
+
+    if engine not in ENGINES:
+        raise ParameterError(f"engine = {engine!r}: use one of {', '.join(map(repr, ENGINES))}.")
+    if engine == "async" and executor is not None:
+        raise ParameterError("engine='async' runs on its own event loop: drop executor=, or use "
+                             "engine='threads'.")
+    if engine == "async" and not available():
+        raise ParameterError("engine='async' needs aiohttp: pip install 'aiml-magics[fast]'.")
+    return engine == "async" or (engine == "auto" and executor is None and available())
 
 
 def _local_answer(session: Session, payload: dict[str, Any], echo: str) -> Outcome:

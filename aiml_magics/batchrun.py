@@ -15,9 +15,10 @@ by at most the requests in flight.
 from __future__ import annotations
 
 import math
+import queue
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +90,7 @@ class Runner:
         self.waited = [0.0] * n  # seconds each item has spent waiting to be retried
         self.waiting_since: dict[int, float] = {}
         self.inflight: dict[Future[Outcome], int] = {}
+        self.finished: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
         self.window = float(concurrency)  # how many may be in flight now (halved by a 429)
         self.pause_until = 0.0
         self.rate_streak = 0
@@ -126,11 +128,12 @@ class Runner:
             now = time.monotonic()
             self._check_limits(now)
             if self.stopped is None and now >= self.pause_until:
-                for pos in list(self.pending):
-                    if len(self.inflight) >= max(1, int(self.window)):
-                        break
-                    if self.ready_at[pos] <= now:
-                        self._send(pos, now)
+                i, window = 0, max(1, int(self.window))
+                while i < len(self.pending) and len(self.inflight) < window:
+                    if self.ready_at[self.pending[i]] <= now:
+                        self._send(self.pending[i], now)  # takes it off pending
+                    else:
+                        i += 1
                 if self.flush is not None:
                     self.flush()
             if not self.inflight:
@@ -139,7 +142,12 @@ class Runner:
                 wake = max(self.pause_until, min(self.ready_at[p] for p in self.pending))
                 time.sleep(min(max(wake - now, 0.001), TICK, max(self.ends_at - now, 0.001)))
                 continue
-            finished, _ = wait(list(self.inflight), timeout=TICK, return_when=FIRST_COMPLETED)
+            try:  # futures report themselves: no waiter installed on all in flight each turn
+                finished = [self.finished.get(timeout=TICK)]
+            except queue.Empty:
+                continue
+            while not self.finished.empty():
+                finished.append(self.finished.get_nowait())
             now = time.monotonic()
             for fut in finished:
                 self._take(fut, self.inflight.pop(fut), now)
@@ -155,12 +163,20 @@ class Runner:
                 self._give_up(pos, now, "rate-limit" if self.rate_hits[pos] else "error")
 
     def _send(self, pos: int, now: float) -> None:
+        # Submitted first: submit builds the payload, and a Ctrl-C arriving meanwhile must leave
+        # the item pending (not sent), not lost between the two lists.
+        self.attempts[pos] += 1
+        try:
+            fut = self.submit(pos)
+        except BaseException:
+            self.attempts[pos] -= 1
+            raise
+        self.inflight[fut] = pos
+        fut.add_done_callback(self.finished.put)
         self.pending.remove(pos)
         since = self.waiting_since.pop(pos, None)
         if since is not None:
             self.waited[pos] += now - since
-        self.attempts[pos] += 1
-        self.inflight[self.submit(pos)] = pos
 
     def _take(self, fut: Future[Outcome], pos: int, now: float) -> None:
         try:
@@ -257,6 +273,32 @@ class Runner:
         self.bar.update(self.done + self.failed, self.failed, self.spent)
 
 
+def lazy_payloads(prepare: Callable[[str], dict[str, Any]], prompts: list[str]) -> Callable[[int], Any]:
+    """Item ``pos``'s payload. When the first two, built in full, differ only in the last user
+    message (the usual batch), the rest are that shape with their own prompt: checking every
+    setting again per item cost a third of the runner's time at 10,000 items."""
+    first = prepare(prompts[0]) if prompts else {}
+
+    def like(pos: int) -> dict[str, Any]:
+        return {**first, "messages": [*first["messages"][:-1], {"role": "user", "content": prompts[pos]}]}
+
+    same = len(prompts) > 1 and first["messages"][-1] == {"role": "user", "content": prompts[0]}
+    if same and prepare(prompts[1]) == like(1):
+        return like
+    return lambda pos: first if pos == 0 else prepare(prompts[pos])
+
+
 def _first_line(message: str) -> str:
     text = " ".join(message.split())
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def seconds(name: str, value: Any, default: float | None) -> float | None:
+    """A number of seconds > 0 (or the default when None), refused before anything is sent."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9:
+        from .errors import ParameterError
+
+        raise ParameterError(f"{name} = {value!r}: use a number of seconds > 0.")
+    return float(value)

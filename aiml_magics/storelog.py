@@ -131,7 +131,7 @@ class Log(Sequence[Logged]):
         """Write these exchanges as a cassette (``%aiml replay PATH`` answers them offline);
         only complete answers from the service, the newest for each request."""
         from .cassette import Cassette, Recording, request_key
-        from .remember import stored_response
+        from .storerow import stored_response
 
         cassette = Cassette(Path(path).expanduser(), description=description
                             or "Answers exported from the aiml_magics store.")

@@ -1,4 +1,5 @@
-"""``map()``: many prompts against the loopback fake, on threads, processes and a dask cluster.
+"""``map()``: many prompts against the loopback fake, on threads, processes and a dask cluster, and
+the behaviour tests on both engines (threads and asyncio: the ``engine`` fixture).
 
 Behaviour, not timing: order and index, what each request carried, what the server saw while a
 429 pause was on, items lost (none), a failure among good items, Ctrl-C, budget, progress.
@@ -7,6 +8,7 @@ Behaviour, not timing: order and index, what each request carried, what the serv
 from __future__ import annotations
 
 import _thread
+import functools
 import io
 import json
 import signal
@@ -28,7 +30,16 @@ def _prompt(rec) -> str:
     return rec.json["messages"][-1]["content"]
 
 
-def test_template_over_a_dataframe_keeps_order_and_index(session, api):
+@pytest.fixture(params=["threads", "async"])
+def engine(request, monkeypatch):
+    """The test's map() calls on one engine, then the other (the async one needs aiohttp)."""
+    if request.param == "async":
+        pytest.importorskip("aiohttp")
+    monkeypatch.setattr(aiml_magics, "map", functools.partial(aiml_magics.map, engine=request.param))
+    return request.param
+
+
+def test_template_over_a_dataframe_keeps_order_and_index(session, api, engine):
     df = pd.DataFrame({"city": ["Oslo", "Lima", "Pune", "Nice", "Kobe"]},
                       index=pd.Index([50, 10, 40, 20, 30], name="id"))
     # Later rows are answered sooner: order must come from the input, not from arrival.
@@ -49,7 +60,7 @@ def test_template_over_a_dataframe_keeps_order_and_index(session, api):
     assert list(frame.credits) == [2002] * 5 and frame.error.isna().all()
 
 
-def test_prompts_list_and_request_ids_tie_to_rows(session, api):
+def test_prompts_list_and_request_ids_tie_to_rows(session, api, engine):
     rows = [{"q": "a b"}, {"q": "c/d"}]
     batch = aiml_magics.map("Q: {q}", rows, session=session, progress=False)
     assert batch.texts() == ["echo: Q: a b", "echo: Q: c/d"]
@@ -65,7 +76,7 @@ def test_prompts_list_and_request_ids_tie_to_rows(session, api):
     assert api.chat_requests[-1].headers["x-client-request-id"] == rid
 
 
-def test_a_failed_item_among_good_ones_and_retries_on_5xx(session, api):
+def test_a_failed_item_among_good_ones_and_retries_on_5xx(session, api, engine):
     seen: dict[str, int] = {}
 
     def reply(rec):
@@ -89,7 +100,7 @@ def test_a_failed_item_among_good_ones_and_retries_on_5xx(session, api):
     assert frame.status[1] == 400 and "nope" in frame.error[1] and frame.text.isna().sum() == 1
 
 
-def test_429_with_retry_after_pauses_every_worker(session, api):
+def test_429_with_retry_after_pauses_every_worker(session, api, engine):
     first = threading.Event()
     log: list[tuple[float, str, int]] = []
 
@@ -113,7 +124,7 @@ def test_429_with_retry_after_pauses_every_worker(session, api):
     assert sum(1 for _, p, _ in log if p == log[0][1]) == 2  # the limited item was sent again
 
 
-def test_a_server_that_refuses_more_than_3_in_flight_loses_nothing(session, api):
+def test_a_server_that_refuses_more_than_3_in_flight_loses_nothing(session, api, engine):
     api.max_in_flight = 3
     api.default = Reply(echo=True, delay=0.05)
     batch = aiml_magics.map([f"p{i}" for i in range(24)], session=session, concurrency=8,
@@ -123,7 +134,7 @@ def test_a_server_that_refuses_more_than_3_in_flight_loses_nothing(session, api)
     assert api.rate_limited > 0  # the limit was really hit, and slowed the batch instead
 
 
-def test_ctrl_c_returns_what_finished_and_marks_the_rest(session, api):
+def test_ctrl_c_returns_what_finished_and_marks_the_rest(session, api, engine):
     # No timing: the 4th request presses Ctrl-C and it, and any request after it, is held by the
     # server until map() has returned. With 2 in flight at most, requests 1 and 2 were answered
     # before the 4th was sent, and at most one more can be sent before both slots are held, however
@@ -162,7 +173,7 @@ def test_ctrl_c_returns_what_finished_and_marks_the_rest(session, api):
     assert len(api.chat_requests) <= 5
 
 
-def test_budget_stops_submitting(session, api):
+def test_budget_stops_submitting(session, api, engine):
     api.default = Reply(echo=True, credits=2002)
     batch = aiml_magics.map([f"p{i}" for i in range(10)], session=session, concurrency=1,
                             budget=5000, progress=False)
@@ -172,7 +183,7 @@ def test_budget_stops_submitting(session, api):
     assert batch.credits == 3 * 2002
 
 
-def test_progress_text_bar_shows_done_failures_and_credits(session, api):
+def test_progress_text_bar_shows_done_failures_and_credits(session, api, engine):
     api.default = lambda rec: Error(400) if _prompt(rec) == "p1" else Reply(echo=True)
     out = io.StringIO()
     aiml_magics.map(["p0", "p1", "p2"], session=session, progress=out)
@@ -188,7 +199,7 @@ class Verdict(BaseModel):
     score: float
 
 
-def test_schema_gives_one_column_per_field_and_a_violation_is_a_failure(session, api):
+def test_schema_gives_one_column_per_field_and_a_violation_is_a_failure(session, api, engine):
     def reply(rec):
         p = _prompt(rec)
         if p == "broken":
@@ -208,7 +219,7 @@ def test_schema_gives_one_column_per_field_and_a_violation_is_a_failure(session,
     assert api.last_json["response_format"]["json_schema"]["name"] == "Verdict"
 
 
-def test_bad_arguments_fail_before_anything_is_sent(session, api):
+def test_bad_arguments_fail_before_anything_is_sent(session, api, engine):
     with pytest.raises(ParameterError):
         aiml_magics.map("one prompt", session=session)
     with pytest.raises(ParameterError):

@@ -7,7 +7,8 @@ Layers, top to bottom; a module imports only from its own layer or below:
     api                      chat(), compare(), map() on the default session
     notebook/                the Jupyter face: IPython.core.magic and ipywidgets live only here
     session, batch, chunks, comparison, toolloop, sources, cassette, history, connection, settings, traits,
-                             remember (the store's writes and the cache), storelog (reading it back)
+                             remember (the store's writes and the cache), storerow (one exchange's
+                             row), storelog (reading it back)
     display/  |  http/       how an answer reads | the wire (requests/urllib3 only here); neither
                              imports the other
     the plain core           response, assembler, tools, schema, images, prompt, params, errors, ...
@@ -26,7 +27,7 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "aiml_magics"
 
 ORCHESTRATION = {"session", "batch", "chunks", "comparison", "toolloop", "sources", "cassette", "history",
-                 "connection", "settings", "traits", "remember", "storelog"}
+                 "connection", "settings", "traits", "remember", "storerow", "storelog"}
 ALLOWED_UP = {("response", "display.view")}
 
 
@@ -177,7 +178,6 @@ def test_the_checker_sees_imports_inside_functions_and_skips_type_checking_ones(
 
 # Still over the limits, each being split; a ceiling so none grows while it waits (lines).
 CEILINGS = {
-    "http.client": 435, "http.client.AIMLClient": 318,
 }
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import traceback
 import uuid
@@ -19,27 +18,21 @@ from ..endpoints import CHAT, RESPONSES, endpoint_for, refuses_chat, wire_body
 from ..errors import (
     AIMLError,
     ConfigError,
-    ConnectError,
-    IncompleteAnswer,
-    LimitError,
     MissingKeyError,
-    ProtocolError,
-    ResponseTimeout,
-    ServerError,
     StreamInterrupted,
     check_key_text,
     register_secret,
 )
 from ..params import MAX_ANSWER_BYTES
-from ..response import ChatResponse, whole_credits
-from ..safejson import describe_size, loads
+from ..response import ChatResponse
 from ..secrets import BearerHeader, Secret
 from ..version import __version__
+from . import answer
+from .answer import AGAIN, clean_request_id
 from .bounded import ERROR_BODY_BYTES, failure_words, read_capped
 from .catalogue import is_chat_model
-from .retry import RETRY_STATUSES, _retry_class, parse_retry_after, quiet_retries
-from .status import error_words, http_error
-from .stream import ChatStream, is_read_timeout, mask_answer, not_an_answer_excerpt, note_empty
+from .retry import RETRY_STATUSES, _retry_class, quiet_retries
+from .stream import ChatStream, is_read_timeout, mask_answer
 from .urls import (
     DEFAULT_BASE_URL,
     env_value,
@@ -51,10 +44,6 @@ from .urls import (
 
 if TYPE_CHECKING:
     import requests
-
-# Plain-Python hints; the notebook layer says the same in its terms (advice.py).
-AGAIN = "Ask again for an answer."
-
 
 class InsecureTransportWarning(UserWarning):
     """The key is about to travel over plain http:// because the user allowed it."""
@@ -82,6 +71,7 @@ class AIMLClient:
         self._key = Secret(str.__str__(api_key)) if api_key else None
         self.max_answer_bytes, self.pool_size = max_answer_bytes, pool_size
         self._warned_insecure: set[str] = set()
+        self._safe_urls: set[str] = set()
         register_secret(api_key)
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
@@ -146,7 +136,10 @@ class AIMLClient:
 
     def _check_transport(self, url: str, with_key: bool) -> None:
         """Plain http:// to anything but loopback carries the key in clear: refuse, or warn once."""
-        if not with_key or url_scheme(url) != "http" or is_loopback(url):
+        if not with_key or url in self._safe_urls:
+            return
+        if url_scheme(url) != "http" or is_loopback(url):
+            self._safe_urls.add(url)  # parsed once per URL, not once per request of a batch
             return
         if not self.allow_insecure_http:
             raise ConfigError(
@@ -215,10 +208,7 @@ class AIMLClient:
             traceback.clear_frames(exc.__traceback__)
             raise
         except requests.exceptions.ConnectTimeout:
-            raise ConnectError(
-                f"Could not connect to {self.base_url} within {self.connect_timeout:g} s.",
-                hint="Check the network and the base URL.",
-            ) from None
+            raise answer.connect_timeout(self.base_url, self.connect_timeout) from None
         except requests.exceptions.ReadTimeout:
             raise self._read_timeout() from None
         except requests.exceptions.ConnectionError as exc:
@@ -226,29 +216,17 @@ class AIMLClient:
                 raise self._read_timeout() from None
             raise self._network_error(exc) from None
         except (requests.RequestException, ValueError) as exc:  # a malformed URL or header
-            raise ConnectError(
-                f"The request to {self.base_url} could not be sent: {_reason(exc)}."
-            ) from None
+            raise answer.not_sent(self.base_url, exc) from None
         if resp.status_code >= 400:
             try:
                 body_bytes, _ = read_capped(resp, ERROR_BODY_BYTES)
             except Exception:  # noqa: BLE001 - the status says enough; the body is a bonus
                 body_bytes = b""
-            retries = _retries_done(resp)
-            asked = parse_retry_after(resp.headers.get("Retry-After"))
-            error = http_error(
-                resp.status_code,
-                body_bytes,
-                content_type=resp.headers.get("Content-Type", ""),
-                url=url,
-                model=payload.get("model"),
-                sent=tuple(payload),
-                retries=retries,
-                waited=time.monotonic() - started,
-                retry_after=asked if retries < self.max_retries and asked else None,
-                wait_budget=self.max_wait,
+            error = answer.failed_status(
+                resp.status_code, body_bytes, resp.headers, url=url, payload=payload,
+                retries=_retries_done(resp), waited=time.monotonic() - started,
+                max_retries=self.max_retries, max_wait=self.max_wait,
             )
-            error.retry_after = asked  # type: ignore[attr-defined]  # map()'s shared backoff reads it
             if endpoint == CHAT and refuses_chat(resp.status_code, error.service_message or ""):
                 # The service serves this model on /responses only: go there, now and from now on.
                 self._responses_models.add(str(payload.get("model")))
@@ -258,37 +236,10 @@ class AIMLClient:
         return resp
 
     def _network_error(self, exc: BaseException) -> AIMLError:
-        """What happened, in words: not connected, answered unreadably, or sent and then broken."""
-        words, phase = failure_words(exc)
-        if phase == "connect":
-            return ConnectError(
-                f"Could not connect to {self.base_url}: {words}.",
-                hint="Check the network and the base URL.",
-            )
-        if phase == "answered":
-            return ProtocolError(
-                f"{self.base_url} answered, but the answer could not be read: {words}. The request "
-                "was sent and may have been billed, so it was not resent.",
-                hint=AGAIN,
-            )
-        if phase == "sent":
-            return ConnectError(
-                f"The request reached {self.base_url}, but {words} before an answer came. It may "
-                "have been billed, so it was not resent.",
-                hint=AGAIN,
-            )
-        return ConnectError(
-            f"The request to {self.base_url} failed: {words}; it may or may not have reached the "
-            "service.",
-            hint=AGAIN,
-        )
+        return answer.network_error(self.base_url, *failure_words(exc))
 
     def _read_timeout(self) -> AIMLError:
-        return ResponseTimeout(
-            f"{self.base_url} did not answer within {self.timeout:g} s: the model may be "
-            "overloaded.",
-            hint="Try again, pick another model, or raise the timeout setting.",
-        )
+        return answer.read_timeout(self.base_url, self.timeout)
 
     def _read_body(self, resp: requests.Response, limit: int, what: str, hint: str = "") -> bytes:
         """The whole body within ``limit`` inflated bytes, or one paragraph saying what broke."""
@@ -300,19 +251,9 @@ class AIMLClient:
         except (requests.RequestException, Urllib3Error, OSError) as exc:
             if is_read_timeout(exc):
                 raise self._read_timeout() from None
-            words, _ = failure_words(exc)
-            raise IncompleteAnswer(
-                f"{what.capitalize()} from {self.base_url} was cut: {words}. The request was sent "
-                "and may have been billed.",
-                hint=AGAIN,
-            ) from None
+            raise answer.cut(self.base_url, what, failure_words(exc)[0]) from None
         if more:
-            raise LimitError(
-                f"{what.capitalize()} from {self.base_url} is larger than {describe_size(limit)}, "
-                f"so it was not read{hint}.",
-                hint="Raise max_answer_bytes for longer answers." if "max_answer_bytes" in hint
-                else None,
-            )
+            raise answer.too_large(self.base_url, what, limit, hint)
         return body
 
     def complete(self, payload: dict[str, Any], request_id: str | None = None) -> ChatResponse:
@@ -325,36 +266,8 @@ class AIMLClient:
             resp, self.max_answer_bytes, "the answer",
             " (the max_answer_bytes setting)",
         )
-        problem: ValueError | None = None
-        try:
-            body = loads(raw)
-        except ValueError as exc:
-            body, problem = None, exc
-        if not isinstance(body, dict):
-            excerpt = not_an_answer_excerpt(raw, resp.headers.get("Content-Type", ""), problem)
-            raise ProtocolError(
-                f"The service answered {resp.status_code} but not with an answer: {excerpt}.",
-                hint="Check the base URL; if it is right, try again.",
-            )
-        if body.get("error") and not body.get("choices"):  # a 200 that carries an error
-            words = error_words(body["error"])
-            raise ServerError(
-                f"The service answered {resp.status_code} with an error instead of an answer: "
-                f"{words.rstrip('.')}. Try again, or pick another model.",
-                status=resp.status_code,
-                service_message=words,
-            )
-        result = ChatResponse.from_body(
-            body,
-            request=payload,
-            elapsed=time.monotonic() - started,
-            inference_id=resp.headers.get("x-inference-id"),
-        )
-        if result.credits_used is None and resp.headers.get("x-aimlapi-credits-used"):
-            result.credits_used = whole_credits(_number(resp.headers["x-aimlapi-credits-used"]))
-            result.usd_spent = _number(resp.headers.get("x-aimlapi-usd-spent"))
-        note_empty(result)
-        return mask_answer(result)
+        return answer.answer_of(raw, resp.status_code, resp.headers, payload,
+                                time.monotonic() - started)
 
     def stream(self, payload: dict[str, Any], request_id: str | None = None) -> ChatStream:
         """Open a streamed request; iterate the result for (content, reasoning) deltas."""
@@ -380,46 +293,20 @@ class AIMLClient:
         return fetch_models(self, chat_only=chat_only)
 
 
-_REQUEST_ID_BAD = re.compile(r"[^A-Za-z0-9._:-]")
-
-
-def clean_request_id(text: str | None) -> str | None:
-    """An ``X-Client-Request-Id`` the service keeps: 1-128 characters of ``[A-Za-z0-9._:-]``
-    (it silently drops any other value). Other characters become ``-``; None when empty."""
-    if not text:
-        return None
-    return _REQUEST_ID_BAD.sub("-", str(text))[:128]
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
-
-
 def _retries_done(resp: Any) -> int:
     retries = getattr(getattr(resp, "raw", None), "retries", None)
     history = getattr(retries, "history", None)
     return len(history) if history else 0
 
 
-def _reason(exc: BaseException) -> str:
-    """The innermost useful words of a requests/urllib3 error, without the URL noise."""
-    text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out",
-                   "Connection reset", "Remote end closed", "No route to host"):
-        if marker.lower() in text.lower():
-            return marker.lower()
-    return text[:200]
-
-
 __all__ = [
+    "AGAIN",
     "AIMLClient",
     "ChatStream",
     "DEFAULT_BASE_URL",
     "InsecureTransportWarning",
     "StreamInterrupted",
+    "clean_request_id",
     "env_value",
     "is_chat_model",
     "is_loopback",

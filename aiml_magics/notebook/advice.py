@@ -36,7 +36,7 @@ INSECURE = ("Use https://, or if you really mean it, "
 
 def notebook_advice(exc: BaseException) -> str:
     """The hint a notebook user needs for ``exc`` ("" keeps the core's own)."""
-    from ..http.client import AGAIN
+    from ..http.answer import AGAIN
 
     if isinstance(exc, E.AIMLError) and exc.hint == AGAIN:  # nothing to fix: ask once more
         return "Run the cell again for an answer."
