@@ -192,9 +192,30 @@ def redact_obj(obj: Any, registry: SecretRegistry) -> Any:
     was masked, else ``obj`` itself. One scan of all its strings first: a piece of a secret in any
     one string is a piece of their whitespace-joined text too (spans ignore whitespace), so an
     answer without one costs one scan, not one per string (map() reads thousands)."""
-    if not registry.spans("\n".join(strings_of(obj))):
+    if not any_piece_in(registry, strings_of(obj)):
         return obj
     return _redact_obj(obj, registry)
+
+
+def any_piece_in(registry: SecretRegistry, strings: list[str]) -> bool:
+    """Whether any of ``strings`` holds a piece of a secret: the short ones in one scan of them
+    joined, each long one on its own, and the same string object once (an answer's text is also
+    in its ``.raw``): joining a long answer would copy it, and its folded copy, again."""
+    seen: set[int] = set()
+    short: list[str] = []
+    for text in strings:
+        if id(text) in seen:
+            continue
+        seen.add(id(text))
+        if len(text) > LONG_STRING:
+            if registry.spans(text):
+                return True
+        else:
+            short.append(text)
+    return bool(short) and bool(registry.spans("\n".join(short)))
+
+
+LONG_STRING = 1 << 16  # characters: scanned on its own rather than joined with the rest
 
 
 def strings_of(obj: Any, out: list[str] | None = None) -> list[str]:

@@ -16,7 +16,7 @@ from ..errors import SECRETS, AIMLError, IncompleteAnswer, ProtocolError
 from ..params import MAX_ANSWER_BYTES
 from ..response import CUT, INTERRUPTED, ChatResponse
 from ..safejson import JSONRefused, describe_size, loads
-from ..secrets import redact_obj, strings_of
+from ..secrets import any_piece_in, redact_obj, strings_of
 from .bounded import (
     READ_BLOCK,
     failure_words,
@@ -47,7 +47,7 @@ def mask_answer(resp: ChatResponse) -> ChatResponse:
         return resp
     every = [resp.text, resp.reasoning or "", resp.model or "",
              *(c.arguments_text or "" for c in resp.tool_calls)]
-    if not SECRETS.spans("\n".join(strings_of(resp.raw, every))):
+    if not any_piece_in(SECRETS, strings_of(resp.raw, every)):
         return resp  # one scan finds no piece of a key in any of them (redact_obj says why)
     before = (resp.text, resp.reasoning, resp.model, [c.arguments_text for c in resp.tool_calls])
     resp.text = SECRETS.redact(resp.text)
