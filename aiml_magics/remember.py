@@ -141,8 +141,9 @@ async def send_job_async(job: Any, complete: Callable[..., Any]) -> ChatResponse
 
     keeping = job.keeping or Keeping(None)
     store, started = open_store(keeping.path), time.time()
+    key = None if store is None else request_hash(job.payload, job.base_url)  # once per item
     found = None if store is None else await asyncio.to_thread(
-        _from_cache, store, job.payload, job.base_url, keeping.cache and not keeping.refresh)
+        _from_cache, store, job.payload, job.base_url, keeping.cache and not keeping.refresh, key)
     if isinstance(found, str) or found is None:
         resp = await complete(job.payload, request_id=job.request_id)
         if found:
@@ -151,7 +152,7 @@ async def send_job_async(job: Any, complete: Callable[..., Any]) -> ChatResponse
         resp = found
     if store is not None:
         await asyncio.to_thread(keep, store, job.payload, resp, endpoint=job.base_url,
-                                started=started, secret=job.api_key)
+                                started=started, secret=job.api_key, key=key)
     return resp
 
 
