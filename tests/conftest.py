@@ -7,7 +7,10 @@ is tested separately.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +35,9 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_prox
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
 
 # Nothing a test does reaches the user's data folder (the per-test fixture below narrows it).
-os.environ["AIML_STORE"] = str(Path(__import__("tempfile").mkdtemp(prefix="aiml-store-")) / "store.db")
+_SESSION_STORE_DIR = tempfile.mkdtemp(prefix="aiml-store-")
+atexit.register(shutil.rmtree, _SESSION_STORE_DIR, True)
+os.environ["AIML_STORE"] = str(Path(_SESSION_STORE_DIR) / "store.db")
 
 # Recognisable, so any leak is easy to grep for; its tail is the only part that may ever show.
 TEST_KEY = "sk-aiml-TESTKEY-3f9c2a7e5b1d4c8f-LEAKCHECK"

@@ -29,6 +29,9 @@ DELIBERATE = {"errors.ipynb": ["try:\n    average(scores)\nexcept ZeroDivisionEr
 KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{12,}|[0-9a-f]{32})\b")
 REQUEST_ID = re.compile(r"aiml-[0-9a-f]{8}-")
 SECONDS = re.compile(r"\(\d+\.\d{3} s\)")  # a tool call's run time, printed by tools.ipynb
+# The wall time in a footer ("no model · 0.1 s · ... · offline echo"): measured, so a loaded
+# machine may show 0.1 s where an idle one shows 0.0 s.
+FOOTER_SECONDS = re.compile(r"(\\u00b7|·) \d+(?:\.\d+)? s (\\u00b7|·)")
 STORE_SIZE = re.compile(r"(\.db \()[0-9.,]+ [KMG]?B")
 
 
@@ -55,7 +58,7 @@ def seen(nb) -> list[tuple[str, list[str]]]:
     """What each code cell shows, with what is meant to differ between runs taken out: widget
     model ids, execution counts, map()'s request ids (unique per request, by design), the
     store's size in ``%aiml config`` (every exchange of the first run is stored, by design), a tool
-    call's run time, and how a cell's printed text was split into messages."""
+    call's run time, a footer's wall time, and how a cell's printed text was split into messages."""
     out = []
     for c in code_cells(nb):
         shown = []
@@ -72,7 +75,9 @@ def seen(nb) -> list[tuple[str, list[str]]]:
                 data = {k: v for k, v in o.get("data", {}).items() if k != WIDGET}
                 shown.append(json.dumps(data, sort_keys=True))
         shown = [STORE_SIZE.sub(r"\1<size>", REQUEST_ID.sub("aiml-<batch>-", s)) for s in shown]
-        out.append((c.source, [SECONDS.sub("(<seconds> s)", s) for s in shown]))
+        shown = [FOOTER_SECONDS.sub(r"\1 <seconds> s \2", SECONDS.sub("(<seconds> s)", s))
+                 for s in shown]
+        out.append((c.source, shown))
     return out
 
 
