@@ -83,15 +83,37 @@ def keep(store: Store | None, payload: dict[str, Any], resp: ChatResponse, *, en
          started: float, prompt: str | None = None, secret: str | None = None,
          keep_images: bool = False, key: str | None = None) -> None:
     """Write one exchange; a store that fails adds one warning line to the answer instead."""
+    keep_later(store, payload, resp, endpoint=endpoint, started=started, prompt=prompt,
+               secret=secret, keep_images=keep_images, key=key)()
+
+
+def keep_later(store: Store | None, payload: dict[str, Any], resp: ChatResponse, *,
+               endpoint: str, started: float, prompt: str | None = None,
+               secret: str | None = None, keep_images: bool = False,
+               key: str | None = None) -> Callable[[], None]:
+    """``keep`` in two steps: the row is built and queued now; the function returned commits it
+    (with every row queued meanwhile, in one transaction)."""
     if store is None:
-        return
+        return _nothing
     try:
-        row = row_of(payload, resp, endpoint=endpoint, started=started, prompt=prompt,
-                     secret=secret, keep_images=keep_images,
-                     cached_from=getattr(resp, "_cached_from", None), key=key)
-        store.write(row)
+        slot = store.enqueue(row_of(payload, resp, endpoint=endpoint, started=started,
+                                    prompt=prompt, secret=secret, keep_images=keep_images,
+                                    cached_from=getattr(resp, "_cached_from", None), key=key))
     except StoreUnavailable as exc:
         resp.warnings.append(not_stored(exc))
+        return _nothing
+
+    def commit() -> None:
+        try:
+            store.commit(slot)
+        except StoreUnavailable as exc:
+            resp.warnings.append(not_stored(exc))
+
+    return commit
+
+
+def _nothing() -> None:
+    return None
 
 
 # -- one request ---------------------------------------------------------------------------------
@@ -137,13 +159,14 @@ def send_job(job: Any, client: Any) -> ChatResponse:
 async def send_job_async(job: Any, complete: Callable[..., Any]) -> ChatResponse:
     """``send_job`` for the asyncio engine: the same cache and store (SQLite on a worker thread,
     never on the loop); ``complete`` is the wire's coroutine function."""
-    import asyncio
+    from . import loopworker
 
     keeping = job.keeping or Keeping(None)
     store, started = open_store(keeping.path), time.time()
     key = None if store is None else request_hash(job.payload, job.base_url)  # once per item
-    found = None if store is None else await asyncio.to_thread(
-        _from_cache, store, job.payload, job.base_url, keeping.cache and not keeping.refresh, key)
+    use = keeping.cache and not keeping.refresh
+    found = None if store is None or not use else await loopworker.run(
+        _from_cache, store, job.payload, job.base_url, use, key)
     if isinstance(found, str) or found is None:
         resp = await complete(job.payload, request_id=job.request_id)
         if found:
@@ -151,8 +174,8 @@ async def send_job_async(job: Any, complete: Callable[..., Any]) -> ChatResponse
     else:
         resp = found
     if store is not None:
-        await asyncio.to_thread(keep, store, job.payload, resp, endpoint=job.base_url,
-                                started=started, secret=job.api_key, key=key)
+        await loopworker.run(keep_later, store, job.payload, resp, grouped=True,
+                             endpoint=job.base_url, started=started, secret=job.api_key, key=key)
     return resp
 
 

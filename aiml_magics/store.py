@@ -194,9 +194,18 @@ class Store:
         its FTS5 segment, costs three times an insert). One thread alone writes one row per
         transaction, as before; every caller still returns only once its row is committed, and
         a failure reaches every caller whose row it was."""
+        return self.commit(self.enqueue(row))
+
+    def enqueue(self, row: dict[str, Any]) -> _Slot:
+        """``write``'s first half: the row waits for the next transaction (``commit`` it)."""
         slot = _Slot([_column(name, row.get(name)) for name in COLUMNS])
         with self._queue_lock:
             self._queue.append(slot)
+        return slot
+
+    def commit(self, slot: _Slot) -> int:
+        """``write``'s second half: returns once this row is committed, with every row queued
+        meanwhile; its id."""
         return self._run(lambda conn: self._flush(conn, slot))
 
     def _flush(self, conn: Any, slot: _Slot) -> int:

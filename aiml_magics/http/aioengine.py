@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import loopworker
 from ..endpoints import CHAT, refuses_chat
 from ..errors import AIMLError
 from ..response import ChatResponse
@@ -99,12 +100,13 @@ class LoopThread:
             await asyncio.gather(*self.tasks, return_exceptions=True)
             if last is not None:
                 await last()
-            await self.loop.shutdown_default_executor()  # the store's worker threads
+            await self.loop.shutdown_default_executor()
 
         try:
             asyncio.run_coroutine_threadsafe(stop(), self.loop).result(CLOSE_WAIT)
         except Exception:  # noqa: BLE001 - a pool that will not close is left to the collector
             pass
+        loopworker.close(self.loop, CLOSE_WAIT)  # the store's rows handed in are written
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(CLOSE_WAIT)
         if not self.thread.is_alive():
