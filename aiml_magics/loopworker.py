@@ -83,36 +83,35 @@ class LoopWorker:
                     stop = True
                     break
                 burst.append(item)
-            self._settle(_run_burst(burst))
+            self._run_burst(burst)
             if stop:
                 return
 
+    def _run_burst(self, burst: list[Any]) -> None:
+        """Plain calls first, handed back at once (a cache lookup holds up a request about to
+        go); then the grouped ones: every first step, every second step, handed back."""
+        self._settle([_call(fut, fn, args, kwargs) for fut, fn, args, kwargs, grouped in burst
+                      if not grouped])
+        later = [_call(fut, fn, args, kwargs) for fut, fn, args, kwargs, grouped in burst
+                 if grouped]
+        self._settle([(fut, None, exc) if exc is not None else _call(fut, finish, (), {})
+                      for fut, finish, exc in later])
+
     def _settle(self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+        if not outcomes:
+            return
         try:
             self.loop.call_soon_threadsafe(_hand_back, outcomes)
         except RuntimeError:  # the loop is closed: nobody waits for these any more
             pass
 
 
-def _run_burst(burst: list[Any]) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-    outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-    later = []
-    for fut, fn, args, kwargs, grouped in burst:
-        try:
-            value = fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - it belongs to the caller's await
-            outcomes.append((fut, None, exc))
-            continue
-        if grouped:
-            later.append((fut, value))
-        else:
-            outcomes.append((fut, value, None))
-    for fut, finish in later:
-        try:
-            outcomes.append((fut, finish(), None))
-        except Exception as exc:  # noqa: BLE001
-            outcomes.append((fut, None, exc))
-    return outcomes
+def _call(fut: asyncio.Future[Any], fn: Callable[..., Any], args: Any,
+          kwargs: Any) -> tuple[asyncio.Future[Any], Any, BaseException | None]:
+    try:
+        return fut, fn(*args, **kwargs), None
+    except Exception as exc:  # noqa: BLE001 - it belongs to the caller's await
+        return fut, None, exc
 
 
 def _hand_back(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

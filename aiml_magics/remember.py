@@ -158,7 +158,9 @@ def send_job(job: Any, client: Any) -> ChatResponse:
 
 async def send_job_async(job: Any, complete: Callable[..., Any]) -> ChatResponse:
     """``send_job`` for the asyncio engine: the same cache and store (SQLite on a worker thread,
-    never on the loop); ``complete`` is the wire's coroutine function."""
+    never on the loop); ``complete`` is the wire's coroutine function. The row is written
+    after the answer is handed back (the engine's close waits for it; a process killed first
+    sends that item again on the next run, as one in flight)."""
     from . import loopworker
 
     keeping = job.keeping or Keeping(None)
@@ -173,10 +175,17 @@ async def send_job_async(job: Any, complete: Callable[..., Any]) -> ChatResponse
             resp.warnings.append(found)
     else:
         resp = found
-    if store is not None:
-        await loopworker.run(keep_later, store, job.payload, resp, grouped=True,
-                             endpoint=job.base_url, started=started, secret=job.api_key, key=key)
+    if store is not None:  # committed with its burst; the answer does not wait for it
+        kept = loopworker.run(keep_later, store, job.payload, resp, grouped=True,
+                              endpoint=job.base_url, started=started, secret=job.api_key, key=key)
+        kept.add_done_callback(lambda fut: _unexpected(fut, resp))
     return resp
+
+
+def _unexpected(fut: Any, resp: ChatResponse) -> None:
+    """A write nobody awaits: a failure ``keep`` did not put into words becomes its line."""
+    if not fut.cancelled() and fut.exception() is not None:
+        resp.warnings.append(f"not stored: {fut.exception()}")
 
 
 def send_one(

@@ -6,7 +6,8 @@ service answers in hundreds of milliseconds, and the ratio there is closer to 1.
 repetition asks new prompts (nothing comes from the cache), and on/off blocks alternate so
 drift in the machine's load hits both sides alike.
 
-    python benchmarks/store.py            # 300 chat() calls x 4 blocks; map() of 10,000 x 2
+    python benchmarks/store.py            # 300 chat() calls x 4 blocks; map() of 10,000 x 2;
+                                          # map() of 3,000 50 ms answers at concurrency 32 x 3
     python benchmarks/store.py --quick    # smoke run
 
 Prints a Markdown table and writes ``benchmarks/store-results.json``. Targets (issue 23): both
@@ -29,9 +30,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]
 
+from batch import Server  # noqa: E402
+
 from aiml_magics import Session  # noqa: E402
 from aiml_magics.api import map as amap  # noqa: E402
 
+LATENCY = 0.05
 KEY = "sk-bench-0123456789abcdef0123"
 
 
@@ -66,9 +70,10 @@ def chat_block(s: Session, n: int, tag: str) -> float:
     return (time.perf_counter() - started) / n
 
 
-def map_run(s: Session, n: int, tag: str) -> float:
+def map_run(s: Session, n: int, tag: str, concurrency: int = 8) -> float:
     started = time.perf_counter()
-    batch = amap([f"row {tag}-{i}" for i in range(n)], session=s, concurrency=8, progress=False)
+    batch = amap([f"row {tag}-{i}" for i in range(n)], session=s, concurrency=concurrency,
+                 progress=False)
     elapsed = time.perf_counter() - started
     assert not batch.failures, batch.failures[:1]
     return elapsed
@@ -79,6 +84,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     opts = ap.parse_args()
     n_chat, blocks, n_map, map_reps = (50, 2, 1000, 1) if opts.quick else (300, 4, 10_000, 2)
+    n_slow = 500 if opts.quick else 3_000
     proc, port = start_server()
     folder = Path(tempfile.mkdtemp(prefix="aiml-store-bench-"))
     on, off = session(port, str(folder / "store.db")), session(port, "")
@@ -102,6 +108,23 @@ def main() -> int:
         results["store size after the run (bytes)"] = on.connection.store.size()
     finally:
         proc.kill()
+    # The same map() where each answer takes 50 ms (batch.py's server, its own process), as a
+    # real service's answers take longer still: the store's work then overlaps the waiting.
+    slow = Server(LATENCY)
+    try:
+        on = Session(api_key=KEY, base_url=slow.base, store=str(folder / "store-slow.db"),
+                     memory=False, max_retries=0)
+        off = Session(api_key=KEY, base_url=slow.base, store="", memory=False, max_retries=0)
+        map_run(on, 200, "warm-slow", concurrency=32)
+        map_run(off, 200, "warm-slow", concurrency=32)
+        slow_times: dict[str, list[float]] = {"on": [], "off": []}
+        for r in range(map_reps + 1):
+            for name, s in (("on", on), ("off", off)) if r % 2 == 0 else (("off", off), ("on", on)):
+                slow_times[name].append(map_run(s, n_slow, f"slow-{r}-{name}", concurrency=32))
+        results[f"map() of {n_slow:,}, concurrency 32, 50 ms answers"] = _ratio(slow_times,
+                                                                                 unit_ms=False)
+    finally:
+        slow.close()
     print("| measurement | store off | store on | ratio (target <= 1.1x) |\n|---|--:|--:|--:|")
     for label, r in results.items():
         if isinstance(r, dict):

@@ -105,6 +105,24 @@ def test_broken_stores_never_break_a_cell(shell: Any, api: Any, tmp_path: Path) 
     assert "not stored in" in run_cell(shell, "%%aiml\nAnd now?").final_markdown()
 
 
+@pytest.mark.parametrize("engine", ["threads", "async"])
+def test_a_broken_store_never_breaks_a_map(session: Session, api: Any, tmp_path: Path,
+                                           engine: str) -> None:
+    """Every answer of the batch is there, each with the one line saying it was not stored
+    (the asyncio engine writes a row after handing its answer back, and says so all the same)."""
+    bad = tmp_path / "corrupt.db"
+    bad.write_bytes(b"garbage, not SQLite " * 500)
+    s = Session(api_key=TEST_KEY, base_url=session.settings.base_url, store=str(bad),
+                max_retries=0)
+    batch = aiml_magics.map([f"row {i}" for i in range(30)], session=s, concurrency=8,
+                            progress=False, engine=engine)
+    assert [r.text for r in batch] == [f"echo: row {i}" for i in range(30)]
+    for r in batch:
+        stored = [w for w in r.warnings if w.startswith("not stored in")]
+        assert len(stored) == 1 and "not a readable SQLite database" in stored[0], r.warnings
+    assert bad.read_bytes() == b"garbage, not SQLite " * 500  # untouched
+
+
 def test_log_spend_and_config_commands(shell: Any, api: Any, _store: Path) -> None:
     for prompt in ("Tell me about *herons* | pipes", "Storks?"):
         assert run_cell(shell, f"%%aiml\n{prompt}").error is None
