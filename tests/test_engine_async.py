@@ -6,9 +6,7 @@ Behaviour, not timing (durations are loose bounds a hang would blow, never speed
 
 from __future__ import annotations
 
-import _thread
 import json
-import signal
 import threading
 import time
 
@@ -130,38 +128,6 @@ def test_the_deadline_stops_new_sends(session, api, engine):
     assert batch.stopped == "deadline"
     answered = [r for r in batch if not isinstance(r, Failure)]
     assert 2 <= len(answered) <= 6 and batch[-1].kind == "not sent: deadline"
-
-
-def test_ctrl_c_on_the_async_engine_returns_what_finished(session, api):
-    count = 0
-    released = threading.Event()
-    lock = threading.Lock()
-
-    def reply(rec):
-        nonlocal count
-        with lock:
-            count += 1
-            mine = count
-        if mine == 4:
-            _thread.interrupt_main()
-        if mine >= 4:
-            released.wait(30)
-        return Reply(echo=True)
-
-    api.default = reply
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        batch = run(session, [f"p{i}" for i in range(20)], "async", concurrency=2)
-    finally:
-        released.set()
-        signal.signal(signal.SIGINT, previous)
-    assert batch.stopped == "interrupted" and len(batch) == 20
-    answered = [i for i, r in enumerate(batch) if not isinstance(r, Failure)]
-    assert answered[:2] == [0, 1] and len(answered) <= 3
-    in_flight = [r for r in batch if isinstance(r, Failure) and r.kind == "interrupted"]
-    assert 1 <= len(in_flight) <= 2
-    assert all(r.message == "not sent: interrupted" for r in batch[5:])
-    assert len(api.chat_requests) <= 5
 
 
 # -- a hostile service: each script answers one request, the same on both engines ---------------
