@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .store import Store, StoreUnavailable
+from .store import Store, StoreBusy, StoreUnavailable
 from .storerow import cached_response, request_hash, row_of
 
 if TYPE_CHECKING:
@@ -167,8 +167,13 @@ async def send_job_async(job: Any, complete: Callable[..., Any]) -> ChatResponse
     store, started = open_store(keeping.path), time.time()
     key = None if store is None else request_hash(job.payload, job.base_url)  # once per item
     use = keeping.cache and not keeping.refresh
-    found = None if store is None or not use else await loopworker.run(
-        _from_cache, store, job.payload, job.base_url, use, key)
+    found = None
+    if store is not None and use and key is not None:
+        try:  # on the loop itself: a few microseconds, no hand-over to another thread
+            row = store.peek(key)
+            found = cached_response(row, job.payload) if row is not None else None
+        except StoreBusy:
+            found = await loopworker.run(_from_cache, store, job.payload, job.base_url, use, key)
     if isinstance(found, str) or found is None:
         resp = await complete(job.payload, request_id=job.request_id)
         if found:

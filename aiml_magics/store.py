@@ -53,6 +53,10 @@ class StoreUnavailable(Exception):
         self.transient = reason.startswith(LOCKED)  # another writer holds it: worth another try
 
 
+class StoreBusy(Exception):
+    """``Store.peek`` cannot answer without waiting (ask ``Store.cached`` instead)."""
+
+
 def _reason(exc: BaseException) -> str:
     """A few words for people: what SQLite or the OS said, without a traceback."""
     text = str(exc) or type(exc).__name__
@@ -81,6 +85,7 @@ class Store:
         self._lock = threading.Lock()
         self._queue: list[_Slot] = []  # rows handed in, not yet in a transaction
         self._queue_lock = threading.Lock()
+        self._readers = threading.local()  # peek()'s connection, one per thread that peeks
         self.fts = False
 
     def __repr__(self) -> str:
@@ -229,14 +234,25 @@ class Store:
 
     def cached(self, request_key: str) -> dict[str, Any] | None:
         """The newest complete live answer to this request, or None."""
-        def newest(conn: Any) -> dict[str, Any] | None:
-            cur = conn.execute(
-                "SELECT * FROM exchanges WHERE request_key = ? AND cacheable = 1 "
-                "ORDER BY id DESC LIMIT 1", (request_key,))
-            found = cur.fetchone()
-            return _row(cur, found) if found else None
+        return self._run(lambda conn: _newest(conn, request_key))
 
-        return self._run(newest)
+    def peek(self, request_key: str) -> dict[str, Any] | None:
+        """``cached`` without waiting, for an event loop's own thread: a connection of that
+        thread's that never waits for a lock (in WAL mode a reader does not wait for writers).
+        Raises ``StoreBusy`` when it cannot answer at once or at all: the caller then asks
+        ``cached`` on a worker thread, which waits, retries and words any failure."""
+        import sqlite3
+
+        conn = getattr(self._readers, "conn", None)
+        try:
+            if conn is None:
+                if self._conn is None:  # not opened (nor migrated) yet: that is a writer's job
+                    raise StoreBusy
+                conn = sqlite3.connect(str(self.path), timeout=0, isolation_level=None)
+                self._readers.conn = conn
+            return _newest(conn, request_key)
+        except sqlite3.Error:
+            raise StoreBusy from None
 
     def rows(self, search: str | None = None, model: str | None = None,
              since: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -343,6 +359,13 @@ def _column(name: str, value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     return value
+
+
+def _newest(conn: Any, request_key: str) -> dict[str, Any] | None:
+    cur = conn.execute("SELECT * FROM exchanges WHERE request_key = ? AND cacheable = 1 "
+                       "ORDER BY id DESC LIMIT 1", (request_key,))
+    found = cur.fetchone()
+    return _row(cur, found) if found else None
 
 
 def _row(cur: Any, values: tuple[Any, ...]) -> dict[str, Any]:

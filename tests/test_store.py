@@ -365,3 +365,27 @@ def test_a_row_that_cannot_be_written_fails_only_its_own_caller(tmp_path: Path) 
     assert isinstance(outcome["bad"], store_module.StoreUnavailable)
     assert "NOT NULL" in outcome["bad"].reason
     assert [r["prompt"] for r in st.rows()] == ["good"] and st._queue == []
+
+
+def test_peek_answers_at_once_or_says_it_cannot(tmp_path: Path) -> None:
+    """``peek`` (the asyncio engine's cache lookup on its own loop thread) finds what
+    ``cached`` finds without waiting; where it cannot (not opened yet), it raises StoreBusy and
+    the engine asks on the worker thread."""
+    from aiml_magics.store import StoreBusy
+    from aiml_magics.storerow import request_hash
+
+    st = Store(tmp_path / "s.db")
+    key = request_hash(payload("What is a heron?"), ENDPOINT)
+    with pytest.raises(StoreBusy):  # not opened yet: opening (and migrating) is a writer's job
+        st.peek(key)
+    keep(st, "What is a heron?", "A wading bird.")
+    assert st.peek(key) is not None and st.peek(key)["answer"] == "A wading bird."
+    assert st.peek(key) == st.cached(key)
+    assert st.peek(request_hash(payload("And a stork?"), ENDPOINT)) is None
+    held = sqlite3.connect(st.path, isolation_level=None)  # another process, say, holding it
+    held.execute("BEGIN EXCLUSIVE")
+    try:  # a WAL reader reads a committed row while a writer holds the file (it never waits:
+        assert st.peek(key)["answer"] == "A wading bird."  # its busy timeout is 0)
+    finally:
+        held.execute("ROLLBACK")
+        held.close()
