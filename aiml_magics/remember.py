@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .store import Store, StoreBusy, StoreUnavailable
+from .store import Store
+from .storefailure import StoreBusy, StoreUnavailable
 from .storerow import cached_response, request_hash, row_of
 
 if TYPE_CHECKING:

@@ -23,11 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .storefailure import StoreBusy, StoreUnavailable, reason_of
 from .storeschema import COLUMNS, INSERT, JSON_COLUMNS, MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another to finish before giving up
 SQLITE_WAIT = 1.0  # of which SQLite's own busy handler waits at most this long per try
-LOCKED = "the database stayed locked by another process"
 T = TypeVar("T")
 
 class _Slot:
@@ -42,38 +42,6 @@ class _Slot:
 
 class JSONText(str):
     """A JSON column's value already dumped (and redacted) by the caller: written as it is."""
-
-
-class StoreUnavailable(Exception):
-    """The store cannot be read or written; ``reason`` says why in a few words."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = path, reason
-        self.transient = reason.startswith(LOCKED)  # another writer holds it: worth another try
-
-
-class StoreBusy(Exception):
-    """``Store.peek`` cannot answer without waiting (ask ``Store.cached`` instead)."""
-
-
-def _reason(exc: BaseException) -> str:
-    """A few words for people: what SQLite or the OS said, without a traceback."""
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.strerror:
-        text = exc.strerror
-    lowered = text.lower()
-    if "not a database" in lowered or "malformed" in lowered:
-        return "the file is not a readable SQLite database (corrupt?)"
-    if "readonly" in lowered or "read-only" in lowered or "permission" in lowered:
-        return "the file or its folder is read-only"
-    if "locked" in lowered or "busy" in lowered:
-        return f"{LOCKED} for {BUSY_TIMEOUT:.0f} s"
-    if "disk is full" in lowered or "no space" in lowered:
-        return "the disk is full"
-    if "unable to open" in lowered:
-        return "the file cannot be opened (missing folder or no permission)"
-    return text[:200]
 
 
 class Store:
@@ -104,7 +72,7 @@ class Store:
             conn = sqlite3.connect(str(self.path), timeout=wait, isolation_level=None,
                                    check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreUnavailable(self.path, _reason(exc)) from None
+            raise StoreUnavailable(self.path, reason_of(exc, BUSY_TIMEOUT)) from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -119,7 +87,7 @@ class Store:
             raise
         except sqlite3.Error as exc:
             conn.close()
-            raise StoreUnavailable(self.path, _reason(exc)) from None
+            raise StoreUnavailable(self.path, reason_of(exc, BUSY_TIMEOUT)) from None
         self._conn = conn
         return conn
 
@@ -168,7 +136,7 @@ class Store:
                     return work(self._connect())
             except (sqlite3.Error, OSError, StoreUnavailable) as exc:
                 failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(
-                    self.path, _reason(exc))
+                    self.path, reason_of(exc, BUSY_TIMEOUT))
                 if not failure.transient or time.monotonic() + pause > deadline:
                     raise failure from None
             time.sleep(pause * (0.5 + random.random()))  # two processes must not retry in step

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, overload
 
 from .errors import AIMLError, ParameterError, redact
-from .store import Store, StoreUnavailable, since_seconds
+from .store import Store, since_seconds
+from .storefailure import StoreUnavailable
 
 
 class Logged:

@@ -22,6 +22,7 @@ from aiml_magics import store as store_module
 from aiml_magics.errors import ParameterError, register_secret
 from aiml_magics.response import ChatResponse, Usage
 from aiml_magics.store import SCHEMA_VERSION, Store
+from aiml_magics.storefailure import StoreUnavailable
 from aiml_magics.storelog import read
 from tests.conftest import ROOT, TEST_KEY
 
@@ -350,7 +351,7 @@ def test_a_row_that_cannot_be_written_fails_only_its_own_caller(tmp_path: Path) 
     def write(name: str) -> None:
         try:
             outcome[name] = st.write(rows[name])
-        except store_module.StoreUnavailable as exc:
+        except StoreUnavailable as exc:
             outcome[name] = exc
 
     with st._lock:  # both rows queue up behind a transaction, so they are grouped
@@ -362,7 +363,7 @@ def test_a_row_that_cannot_be_written_fails_only_its_own_caller(tmp_path: Path) 
         assert len(st._queue) == 2
     [t.join() for t in threads]
     assert isinstance(outcome["good"], int) and outcome["good"] > 0
-    assert isinstance(outcome["bad"], store_module.StoreUnavailable)
+    assert isinstance(outcome["bad"], StoreUnavailable)
     assert "NOT NULL" in outcome["bad"].reason
     assert [r["prompt"] for r in st.rows()] == ["good"] and st._queue == []
 
@@ -371,7 +372,7 @@ def test_peek_answers_at_once_or_says_it_cannot(tmp_path: Path) -> None:
     """``peek`` (the asyncio engine's cache lookup on its own loop thread) finds what
     ``cached`` finds without waiting; where it cannot (not opened yet), it raises StoreBusy and
     the engine asks on the worker thread."""
-    from aiml_magics.store import StoreBusy
+    from aiml_magics.storefailure import StoreBusy
     from aiml_magics.storerow import request_hash
 
     st = Store(tmp_path / "s.db")

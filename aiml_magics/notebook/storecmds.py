@@ -71,7 +71,8 @@ def _spend_args(p: argparse.ArgumentParser) -> None:
 @arguments(_spend_args)
 def _spend(magics: Any, args: argparse.Namespace) -> None:
     from ..errors import AIMLError
-    from ..store import StoreUnavailable, since_seconds
+    from ..store import since_seconds
+    from ..storefailure import StoreUnavailable
 
     session = magics.session
     store = session.connection.store
