@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from .heldinterrupt import HeldInterrupt
 from .response import ChatResponse
 
 RETRY_STATUSES = (500, 502, 503, 504)
@@ -100,10 +101,12 @@ class Runner:
         self.done = self.failed = 0
         self.stopped: str | None = None
         self.ends_at = time.monotonic() + rules.deadline if rules.deadline is not None else math.inf
+        self.held = HeldInterrupt()
 
     def run(self) -> tuple[list[Any], str | None]:
         try:
-            self._loop()
+            with self.held:
+                self._loop()
         except KeyboardInterrupt:
             self.stopped = "interrupted"
             for fut, pos in self.inflight.items():
@@ -134,8 +137,12 @@ class Runner:
                         self._send(self.pending[i], now)  # takes it off pending
                     else:
                         i += 1
-                if self.flush is not None:
-                    self.flush()
+                if self.flush is not None:  # chunks handed to the executor: held the same way
+                    self.held.holding = True
+                    try:
+                        self.flush()
+                    finally:
+                        self.held.release()
             if not self.inflight:
                 if self.stopped is not None or not self.pending:
                     return
@@ -163,17 +170,20 @@ class Runner:
                 self._give_up(pos, now, "rate-limit" if self.rate_hits[pos] else "error")
 
     def _send(self, pos: int, now: float) -> None:
-        # Submitted first: submit builds the payload, and a Ctrl-C arriving meanwhile must leave
-        # the item pending (not sent), not lost between the two lists.
+        # A Ctrl-C is held while the item is handed over: afterwards it is either in flight
+        # (its future known) or still pending (never handed over: not sent), never in between.
         self.attempts[pos] += 1
+        self.held.holding = True
         try:
             fut = self.submit(pos)
         except BaseException:
             self.attempts[pos] -= 1
+            self.held.release()
             raise
         self.inflight[fut] = pos
         fut.add_done_callback(self.finished.put)
         self.pending.remove(pos)
+        self.held.release()
         since = self.waiting_since.pop(pos, None)
         if since is not None:
             self.waited[pos] += now - since

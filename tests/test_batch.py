@@ -176,6 +176,52 @@ def test_ctrl_c_returns_what_finished_and_marks_the_rest(session, api, engine):
     assert len(api.chat_requests) == len(arrivals)
 
 
+class _InterruptingPool(ThreadPoolExecutor):
+    """A pool whose second submission presses Ctrl-C after the work was queued, before submit
+    returns: where a real Ctrl-C can land at any moment."""
+
+    submits = 0
+
+    def submit(self, *args, **kwargs):
+        fut = super().submit(*args, **kwargs)
+        type(self).submits += 1
+        if type(self).submits == 2:
+            _thread.interrupt_main()
+            for _ in range(1000):  # bytecodes for the interrupt to land on, still inside submit
+                pass
+        return fut
+
+
+def test_a_ctrl_c_inside_the_executors_submit_never_hides_a_sent_request(session, api):
+    """Every request the server received belongs to an item reported answered or interrupted,
+    none to one reported 'not sent' (before the Runner held Ctrl-C around the hand-over, the
+    interrupted submission's request went out and its item said 'not sent')."""
+    arrivals: list[int] = []
+    lock = threading.Lock()
+
+    def reply(rec):
+        with lock:
+            arrivals.append(int(rec.json["messages"][-1]["content"][1:]))
+        time.sleep(0.2)
+        return Reply(echo=True)
+
+    api.default = reply
+    _InterruptingPool.submits = 0
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with _InterruptingPool(4) as pool:
+            batch = aiml_magics.map([f"p{i}" for i in range(12)], session=session, concurrency=4,
+                                    progress=False, executor=pool)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert batch.stopped == "interrupted" and _InterruptingPool.submits >= 2
+    time.sleep(0.5)  # any request the pool still sent has arrived
+    for i in set(arrivals):
+        assert not batch[i].kind.startswith("not sent") if isinstance(batch[i], Failure) else True, (
+            i, batch[i], arrivals)
+    assert any(isinstance(r, Failure) and r.kind == "not sent: interrupted" for r in batch)
+
+
 def test_budget_stops_submitting(session, api, engine):
     api.default = Reply(echo=True, credits=2002)
     batch = aiml_magics.map([f"p{i}" for i in range(10)], session=session, concurrency=1,
