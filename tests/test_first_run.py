@@ -488,3 +488,15 @@ def test_an_answers_headings_sit_below_the_notebooks(shell, api):
     assert "\n### Title\n" in f"\n{md}" and "\n### Part\n" in md and "\n#### Detail\n" in md
     assert "\n# a comment\n" in md and "> ### quoted" in md  # code untouched, quotes too
     assert shell.user_ns["aiml_response"].text.startswith("# Title")  # the text itself is kept
+
+
+def test_every_typed_error_the_readme_lists_is_importable_from_the_package():
+    import aiml_magics
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = readme[readme.index("`ParameterError` (refused before sending)"):]
+    listed = listed[:listed.index("HTTP ones carry")]
+    names = re.findall(r"`([A-Z][A-Za-z]+)`", listed)
+    assert len(names) == 14 and "LimitError" in names and "ResponseTimeout" in names
+    missing = [n for n in names if not isinstance(getattr(aiml_magics, n, None), type)]
+    assert missing == [] and set(names) <= set(aiml_magics.__all__)
