@@ -73,10 +73,12 @@ def not_stored(exc: StoreUnavailable) -> str:
 
 
 def lookup(store: Store, payload: dict[str, Any], endpoint: str,
-           key: str | None = None) -> ChatResponse | None:
+           key: str | None = None, *, at_once: bool = False) -> ChatResponse | None:
     """The cached answer to this request, or None. Raises ``StoreUnavailable``. ``key``: its
-    ``request_hash``, when the caller has it already."""
-    row = store.cached(key or request_hash(payload, endpoint))
+    ``request_hash``, when the caller has it already. ``at_once``: read with ``Store.peek``
+    (on an event loop's thread: never waits, raises ``StoreBusy`` instead)."""
+    key = key or request_hash(payload, endpoint)
+    row = store.peek(key) if at_once else store.cached(key)
     return cached_response(row, payload) if row is not None else None
 
 
@@ -171,8 +173,7 @@ async def send_job_async(job: Any, complete: Callable[..., Any]) -> ChatResponse
     found = None
     if store is not None and use and key is not None:
         try:  # on the loop itself: a few microseconds, no hand-over to another thread
-            row = store.peek(key)
-            found = cached_response(row, job.payload) if row is not None else None
+            found = lookup(store, job.payload, job.base_url, key, at_once=True)
         except StoreBusy:
             found = await loopworker.run(_from_cache, store, job.payload, job.base_url, use, key)
     if isinstance(found, str) or found is None:
