@@ -7,8 +7,6 @@ import asyncio
 import threading
 import time
 
-import pytest
-
 from aiml_magics import loopworker
 
 
@@ -106,8 +104,8 @@ def test_an_idle_worker_ends_and_the_next_call_starts_another(monkeypatch):
     assert first is not second and first.name == second.name == "aiml-loop-worker"
 
 
-@pytest.mark.parametrize("n", [500])
-def test_a_burst_of_rows_lands_in_the_store_in_few_transactions(tmp_path, monkeypatch, n):
+def test_a_burst_of_rows_lands_in_the_store_in_few_transactions(tmp_path, monkeypatch):
+    n = 500
     import aiml_magics.store as store_module
     from aiml_magics.storeschema import COLUMNS
 
