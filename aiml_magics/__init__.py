@@ -10,10 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .version import __version__
-
 # Public name -> the module that defines it (imported when the name is first used).
 _LAZY = {
+    "__version__": "version",
     "Session": "session",
     "chat": "api",
     "default_session": "api",
@@ -98,6 +97,7 @@ if TYPE_CHECKING:
     from .storelog import Log
     from .toolcall import ToolCall
     from .tools import Tool
+    from .version import __version__
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)

@@ -34,18 +34,19 @@ def is_own_cell(source: str) -> bool:
                                                              "%reload_ext aiml_magics")
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_TRACEBACK = re.compile(r"^-{20,}\n\S*(Error|Exception|Exit|Interrupt)\S*\s+Traceback", re.M)
-_PROMPT = re.compile(r"^Out\[\d+\]: ", re.M)
+# Compiled on first use (re's own cache): loading the extension compiles nothing.
+_ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
+_TRACEBACK = r"^-{20,}\n\S*(Error|Exception|Exit|Interrupt)\S*\s+Traceback"
+_PROMPT = r"^Out\[\d+\]: "
 
 
 def terminal_noise(text: str) -> str:
     """What a terminal shell itself wrote to stdout (kernels send these as messages instead):
     colour codes, the ``Out[n]:`` value shown last (the context has ``Out``), and the traceback of
     a failing cell, which the context gives in its own plain form."""
-    text = _ANSI.sub("", text)
+    text = re.sub(_ANSI, "", text)
     for pattern in (_TRACEBACK, _PROMPT):
-        cut = pattern.search(text)
+        cut = re.search(pattern, text, re.M)
         if cut:
             text = text[: cut.start()]
     return text
@@ -118,6 +119,7 @@ class Recorder:
         self._current: _Printed | None = None
         self._streams: tuple[Any, Any] | None = None
         self._own = False
+        self.raw_cell: str | None = None  # the cell running now, as typed
         self.initial = _last_shown()  # an error from before the extension was loaded
         self._shown: object = self.initial
 
@@ -140,6 +142,7 @@ class Recorder:
 
     def pre_run_cell(self, info: Any = None) -> None:
         raw = getattr(info, "raw_cell", None) or ""
+        self.raw_cell = raw
         self._own = is_own_cell(raw)
         self._shown = _last_shown()
         if getattr(info, "silent", False) or not getattr(info, "store_history", True) or self._own:

@@ -1,65 +1,219 @@
 """The Jupyter face: the only code that imports ``IPython.core.magic`` or ``ipywidgets``.
 
-This ``__init__`` holds the one loaded ``AIMLMagics`` (``%load_ext`` makes it) and imports nothing
-heavy itself: ``aiml_magics.chat()`` asks it whether a notebook session exists.
+This ``__init__`` holds the one loaded ``AIMLMagics`` and imports nothing heavy itself:
+``aiml_magics.chat()`` asks it whether a notebook session exists.
+
+``%load_ext`` registers ``%aiml``/``%%aiml`` and starts watching what cells print and display,
+then stops: the settings (``AIMLMagics``, 37 traits, the parameter table, the key masking) are
+built by the first thing that needs them (a ``%aiml``/``%%aiml`` cell, ``%config``, ``instance()``,
+``panel()``, ``chat()`` in the notebook), through the stand-ins below (kept in this module: each
+module imported at load costs about a tenth of a millisecond). With an ``AIMLMagics`` section
+already in the shell's config (``ipython_config.py``), they are built at load, so a key from there
+is masked at once and a bad value is refused there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 _magics: Any = None
+# Loaded, but the settings not built yet: the stand-ins (Pending).
+_pending: Any = None
 # The shell's AIMLMagics config section as it was at load (ipython_config.py, say): unloading
 # puts it back, so `%reload_ext aiml_magics` starts afresh, without this session's `%config`s.
 _config_at_load: Any = None
 
 
 def loaded() -> Any:
-    """The loaded ``AIMLMagics``, or None before ``%load_ext aiml_magics``."""
+    """The loaded ``AIMLMagics`` (built now if only its stand-ins are), or None before
+    ``%load_ext aiml_magics``."""
+    if _magics is None and _pending is not None:
+        return build()
     return _magics
 
 
 def load(ipython: Any) -> None:
-    global _magics, _config_at_load
-    import copy
-
-    from ..http.urls import register_env_keys
-    from .magics import AIMLMagics
-
-    register_env_keys()  # masked from %load_ext on, before any answer (even a replayed one)
-    if _magics is not None and _magics.shell is ipython:
-        return
+    global _pending, _config_at_load
+    for current in (_magics, _pending):
+        if current is not None and current.shell is ipython:
+            return
     config = getattr(ipython, "config", None)
     section = config.get("AIMLMagics") if config is not None and "AIMLMagics" in config else None
-    _config_at_load = copy.deepcopy(section)
-    _magics = AIMLMagics(shell=ipython)
-    ipython.register_magics(_magics)
+    if section is not None:
+        import copy
+
+        section = copy.deepcopy(section)
+    _config_at_load = section
+    recorder = None
     if hasattr(ipython, "events"):  # what each cell printed, the last error (executions.py)
         from ..executions import Recorder
 
-        _magics.recorder = Recorder(ipython)
-        _magics.recorder.start()
+        recorder = Recorder(ipython)
+        recorder.start()
+    _pending = Pending(ipython, recorder, build)
+    if section is not None or not _pending.registered:
+        build()
+
+
+def build() -> Any:
+    """The settings and the real magics, in place of the stand-ins (once)."""
+    global _magics, _pending
+    pending = _pending
+    if _magics is not None or pending is None:
+        return _magics
+    from ..http.urls import register_env_keys
+    from .magics import AIMLMagics
+
+    register_env_keys()  # masked before any answer (even a replayed one)
+    _pending = None  # a failure below leaves the stand-ins out of the way, not half-registered
+    pending.withdraw()
+    try:
+        magics = AIMLMagics(shell=pending.shell)
+    except BaseException:
+        _pending = pending  # a bad %config value: refused, and the next use tries again
+        pending.register()
+        raise
+    pending.shell.register_magics(magics)
+    magics.recorder = pending.recorder
+    if pending.recorder is not None:  # the cell running now was seen before the magics existed
+        magics._raw_cell = pending.recorder.raw_cell
+    _magics = magics
+    return magics
 
 
 def unload(ipython: Any) -> None:
-    global _magics
-    if _magics is None:
+    global _magics, _pending
+    if _magics is None and _pending is None:
         return
-    ipython.magics_manager.magics["line"].pop("aiml", None)
-    ipython.magics_manager.magics["cell"].pop("aiml", None)
-    if _magics in getattr(ipython, "configurables", []):
-        ipython.configurables.remove(_magics)
-    try:
-        ipython.events.unregister("pre_run_cell", _magics._remember_raw_cell)
-    except (AttributeError, ValueError):
-        pass
-    recorder = getattr(_magics, "recorder", None)
-    if recorder is not None:
-        recorder.stop()
-    _magics.close()
-    _magics = None
+    if _pending is not None:
+        _pending.withdraw()
+        if _pending.recorder is not None:
+            _pending.recorder.stop()
+        _pending = None
+    if _magics is not None:
+        ipython.magics_manager.magics["line"].pop("aiml", None)
+        ipython.magics_manager.magics["cell"].pop("aiml", None)
+        if _magics in getattr(ipython, "configurables", []):
+            ipython.configurables.remove(_magics)
+        try:
+            ipython.events.unregister("pre_run_cell", _magics._remember_raw_cell)
+        except (AttributeError, ValueError):
+            pass
+        recorder = getattr(_magics, "recorder", None)
+        if recorder is not None:
+            recorder.stop()
+        _magics.close()
+        _magics = None
     config = getattr(ipython, "config", None)
     if config is not None:  # this session's %config values go with it
         config.pop("AIMLMagics", None)
         if _config_at_load is not None:
             config["AIMLMagics"] = _config_at_load
+
+
+# -- the stand-ins -----------------------------------------------------------------------------------
+# The settings are an ``AIMLMagics`` of 37 traits over the parameter table, with the key masking
+# beside them; building them costs several times a minimal magic's whole load. Until something needs
+# them, ``%aiml``/``%%aiml`` is a small callable and ``shell.configurables`` holds an object named
+# ``AIMLMagics`` whose class reads as the real class's, so ``%config`` lists, describes, reads and
+# sets the settings as before: whatever touches a setting builds them first (``build``), and from
+# then on the real magics are registered in their place.
+
+
+class _RealClass(type):
+    """Class-level reads (``class_traits``, ``class_get_help``, ...) answered by the real class,
+    which is imported for them but not instantiated."""
+
+    def __getattr__(cls, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        from .magics import AIMLMagics as Real
+
+        return getattr(Real, name)
+
+
+class AIMLMagics(metaclass=_RealClass):
+    """The settings' place in ``shell.configurables`` until they are built (same class name, so
+    ``%config AIMLMagics...`` finds it); any other attribute read builds them and reads theirs."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+
+    @classmethod
+    def class_get_help(cls, inst: Any = None) -> str:
+        """``%config AIMLMagics``: the real class's help, with the built settings' values."""
+        if isinstance(inst, cls):
+            built = inst._build()
+            return str(type(built).class_get_help(built))
+        from .magics import AIMLMagics as Real
+
+        return str(Real.class_get_help())
+
+    def update_config(self, config: Any) -> None:
+        """``%config AIMLMagics.name = value``: the settings are built, then take the value (a bad
+        one is refused as usual)."""
+        self._build().update_config(config)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and friends probing for hooks
+            raise AttributeError(name)
+        return getattr(self._build(), name)
+
+    def __repr__(self) -> str:
+        return "<AIMLMagics: settings built on first use>"
+
+
+class _Magic:
+    """``%aiml`` / ``%%aiml`` until the settings exist: the first call builds them, then runs."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+
+    def __call__(self, line: str = "", cell: str | None = None) -> Any:
+        return self._build().aiml(line, cell)
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]  # `%%aiml?` shows the real usage
+        from .magics import AIMLMagics as Real
+
+        return Real.aiml.__doc__
+
+
+class Pending:
+    """The stand-ins registered on ``shell``, and the recorder started at load; ``build`` makes
+    the real magics (``notebook.build``) and returns them."""
+
+    def __init__(self, shell: Any, recorder: Any, build: Callable[[], Any]) -> None:
+        self.shell = shell
+        self.recorder = recorder
+        self.standin = AIMLMagics(build)
+        self.magic = _Magic(build)
+        self.registered = False
+        from .lastimage import LastImage
+
+        LastImage.watch(shell)  # from load on, what `--image` alone sends
+        self.register()
+
+    def register(self) -> None:
+        shell = self.shell
+        configurables = getattr(shell, "configurables", None)
+        if not hasattr(shell, "register_magic_function") or not isinstance(configurables, list):
+            return  # not an IPython shell: the settings are built at once
+        shell.register_magic_function(self.magic, "line_cell", "aiml")
+        if self.standin not in configurables:
+            configurables.append(self.standin)
+        self.registered = True
+
+    def withdraw(self) -> None:
+        if not self.registered:
+            return
+        self.registered = False
+        manager = self.shell.magics_manager
+        for kind in ("line", "cell"):
+            if manager.magics[kind].get("aiml") is self.magic:
+                del manager.magics[kind]["aiml"]
+        if getattr(manager.user_magics, "aiml", None) is self.magic:
+            delattr(manager.user_magics, "aiml")
+        if self.standin in self.shell.configurables:
+            self.shell.configurables.remove(self.standin)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ..errors import NoImageYet
-
 MIMES = ("image/png", "image/jpeg")
 
 
@@ -61,6 +59,8 @@ class LastImage:
     def value(self) -> bytes:
         """The bytes of the last image shown, or a refusal before anything is sent."""
         if self.data is None:
+            from ..errors import NoImageYet
+
             raise NoImageYet(
                 "--image with no value sends the last image this notebook displayed, and none "
                 "has been displayed yet: plot or display one first, or name one (--image fig, "

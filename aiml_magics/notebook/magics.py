@@ -54,6 +54,7 @@ class AIMLMagics(Magics, Settings):
         self._session: Session | None = None
         self._raw_cell: str | None = None
         self._panels: list[Any] = []
+        self.recorder: Any = None  # what cells printed and the last error (executions.Recorder)
         # Called with no argument after `%aiml replay`, `record` or `live` (the panels listen).
         self.on_mode: list[Any] = []
         # How answers are shown: (shell, label, owns_cell) -> view. Benchmarks and tests swap it.
