@@ -188,10 +188,11 @@ def _laid_out_like_a_key(text: str, positions: list[int], at: int, end: int) -> 
 
 
 def redact_obj(obj: Any, registry: SecretRegistry) -> Any:
-    """JSON-like data with every string redacted (bodies kept in ``.raw``): a copy when anything
-    was masked, else ``obj`` itself. One scan of all its strings first: a piece of a secret in any
-    one string is a piece of their whitespace-joined text too (spans ignore whitespace), so an
-    answer without one costs one scan, not one per string (map() reads thousands)."""
+    """JSON-like data with every string redacted, field names too (bodies kept in ``.raw``): a
+    copy when anything was masked, else ``obj`` itself. One scan of all its strings first: a
+    piece of a secret in any one string is a piece of their whitespace-joined text too (spans
+    ignore whitespace), so an answer without one costs one scan, not one per string (map() reads
+    thousands)."""
     if not any_piece_in(registry, strings_of(obj)):
         return obj
     return _redact_obj(obj, registry)
@@ -219,12 +220,15 @@ LONG_STRING = 1 << 16  # characters: scanned on its own rather than joined with 
 
 
 def strings_of(obj: Any, out: list[str] | None = None) -> list[str]:
-    """Every string value in JSON-like data (not the keys), in order."""
+    """Every string in JSON-like data, the names of fields too (a service can echo a key as
+    one), in order."""
     out = [] if out is None else out
     if isinstance(obj, str):
         out.append(obj)
     elif isinstance(obj, dict):
-        for v in obj.values():
+        for k, v in obj.items():
+            if isinstance(k, str):
+                out.append(k)
             strings_of(v, out)
     elif isinstance(obj, list):
         for v in obj:
@@ -236,7 +240,13 @@ def _redact_obj(obj: Any, registry: SecretRegistry) -> Any:
     if isinstance(obj, str):
         return registry.redact(obj)
     if isinstance(obj, dict):
-        return {k: _redact_obj(v, registry) for k, v in obj.items()}
+        out: dict[Any, Any] = {}
+        for k, v in obj.items():
+            name = registry.redact(k) if isinstance(k, str) else k
+            while name in out and name != k:  # two names masked alike: both kept
+                name = f"{name}'"
+            out[name] = _redact_obj(v, registry)
+        return out
     if isinstance(obj, list):
         return [_redact_obj(v, registry) for v in obj]
     return obj

@@ -167,3 +167,56 @@ def test_registry_says_when_it_masked():
     r = registry("sk-litellm-test")
     assert r.redacted("plain") == ("plain", False)
     assert r.redacted("key sk-litellm-test") == ("key ****", True)
+
+
+# -- an answer read from a body: wherever the body puts the key ------------------------------------
+
+BODY_KEY = "sk-mask-0123456789abcdefGHIJ"
+_FRAGMENTS = [BODY_KEY, BODY_KEY[3:14], BODY_KEY.upper(), " ".join(BODY_KEY), BODY_KEY[:12] + "\n"
+              + BODY_KEY[12:], base64.b64encode(BODY_KEY.encode()).decode(), quote(BODY_KEY),
+              "positive", "re: answer", "é ü", '"quoted"', "a\\b", "<think>hm</think>", " ", ""]
+_FRAGMENT = st.lists(st.sampled_from(_FRAGMENTS), max_size=3).map("".join)
+
+
+@st.composite
+def _bodies(draw: st.DrawFn) -> dict:
+    content = draw(st.one_of(_FRAGMENT, st.lists(
+        st.fixed_dictionaries({"type": st.just("text"), "text": _FRAGMENT}), max_size=3)))
+    message: dict = {"role": "assistant", "content": content}
+    if draw(st.booleans()):
+        message["tool_calls"] = [{"id": "c1", "type": "function", "function": {
+            "name": "f", "arguments": draw(_FRAGMENT)}}]
+    body = {"id": draw(_FRAGMENT), "model": draw(_FRAGMENT), "choices": [
+        {"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+    body[draw(_FRAGMENT) or "extra"] = draw(st.one_of(_FRAGMENT, st.lists(_FRAGMENT, max_size=2)))
+    return body
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_bodies(), st.booleans())
+def test_an_answer_read_from_any_body_keeps_no_piece_of_the_key(body, ascii_only):
+    """Wherever a body puts the key (the text, the model, a tool call, any field, a field's
+    name), in clear, spaced, wrapped or encoded, the answer read from it shows only the mask.
+    (A field named with the key stayed in ``.raw`` until this test found it.)"""
+    import json
+
+    from aiml_magics.errors import register_secret
+    from aiml_magics.http.answer import answer_of
+
+    register_secret(BODY_KEY)
+    raw = json.dumps(body, ensure_ascii=ascii_only).encode()
+    resp = answer_of(raw, 200, {}, {"model": "m"}, 0.1)
+    shown = json.dumps([resp.text, resp.reasoning, resp.model, resp.raw,
+                        [c.arguments_text for c in resp.tool_calls]], ensure_ascii=False)
+    assert leaked(shown, BODY_KEY) is None
+
+
+def test_fields_named_with_the_key_are_masked_and_all_kept():
+    from aiml_magics.secrets import redact_obj
+
+    r = registry(BODY_KEY)
+    out = redact_obj({BODY_KEY: 1, f"{BODY_KEY} ": 2, "plain": {BODY_KEY: [BODY_KEY]}}, r)
+    assert leaked(repr(out), BODY_KEY) is None
+    assert sorted(v for v in out.values() if isinstance(v, int)) == [1, 2]  # both names kept
+    assert list(out["plain"].values()) == [["****GHIJ"]]
