@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .reasoning import content_parts, split_think
 from .safejson import _float, _int, _str
 from .toolcall import ToolCall, wire_tool_calls
 
@@ -189,8 +190,6 @@ class ChatResponse:
         choice = first_choice(body.get("choices") if isinstance(body, dict) else None) or {}
         message = choice.get("message") if isinstance(choice, dict) else None
         message = message if isinstance(message, dict) else {}
-        from .reasoning import content_parts, split_think
-
         content, thought = content_parts(message.get("content"))  # text, or Mistral's parts
         content, think = split_think(content)  # a leading <think> block
         given = message.get("reasoning_content")

@@ -131,7 +131,7 @@ class ReplaySource:
         self, client: Callable[[], AIMLClient], payload: dict[str, Any], stream: bool, view: ViewFactory
     ) -> ChatResponse:
         from .cassette import offline_echo, pieces
-        from .http.stream import mask_answer
+        from .http.maskanswer import mask_answer
         from .http.urls import register_env_keys
 
         register_env_keys()  # a key exported since the session began: masked here too

@@ -209,21 +209,30 @@ class AsyncWire:
                                     max_retries=c.max_retries, max_wait=c.max_wait)
 
     async def _read(self, resp: Any, limit: int, what: str, hint: str) -> bytes:
+        try:
+            body, more = await read_capped(resp, limit, keep=False)
+        except Exception as exc:  # noqa: BLE001 - worded below, or raised as it came
+            worded = self._read_failure(exc, what)
+            if worded is None:
+                raise
+            raise worded from None
+        if more:
+            raise answer.too_large(self.client.base_url, what, limit, hint)
+        return body
+
+    def _read_failure(self, exc: Exception, what: str) -> AIMLError | None:
+        """A body that could not be read, in the thread engine's words (None: not a read's)."""
         import aiohttp
         from urllib3.exceptions import DecodeError
 
         base = self.client.base_url
-        try:
-            body, more = await read_capped(resp, limit, keep=False)
-        except aiohttp.SocketTimeoutError:
-            raise answer.read_timeout(base, self.client.timeout) from None
-        except aiohttp.ClientPayloadError:
-            raise answer.cut(base, what, "the body ended before its announced end") from None
-        except (aiohttp.ClientError, DecodeError, OSError) as exc:
-            raise answer.cut(base, what, failure_words(exc)[0]) from None
-        if more:
-            raise answer.too_large(base, what, limit, hint)
-        return body
+        if isinstance(exc, aiohttp.SocketTimeoutError):
+            return answer.read_timeout(base, self.client.timeout)
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return answer.cut(base, what, "the body ended before its announced end")
+        if isinstance(exc, (aiohttp.ClientError, DecodeError, OSError)):
+            return answer.cut(base, what, failure_words(exc)[0])
+        return None
 
     def _words(self, exc: BaseException) -> AIMLError:
         """A failure before the status line arrived, as ``AIMLClient._post`` says it."""

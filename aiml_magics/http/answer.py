@@ -21,9 +21,10 @@ from ..errors import (
 )
 from ..response import ChatResponse, whole_credits
 from ..safejson import describe_size, loads
+from .maskanswer import mask_answer
 from .retry import parse_retry_after
 from .status import error_words, http_error
-from .stream import mask_answer, not_an_answer_excerpt, note_empty
+from .stream import not_an_answer_excerpt, note_empty
 
 # Plain-Python hints; the notebook layer says the same in its terms (advice.py).
 AGAIN = "Ask again for an answer."

@@ -31,8 +31,9 @@ from . import answer
 from .answer import AGAIN, clean_request_id
 from .bounded import ERROR_BODY_BYTES, failure_words, read_capped
 from .catalogue import is_chat_model
+from .maskanswer import mask_answer
 from .retry import RETRY_STATUSES, _retry_class, quiet_retries
-from .stream import ChatStream, is_read_timeout, mask_answer
+from .stream import ChatStream, is_read_timeout
 from .urls import (
     DEFAULT_BASE_URL,
     env_value,

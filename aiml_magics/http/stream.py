@@ -12,11 +12,10 @@ from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..assembler import BAD_FRAGMENT, StreamAssembler
-from ..errors import SECRETS, AIMLError, IncompleteAnswer, ProtocolError
+from ..errors import AIMLError, IncompleteAnswer, ProtocolError
 from ..params import MAX_ANSWER_BYTES
 from ..response import CUT, INTERRUPTED, ChatResponse
 from ..safejson import JSONRefused, describe_size, loads
-from ..secrets import any_piece_in, redact_obj, strings_of
 from .bounded import (
     READ_BLOCK,
     failure_words,
@@ -25,6 +24,7 @@ from .bounded import (
     read_capped,
     set_read_timeout,
 )
+from .maskanswer import mask_answer
 from .sse import DONE, LineTooLong, SSEParser
 from .status import error_words, service_message
 
@@ -32,34 +32,10 @@ if TYPE_CHECKING:
     import requests
 
 MALFORMED = "skipped a malformed chunk: the answer may have a gap"
-MASKED = "the answer quoted the API key (or a form of it): masked as ****"
 KEPT = "What arrived is kept (the error's .response, and the history); ask again for a full answer."
 #: Once an answer is complete ([DONE], or a finish and the usage), the few bytes that may still
 #: come (credits, [DONE], the end of the body) must arrive within this many seconds.
 END_GRACE = 0.5
-
-
-def mask_answer(resp: ChatResponse) -> ChatResponse:
-    """An answer that quotes a key (a prompt injection asking for it, a service echoing it) keeps
-    only the mask, in ``.text``, ``.reasoning`` and ``.raw``, so no later view, history, cassette or
-    next request carries it."""
-    if not len(SECRETS):
-        return resp
-    every = [resp.text, resp.reasoning or "", resp.model or "",
-             *(c.arguments_text or "" for c in resp.tool_calls)]
-    if not any_piece_in(SECRETS, strings_of(resp.raw, every)):
-        return resp  # one scan finds no piece of a key in any of them (redact_obj says why)
-    before = (resp.text, resp.reasoning, resp.model, [c.arguments_text for c in resp.tool_calls])
-    resp.text = SECRETS.redact(resp.text)
-    resp.reasoning = SECRETS.redact(resp.reasoning) if resp.reasoning else resp.reasoning
-    resp.model = SECRETS.redact(resp.model) if resp.model else resp.model
-    resp.raw = redact_obj(resp.raw, SECRETS)
-    for call in resp.tool_calls:
-        call.arguments_text = SECRETS.redact(call.arguments_text)
-    after = (resp.text, resp.reasoning, resp.model, [c.arguments_text for c in resp.tool_calls])
-    if after != before and MASKED not in resp.warnings:
-        resp.warnings.append(MASKED)
-    return resp
 
 
 def parse_problem(exc: BaseException) -> str:
