@@ -138,3 +138,63 @@ def test_unload_before_first_use_then_load_again(bare_shell, api):
     assert run_cell(bare_shell, "%%aiml\nhi").error is None
     assert [type(c).__name__ for c in bare_shell.configurables].count("AIMLMagics") == 1
     assert len(api.chat_requests) == 1
+
+
+def _named(shell) -> list:
+    return [c for c in shell.configurables if type(c).__name__ == "AIMLMagics"]
+
+
+def test_threads_asking_at_once_share_one_build(bare_shell):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Barrier(8)
+
+    def first_use(_: int):
+        start.wait()
+        return aiml_magics.instance()
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(first_use, range(8)))
+    assert len({id(m) for m in got}) == 1
+    assert _named(bare_shell) == [got[0]]
+
+
+def test_a_bad_value_in_the_config_file_leaves_nothing_loaded(bare_shell):
+    from traitlets import TraitError
+
+    aiml_magics.unload_ipython_extension(bare_shell)
+    bare_shell.extension_manager.loaded.discard("aiml_magics")
+    hooks = len(bare_shell.events.callbacks["pre_run_cell"])
+    bare_shell.config.AIMLMagics.temperature = 5  # as c.AIMLMagics.temperature = 5 in a profile
+    with pytest.raises(TraitError, match="temperature = 5 is out of range"):
+        bare_shell.run_line_magic("load_ext", "aiml_magics")
+    assert "aiml" not in bare_shell.magics_manager.magics["cell"]
+    assert _named(bare_shell) == []
+    assert len(bare_shell.events.callbacks["pre_run_cell"]) == hooks  # no recorder left running
+    bare_shell.config.AIMLMagics.temperature = 0.5
+    bare_shell.run_line_magic("load_ext", "aiml_magics")
+    assert aiml_magics.instance().temperature == 0.5
+
+
+def test_a_failed_first_use_leaves_only_the_stand_in_and_is_tried_again(bare_shell):
+    from traitlets import TraitError
+
+    bare_shell.config.AIMLMagics.temperature = 5  # put there behind %config's back
+    for _ in range(2):
+        with pytest.raises(TraitError):
+            aiml_magics.instance()
+        assert len(_named(bare_shell)) == 1  # the stand-in; no half-made settings pile up
+    bare_shell.config.AIMLMagics.temperature = 0.4
+    assert aiml_magics.instance().temperature == 0.4
+    assert _named(bare_shell) == [aiml_magics.instance()]
+
+
+def test_a_setting_assigned_on_the_stand_in_is_the_settings(bare_shell):
+    from traitlets import TraitError
+
+    (standin,) = _named(bare_shell)
+    with pytest.raises(TraitError):
+        standin.temperature = 5
+    standin.temperature = 0.3
+    assert aiml_magics.instance().temperature == 0.3

@@ -14,6 +14,7 @@ is masked at once and a bad value is refused there.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ _pending: Any = None
 # The shell's AIMLMagics config section as it was at load (ipython_config.py, say): unloading
 # puts it back, so `%reload_ext aiml_magics` starts afresh, without this session's `%config`s.
 _config_at_load: Any = None
+# One build at a time: threads that ask for the settings at once (chat() from a pool) share one.
+_building = threading.RLock()
 
 
 def loaded() -> Any:
@@ -53,11 +56,24 @@ def load(ipython: Any) -> None:
         recorder.start()
     _pending = Pending(ipython, recorder, build)
     if section is not None or not _pending.registered:
-        build()
+        try:
+            build()
+        except BaseException:  # a bad value in the config file: nothing stays loaded
+            pending, _pending = _pending, None
+            if pending is not None:
+                pending.withdraw()
+            if recorder is not None:
+                recorder.stop()
+            raise
 
 
 def build() -> Any:
     """The settings and the real magics, in place of the stand-ins (once)."""
+    with _building:
+        return _build()
+
+
+def _build() -> Any:
     global _magics, _pending
     pending = _pending
     if _magics is not None or pending is None:
@@ -66,15 +82,22 @@ def build() -> Any:
     from .magics import AIMLMagics
 
     register_env_keys()  # masked before any answer (even a replayed one)
+    shell = pending.shell
     _pending = None  # a failure below leaves the stand-ins out of the way, not half-registered
     pending.withdraw()
+    before = list(getattr(shell, "configurables", []))
     try:
-        magics = AIMLMagics(shell=pending.shell)
+        magics = AIMLMagics(shell=shell)
     except BaseException:
-        _pending = pending  # a bad %config value: refused, and the next use tries again
+        # A bad %config value: refused, and the next use tries again. The half-made instance
+        # (IPython lists a Magics among the configurables before its config is read) goes.
+        if isinstance(getattr(shell, "configurables", None), list):
+            shell.configurables[:] = [c for c in shell.configurables
+                                      if c in before or not isinstance(c, AIMLMagics)]
+        _pending = pending
         pending.register()
         raise
-    pending.shell.register_magics(magics)
+    shell.register_magics(magics)
     magics.recorder = pending.recorder
     if pending.recorder is not None:  # the cell running now was seen before the magics existed
         magics._raw_cell = pending.recorder.raw_cell
@@ -138,7 +161,11 @@ class AIMLMagics(metaclass=_RealClass):
     ``%config AIMLMagics...`` finds it); any other attribute read builds them and reads theirs."""
 
     def __init__(self, build: Callable[[], Any]) -> None:
-        self._build = build
+        object.__setattr__(self, "_build", build)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A setting assigned here is the settings' (built first), checked as theirs are."""
+        setattr(self._build(), name, value)
 
     @classmethod
     def class_get_help(cls, inst: Any = None) -> str:
