@@ -15,7 +15,6 @@ is masked at once and a bad value is refused there.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 _magics: Any = None
@@ -54,16 +53,12 @@ def load(ipython: Any) -> None:
 
         recorder = Recorder(ipython)
         recorder.start()
-    _pending = Pending(ipython, recorder, build)
+    _pending = Pending(ipython, recorder)
     if section is not None or not _pending.registered:
         try:
             build()
         except BaseException:  # a bad value in the config file: nothing stays loaded
-            pending, _pending = _pending, None
-            if pending is not None:
-                pending.withdraw()
-            if recorder is not None:
-                recorder.stop()
+            _drop_pending()
             raise
 
 
@@ -98,31 +93,31 @@ def _build() -> Any:
         pending.register()
         raise
     shell.register_magics(magics)
-    magics.recorder = pending.recorder
-    if pending.recorder is not None:  # the cell running now was seen before the magics existed
-        magics._raw_cell = pending.recorder.raw_cell
+    magics.recorder = pending.recorder  # it saw the cell running now, before the magics existed
     _magics = magics
     return magics
 
 
+def _drop_pending() -> None:
+    """The stand-ins withdrawn and their recorder stopped (a failed load, or an unload)."""
+    global _pending
+    pending, _pending = _pending, None
+    if pending is not None:
+        pending.withdraw()
+        if pending.recorder is not None:
+            pending.recorder.stop()
+
+
 def unload(ipython: Any) -> None:
-    global _magics, _pending
+    global _magics
     if _magics is None and _pending is None:
         return
-    if _pending is not None:
-        _pending.withdraw()
-        if _pending.recorder is not None:
-            _pending.recorder.stop()
-        _pending = None
+    _drop_pending()
     if _magics is not None:
         ipython.magics_manager.magics["line"].pop("aiml", None)
         ipython.magics_manager.magics["cell"].pop("aiml", None)
         if _magics in getattr(ipython, "configurables", []):
             ipython.configurables.remove(_magics)
-        try:
-            ipython.events.unregister("pre_run_cell", _magics._remember_raw_cell)
-        except (AttributeError, ValueError):
-            pass
         recorder = getattr(_magics, "recorder", None)
         if recorder is not None:
             recorder.stop()
@@ -160,18 +155,15 @@ class AIMLMagics(metaclass=_RealClass):
     """The settings' place in ``shell.configurables`` until they are built (same class name, so
     ``%config AIMLMagics...`` finds it); any other attribute read builds them and reads theirs."""
 
-    def __init__(self, build: Callable[[], Any]) -> None:
-        object.__setattr__(self, "_build", build)
-
     def __setattr__(self, name: str, value: Any) -> None:
         """A setting assigned here is the settings' (built first), checked as theirs are."""
-        setattr(self._build(), name, value)
+        setattr(build(), name, value)
 
     @classmethod
     def class_get_help(cls, inst: Any = None) -> str:
         """``%config AIMLMagics``: the real class's help, with the built settings' values."""
         if isinstance(inst, cls):
-            built = inst._build()
+            built = build()
             return str(type(built).class_get_help(built))
         from .magics import AIMLMagics as Real
 
@@ -180,12 +172,12 @@ class AIMLMagics(metaclass=_RealClass):
     def update_config(self, config: Any) -> None:
         """``%config AIMLMagics.name = value``: the settings are built, then take the value (a bad
         one is refused as usual)."""
-        self._build().update_config(config)
+        build().update_config(config)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):  # copy, pickle and friends probing for hooks
             raise AttributeError(name)
-        return getattr(self._build(), name)
+        return getattr(build(), name)
 
     def __repr__(self) -> str:
         return "<AIMLMagics: settings built on first use>"
@@ -194,11 +186,8 @@ class AIMLMagics(metaclass=_RealClass):
 class _Magic:
     """``%aiml`` / ``%%aiml`` until the settings exist: the first call builds them, then runs."""
 
-    def __init__(self, build: Callable[[], Any]) -> None:
-        self._build = build
-
     def __call__(self, line: str = "", cell: str | None = None) -> Any:
-        return self._build().aiml(line, cell)
+        return build().aiml(line, cell)
 
     @property
     def __doc__(self) -> str | None:  # type: ignore[override]  # `%%aiml?` shows the real usage
@@ -208,14 +197,13 @@ class _Magic:
 
 
 class Pending:
-    """The stand-ins registered on ``shell``, and the recorder started at load; ``build`` makes
-    the real magics (``notebook.build``) and returns them."""
+    """The stand-ins registered on ``shell``, and the recorder started at load."""
 
-    def __init__(self, shell: Any, recorder: Any, build: Callable[[], Any]) -> None:
+    def __init__(self, shell: Any, recorder: Any) -> None:
         self.shell = shell
         self.recorder = recorder
-        self.standin = AIMLMagics(build)
-        self.magic = _Magic(build)
+        self.standin = AIMLMagics()
+        self.magic = _Magic()
         self.registered = False
         from .lastimage import LastImage
 

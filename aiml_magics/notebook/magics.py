@@ -52,15 +52,13 @@ class AIMLMagics(Magics, Settings):
         if "AIMLMagics" in self.config:  # a key from ipython_config.py, say
             _scrub_config(self.config)
         self._session: Session | None = None
-        self._raw_cell: str | None = None
         self._panels: list[Any] = []
-        self.recorder: Any = None  # what cells printed and the last error (executions.Recorder)
+        # What cells printed, the last error and the cell running now (executions.Recorder).
+        self.recorder: Any = None
         # Called with no argument after `%aiml replay`, `record` or `live` (the panels listen).
         self.on_mode: list[Any] = []
         # How answers are shown: (shell, label, owns_cell) -> view. Benchmarks and tests swap it.
         self.make_renderer: Any = None
-        if shell is not None and hasattr(shell, "events"):
-            shell.events.register("pre_run_cell", self._remember_raw_cell)
         from .lastimage import LastImage
 
         self.last_image = LastImage.watch(shell)  # what `--image` alone sends
@@ -148,9 +146,6 @@ class AIMLMagics(Magics, Settings):
 
     # -- the raw cell ----------------------------------------------------------------------------
 
-    def _remember_raw_cell(self, info: Any) -> None:
-        self._raw_cell = getattr(info, "raw_cell", None)
-
     def typed_body(self, cell: str, raw: str | None = None) -> str:
         """The cell body exactly as typed.
 
@@ -169,7 +164,7 @@ class AIMLMagics(Magics, Settings):
     def _own_raw_cell(self, cell: str) -> str | None:
         """The raw source of the ``%%aiml`` cell that gave ``cell``; None when the magic was
         called from code (``run_cell_magic`` in a loop, another thread), which owns no cell."""
-        raw = self._raw_cell
+        raw = self.recorder.raw_cell if self.recorder is not None else None
         if not raw or self.shell is None:
             return None
         lines = (raw if raw.endswith("\n") else raw + "\n").splitlines(keepends=True)
