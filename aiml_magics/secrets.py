@@ -243,7 +243,7 @@ def _redact_obj(obj: Any, registry: SecretRegistry) -> Any:
         out: dict[Any, Any] = {}
         for k, v in obj.items():
             name = registry.redact(k) if isinstance(k, str) else k
-            while name in out and name != k:  # two names masked alike: both kept
+            while name in out:  # a masked name meeting another: both kept
                 name = f"{name}'"
             out[name] = _redact_obj(v, registry)
         return out
