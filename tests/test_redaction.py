@@ -220,3 +220,5 @@ def test_fields_named_with_the_key_are_masked_and_all_kept():
     assert leaked(repr(out), BODY_KEY) is None
     assert sorted(v for v in out.values() if isinstance(v, int)) == [1, 2]  # both names kept
     assert list(out["plain"].values()) == [["****GHIJ"]]
+    both = redact_obj({BODY_KEY: 1, "****GHIJ": 2}, r)  # a name already reading as the mask
+    assert sorted(both.values()) == [1, 2]
