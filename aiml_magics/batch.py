@@ -72,13 +72,14 @@ def _attempt(send: Callable[[], ChatResponse]) -> Outcome:
     return _answered(resp, started)
 
 
-async def _attempt_async(job: Job, wire: Any) -> Outcome:
-    """``run_job`` on the asyncio engine: the same unit of work, the same outcome."""
+async def _attempt_async(job: Callable[[], Job], wire: Any) -> Outcome:
+    """``run_job`` on the asyncio engine: the same unit of work (built here: a payload that cannot
+    be built is this item's failure, not the batch's), the same outcome."""
     from .remember import send_job_async
 
     started = time.monotonic()
     try:
-        resp = await send_job_async(job, wire.complete)
+        resp = await send_job_async(job(), wire.complete)
     except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
         return _failed(exc)
     return _answered(resp, started)
@@ -312,17 +313,7 @@ def run_map(
     echoes = [] if live else row_echoes(prompts)  # offline, each cell shows what its row sent
     own = executor is None or not live
     chunker: Any = None  # someone else's executor: sent in chunks
-    if use_async:
-        from .http.aioengine import AsyncWire, LoopThread
-
-        wire = AsyncWire.of(secret, base, s.timeout, s.allow_insecure_http, s.max_answer_bytes,
-                            concurrency)
-        loop = LoopThread()
-
-        def submit(pos: int) -> Future[Outcome]:
-            work = job(pos)
-            return loop.submit(lambda: _attempt_async(work, wire))
-    else:
+    if not use_async:
         pool: Executor = ThreadPoolExecutor(concurrency) if own else executor  # type: ignore[assignment]
         if not own:
             from .chunks import Chunker
@@ -339,8 +330,18 @@ def run_map(
     from .progress import make_progress
 
     bar = make_progress(progress, len(prompts), widget)
-    runner = Runner(len(prompts), _built(submit), concurrency, rules, schema, ids, bar,
-                    chunker.flush if chunker is not None else None)
+    if use_async:
+        from .batchloop import LoopRunner
+        from .http.aioengine import AsyncWire, LoopThread
+
+        wire = AsyncWire.of(secret, base, s.timeout, s.allow_insecure_http, s.max_answer_bytes,
+                            concurrency)
+        loop = LoopThread()
+        runner: Runner = LoopRunner(len(prompts), lambda pos: _attempt_async(lambda: job(pos), wire),
+                                    loop.loop, concurrency, rules, schema, ids, bar)
+    else:
+        runner = Runner(len(prompts), _built(submit), concurrency, rules, schema, ids, bar,
+                        chunker.flush if chunker is not None else None)
     try:
         results, stopped = runner.run()
     finally:

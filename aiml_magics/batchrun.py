@@ -90,7 +90,7 @@ class Runner:
         self.rate_hits = [0] * n
         self.waited = [0.0] * n  # seconds each item has spent waiting to be retried
         self.waiting_since: dict[int, float] = {}
-        self.inflight: dict[Future[Outcome], int] = {}
+        self.inflight: dict[Any, int] = {}  # a concurrent or an asyncio future: its item
         self.finished: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
         self.window = float(concurrency)  # how many may be in flight now (halved by a 429)
         self.pause_until = 0.0
@@ -108,17 +108,32 @@ class Runner:
             with self.held:
                 self._loop()
         except KeyboardInterrupt:
-            self.stopped = "interrupted"
-            for fut, pos in self.inflight.items():
-                if fut.cancel():  # had not started: not sent
-                    self.pending.append(pos)
-                    continue
-                if fut.done():
-                    self._take(fut, pos, time.monotonic())
-                if self.results[pos] is None:
-                    self.results[pos] = Failure("stopped by Ctrl-C while in flight: no answer kept",
-                                                kind="interrupted", request_id=self.ids[pos],
-                                                attempts=self.attempts[pos])
+            self._interrupted()
+        return self._marked()
+
+    def _interrupted(self) -> None:
+        """Ctrl-C: what had not started goes back to pending (not sent), what finished is kept,
+        what was in flight is a failure of its own (it may have been sent)."""
+        self.stopped = "interrupted"
+        for fut, pos in self.inflight.items():
+            if self._withdraw(fut):  # had not started: not sent
+                self.pending.append(pos)
+                continue
+            if fut.done():
+                self._take(fut, pos, time.monotonic())
+            if self.results[pos] is None:
+                self.results[pos] = Failure("stopped by Ctrl-C while in flight: no answer kept",
+                                            kind="interrupted", request_id=self.ids[pos],
+                                            attempts=self.attempts[pos])
+        self.inflight.clear()
+
+    @staticmethod
+    def _withdraw(fut: Any) -> bool:
+        """Whether the item was withdrawn before it started (an executor's queue: never sent)."""
+        return bool(fut.cancel())
+
+    def _marked(self) -> tuple[list[Any], str | None]:
+        """The results, every item still pending a failure saying why it was not sent."""
         for pos in sorted(self.pending):
             if self.results[pos] is None:
                 why = self.stopped or "interrupted"
@@ -131,12 +146,7 @@ class Runner:
             now = time.monotonic()
             self._check_limits(now)
             if self.stopped is None and now >= self.pause_until:
-                i, window = 0, max(1, int(self.window))
-                while i < len(self.pending) and len(self.inflight) < window:
-                    if self.ready_at[self.pending[i]] <= now:
-                        self._send(self.pending[i], now)  # takes it off pending
-                    else:
-                        i += 1
+                self._send_ready(now)
                 if self.flush is not None:  # chunks handed to the executor: held the same way
                     self.held.holding = True
                     try:
@@ -146,8 +156,7 @@ class Runner:
             if not self.inflight:
                 if self.stopped is not None or not self.pending:
                     return
-                wake = max(self.pause_until, min(self.ready_at[p] for p in self.pending))
-                time.sleep(min(max(wake - now, 0.001), TICK, max(self.ends_at - now, 0.001)))
+                time.sleep(self._idle(now))
                 continue
             try:  # futures report themselves: no waiter installed on all in flight each turn
                 finished = [self.finished.get(timeout=TICK)]
@@ -158,6 +167,20 @@ class Runner:
             now = time.monotonic()
             for fut in finished:
                 self._take(fut, self.inflight.pop(fut), now)
+
+    def _send_ready(self, now: float) -> None:
+        """Every pending item whose time has come, in input order, while the window has room."""
+        i, window = 0, max(1, int(self.window))
+        while i < len(self.pending) and len(self.inflight) < window:
+            if self.ready_at[self.pending[i]] <= now:
+                self._send(self.pending[i], now)  # takes it off pending
+            else:
+                i += 1
+
+    def _idle(self, now: float) -> float:
+        """Seconds to sleep with nothing in flight: until the next item may go, at most a tick."""
+        wake = max(self.pause_until, min(self.ready_at[p] for p in self.pending))
+        return min(max(wake - now, 0.001), TICK, max(self.ends_at - now, 0.001))
 
     def _check_limits(self, now: float) -> None:
         """The budget and the deadline stop new sends; an item waiting past ``max_wait`` fails."""
@@ -180,15 +203,18 @@ class Runner:
             self.attempts[pos] -= 1
             self.held.release()
             raise
-        self.inflight[fut] = pos
-        fut.add_done_callback(self.finished.put)
-        self.pending.remove(pos)
+        self._in_flight(pos, fut, self.finished.put, now)
         self.held.release()
+
+    def _in_flight(self, pos: int, fut: Any, done: Callable[[Any], None], now: float) -> None:
+        self.inflight[fut] = pos
+        fut.add_done_callback(done)
+        self.pending.remove(pos)
         since = self.waiting_since.pop(pos, None)
         if since is not None:
             self.waited[pos] += now - since
 
-    def _take(self, fut: Future[Outcome], pos: int, now: float) -> None:
+    def _take(self, fut: Any, pos: int, now: float) -> None:
         try:
             out = fut.result()
         except KeyboardInterrupt:  # Ctrl-C arriving here is the user's, not the worker's
@@ -280,6 +306,9 @@ class Runner:
             self.failed += 1
         else:
             self.done += 1
+        self._shown()
+
+    def _shown(self) -> None:
         self.bar.update(self.done + self.failed, self.failed, self.spent)
 
 

@@ -3,8 +3,8 @@ thread, one connection pool, no thread per request.
 
 Why: with requests under the GIL a batch costs about 2 CPU-seconds per 1,000 requests and stalls
 far below the concurrency asked for; aiohttp does the same work for a fifth of that. The rules
-stay where they are: ``LoopThread.submit`` hands back a ``concurrent.futures.Future`` so
-``batchrun.Runner`` paces, retries and stops this engine exactly as it does the thread pool, and
+stay where they are: ``batchloop.LoopRunner`` is ``batchrun.Runner`` run on this loop, so it
+paces, retries and stops this engine exactly as it does the thread pool, and
 ``AsyncWire.complete`` is ``AIMLClient.complete`` on another wire: the same endpoint choice,
 headers (the key checked once, never in a repr), refusal of plain http://, bounded reads and the
 same reading of the answer and of every failure (``answer.py``). Only non-streamed requests.
@@ -20,8 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .. import loopworker
 from ..endpoints import CHAT, refuses_chat
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 
     from .client import AIMLClient
 
-T = TypeVar("T")
 CLOSE_WAIT = 5.0  # seconds to let cancelled requests end when the loop shuts down
 
 
@@ -47,57 +45,22 @@ def available() -> bool:
 
 
 class LoopThread:
-    """An event loop on a thread of its own; coroutines go in, concurrent Futures come out.
-
-    A Future is "running" from the moment its coroutine starts, so cancelling one that has not
-    started means it was never sent (as with a thread pool's queue)."""
+    """An event loop on a thread of its own, where ``batchloop.LoopRunner`` runs a batch."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self._todo: list[tuple[Callable[[], Awaitable[Any]], Future[Any]]] = []
-        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self.loop.run_forever, name="aiml-map-loop",
                                        daemon=True)
         self.thread.start()
-
-    def submit(self, make: Callable[[], Awaitable[T]]) -> Future[T]:
-        fut: Future[T] = Future()
-        with self._lock:  # one wake-up of the loop per burst of submissions, not per item
-            self._todo.append((make, fut))
-            wake = len(self._todo) == 1
-        if wake:
-            self.loop.call_soon_threadsafe(self._start)
-        return fut
-
-    def _start(self) -> None:
-        with self._lock:
-            todo, self._todo = self._todo, []
-        for make, fut in todo:
-            if fut.set_running_or_notify_cancel():
-                task = self.loop.create_task(self._carry(make, fut))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-
-    @staticmethod
-    async def _carry(make: Callable[[], Awaitable[T]], fut: Future[T]) -> None:
-        try:
-            result = await make()
-        except asyncio.CancelledError:
-            fut.set_exception(KeyboardInterrupt("cancelled"))
-            raise
-        except BaseException as exc:  # noqa: BLE001 - the Runner turns it into a Failure
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
 
     def close(self, last: Callable[[], Awaitable[None]] | None = None) -> None:
         """Cancel what is still running, run ``last`` (closing the pool), stop the loop."""
 
         async def stop() -> None:
-            for task in list(self.tasks):
+            tasks = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if last is not None:
                 await last()
             await self.loop.shutdown_default_executor()

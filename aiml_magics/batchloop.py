@@ -1,0 +1,130 @@
+"""``map()``'s pacing on the asyncio engine's own event loop: the ``Runner``'s rules, no hand-over.
+
+Why: driven from the caller's thread, every item crossed threads twice (a concurrent Future in,
+a queue out), and the two threads took turns at the GIL for each answer. Here the same rules
+(``batchrun.Runner``: window, shared backoff, retries, budget, deadline, ``max_wait``) run as a
+task on the loop that sends the requests, so an item is a task and its answer a callback.
+
+The caller's thread only waits: it redraws the progress bar every tick (a bar is drawn where its
+output belongs, on the caller's thread) and turns Ctrl-C into a stop taken on the loop. A task
+whose coroutine had not started when Ctrl-C came was never sent; one that had is reported
+interrupted, never "not sent".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import TimeoutError as StillRunning
+from typing import Any
+
+from .batchrun import TICK, Outcome, Rules, Runner
+
+
+class LoopRunner(Runner):
+    """A ``Runner`` whose items are tasks on ``loop`` (running on another thread)."""
+
+    def __init__(self, n: int, start: Callable[[int], Coroutine[Any, Any, Outcome]],
+                 loop: asyncio.AbstractEventLoop, concurrency: int, rules: Rules, schema: Any,
+                 ids: list[str], bar: Any) -> None:
+        super().__init__(n, _never, concurrency, rules, schema, ids, bar)
+        self.start, self.loop = start, loop
+        self.arrived: list[asyncio.Task[Outcome]] = []
+        self.waiter: asyncio.Future[None] | None = None
+        self.drawn: tuple[int, int, float] | None = None
+
+    def run(self) -> tuple[list[Any], str | None]:
+        drive = asyncio.run_coroutine_threadsafe(self._drive(), self.loop)
+        with self.held:
+            try:
+                while True:
+                    try:
+                        drive.result(TICK)
+                        break
+                    except StillRunning:
+                        self._draw()
+            except KeyboardInterrupt:
+                self.held.holding = True  # a second Ctrl-C while the loop takes stock: the same stop
+                asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result()
+                drive.result()
+                self.held.holding = self.held.arrived = False
+        self._draw()
+        return self._marked()
+
+    async def _stop(self) -> None:
+        if self.pending or self.inflight:  # a Ctrl-C as the batch ended stops nothing
+            self._interrupted()
+        self._wake()
+
+    async def _drive(self) -> None:
+        while self.pending or self.inflight:
+            now = time.monotonic()
+            self._check_limits(now)
+            if self.stopped is None and now >= self.pause_until:
+                self._send_ready(now)
+            if not self.inflight:
+                if self.stopped is not None or not self.pending:
+                    return
+                await asyncio.sleep(self._idle(now))
+                continue
+            if not self.arrived:
+                await self._arrival()
+            arrived, self.arrived = self.arrived, []
+            now = time.monotonic()
+            for task in arrived:
+                pos = self.inflight.pop(task, None)
+                if pos is not None:  # None: settled by a Ctrl-C already
+                    self._take(task, pos, now)
+
+    async def _arrival(self) -> None:
+        """Until an answer arrives, or a tick passes (deadlines and waits are checked each tick)."""
+        waiter = self.waiter = self.loop.create_future()
+        timer = self.loop.call_later(TICK, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self.waiter = None
+
+    def _send(self, pos: int, now: float) -> None:
+        self.attempts[pos] += 1
+        self._in_flight(pos, self.loop.create_task(self.start(pos)), self._arrive, now)
+
+    def _arrive(self, task: asyncio.Task[Outcome]) -> None:
+        self.arrived.append(task)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None:
+            _settle(self.waiter)
+
+    @staticmethod
+    def _withdraw(fut: Any) -> bool:
+        if fut.done():
+            return False
+        never_ran = inspect.getcoroutinestate(fut.get_coro()) == inspect.CORO_CREATED
+        fut.cancel()  # started or not, it ends here: its connection is dropped, not read
+        return never_ran
+
+    def _shown(self) -> None:
+        pass  # drawn by the caller's thread (``_draw``), where the bar's output belongs
+
+    def _draw(self) -> None:
+        state = (self.done + self.failed, self.failed, self.spent)
+        if state != self.drawn:
+            self.drawn = state
+            self.bar.update(*state)
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _never(pos: int) -> Any:
+    raise AssertionError("LoopRunner sends its items as tasks")
+
+
+__all__ = ["LoopRunner"]
