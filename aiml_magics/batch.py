@@ -75,11 +75,15 @@ def _attempt(send: Callable[[], ChatResponse]) -> Outcome:
 async def _attempt_async(job: Callable[[], Job], wire: Any) -> Outcome:
     """``run_job`` on the asyncio engine: the same unit of work (built here: a payload that cannot
     be built is this item's failure, not the batch's), the same outcome."""
-    from .remember import send_job_async
-
     started = time.monotonic()
     try:
-        resp = await send_job_async(job(), wire.complete)
+        work = job()
+        if work.keeping is None or work.keeping.path is None:  # no store: straight to the wire
+            resp = await wire.complete(work.payload, request_id=work.request_id)
+        else:
+            from .remember import send_job_async
+
+            resp = await send_job_async(work, wire.complete)
     except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
         return _failed(exc)
     return _answered(resp, started)

@@ -84,6 +84,7 @@ class AsyncWire:
         self.connections = connections
         self._http: aiohttp.ClientSession | None = None
         self._timeout: aiohttp.ClientTimeout | None = None
+        self._fixed: dict[str, str] | None = None
         self._proxy, self._ssl = _proxy_for(client.base_url), _ssl_context(client.base_url)
 
     @classmethod
@@ -113,11 +114,22 @@ class AsyncWire:
                 aiohttp.ClientSession).parameters else {}
             self._http = aiohttp.ClientSession(
                 connector=connector, trust_env=False, auto_decompress=False,
-                headers={"User-Agent": f"aiml-magics/{__version__}",
-                         "Accept-Encoding": "gzip, deflate"},
                 max_line_size=8190, max_field_size=8190, **limits,
             )
         return self._http
+
+    def _fixed_headers(self) -> dict[str, str]:
+        """The client's headers but the request id, built (and the key checked) once per wire.
+
+        aiohttp calls str() on header values, which masks a BearerHeader: the plain text goes on
+        the wire only (no aiohttp error is ever shown; answer.py words them). Sent with each
+        request rather than as the session's defaults: one dict, no merge per request."""
+        if self._fixed is None:
+            fixed = {k: str.__str__(v) for k, v in self.client._headers().items()}
+            del fixed["X-Client-Request-Id"]
+            self._fixed = {**fixed, "User-Agent": f"aiml-magics/{__version__}",
+                           "Accept-Encoding": "gzip, deflate"}
+        return self._fixed
 
     async def close(self) -> None:
         if self._http is not None:
@@ -137,9 +149,8 @@ class AsyncWire:
         while True:
             endpoint, sent = c.outgoing(payload)
             url = f"{c.base_url}/{endpoint}"
-            # aiohttp calls str() on header values, which masks a BearerHeader: the plain text
-            # goes on the wire only (no aiohttp error is ever shown; answer.py words them).
-            headers = {k: str.__str__(v) for k, v in c._headers(request_id).items()}
+            headers = {**self._fixed_headers(),
+                       "X-Client-Request-Id": answer.request_id_header(request_id)}
             c._check_transport(url, True)
             body = json.dumps(sent, ensure_ascii=False).encode("utf-8")
             try:

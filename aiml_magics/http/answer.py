@@ -7,6 +7,7 @@ library is imported here.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -150,6 +151,11 @@ def clean_request_id(text: str | None) -> str | None:
     if not text:
         return None
     return _REQUEST_ID_BAD.sub("-", str(text))[:128]
+
+
+def request_id_header(request_id: str | None) -> str:
+    """The ``X-Client-Request-Id`` sent: the caller's id as the service keeps it, else a new one."""
+    return clean_request_id(request_id) or f"aiml-magics-{uuid.uuid4().hex}"
 
 
 def number(text: str | None) -> float | None:

@@ -10,7 +10,6 @@ import json
 import os
 import time
 import traceback
-import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from ..response import ChatResponse
 from ..secrets import BearerHeader, Secret
 from ..version import __version__
 from . import answer
-from .answer import AGAIN, clean_request_id
+from .answer import AGAIN, clean_request_id, request_id_header
 from .bounded import ERROR_BODY_BYTES, failure_words, read_capped
 from .catalogue import is_chat_model
 from .maskanswer import mask_answer
@@ -172,7 +171,7 @@ class AIMLClient:
         return {
             "Authorization": BearerHeader(f"Bearer {self._key.reveal()}"),
             "Content-Type": "application/json",
-            "X-Client-Request-Id": clean_request_id(request_id) or f"aiml-magics-{uuid.uuid4().hex}",
+            "X-Client-Request-Id": request_id_header(request_id),
         }
 
     def outgoing_endpoint(self, payload: dict[str, Any]) -> str:
