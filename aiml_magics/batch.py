@@ -14,13 +14,22 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
-from .batchrun import Failure, Outcome, Rules, Runner, lazy_payloads, seconds
-from .errors import AIMLError, ParameterError, import_pandas, redact
+from .batchrun import (
+    Failure,
+    Outcome,
+    Rules,
+    Runner,
+    answered_outcome,
+    failed_outcome,
+    lazy_payloads,
+    seconds,
+)
+from .errors import ParameterError, import_pandas, redact
 from .remember import Keeping, answer_one, no_view, send_job
 from .response import ChatResponse
 
@@ -68,47 +77,8 @@ def _attempt(send: Callable[[], ChatResponse]) -> Outcome:
     try:
         resp = send()
     except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
-        return _failed(exc)
-    return _answered(resp, started)
-
-
-async def _attempt_async(job: Callable[[], Job], wire: Any) -> Outcome:
-    """``run_job`` on the asyncio engine: the same unit of work (built here: a payload that cannot
-    be built is this item's failure, not the batch's), the same outcome."""
-    started = time.monotonic()
-    try:
-        work = job()
-        if work.keeping is None or work.keeping.path is None:  # no store: straight to the wire
-            resp = await wire.complete(work.payload, request_id=work.request_id)
-        else:
-            from .remember import send_job_async
-
-            resp = await send_job_async(work, wire.complete)
-    except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
-        return _failed(exc)
-    return _answered(resp, started)
-
-
-def _answered(resp: ChatResponse, started: float) -> Outcome:
-    resp.elapsed = resp.elapsed or time.monotonic() - started
-    return Outcome(response=resp)
-
-
-def _failed(exc: Exception) -> Outcome:
-    if isinstance(exc, AIMLError):
-        return Outcome(status=exc.status, kind=type(exc).__name__, message=str(exc),
-                       retry_after=getattr(exc, "retry_after", None), maybe_billed=_maybe_billed(exc))
-    return Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
-
-
-def _maybe_billed(exc: AIMLError) -> bool:
-    """Sent, and the answer lost: a timeout after sending, a cut or unreadable answer, or a
-    connection that broke once the request was out (only "Could not connect" is before it)."""
-    from .errors import ConnectError, IncompleteAnswer, ProtocolError, ResponseTimeout
-
-    if isinstance(exc, ConnectError):
-        return not str(exc).startswith("Could not connect")
-    return isinstance(exc, (ResponseTimeout, IncompleteAnswer, ProtocolError))
+        return failed_outcome(exc)
+    return answered_outcome(resp, started)
 
 
 class Batch(Sequence[Any]):
@@ -341,8 +311,16 @@ def run_map(
         wire = AsyncWire.of(secret, base, s.timeout, s.allow_insecure_http, s.max_answer_bytes,
                             concurrency)
         loop = LoopThread()
-        runner: Runner = LoopRunner(len(prompts), lambda pos: _attempt_async(lambda: job(pos), wire),
-                                    loop.loop, concurrency, rules, schema, ids, bar)
+        def start(pos: int) -> Coroutine[Any, Any, ChatResponse]:
+            work = job(pos)
+            if work.keeping is None or work.keeping.path is None:  # no store: straight to the wire
+                return wire.complete(work.payload, request_id=work.request_id)
+            from .remember import send_job_async
+
+            return send_job_async(work, wire.complete)
+
+        runner: Runner = LoopRunner(len(prompts), start, loop.loop, concurrency, rules, schema, ids,
+                                    bar)
     else:
         runner = Runner(len(prompts), _built(submit), concurrency, rules, schema, ids, bar,
                         chunker.flush if chunker is not None else None)
@@ -368,7 +346,7 @@ def _built(submit: Callable[[int], Future[Outcome]]) -> Callable[[int], Future[O
             return submit(pos)
         except Exception as exc:  # noqa: BLE001
             fut: Future[Outcome] = Future()
-            fut.set_result(_failed(exc))
+            fut.set_result(failed_outcome(exc))
         return fut
 
     return safely

@@ -20,18 +20,21 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import TimeoutError as StillRunning
 from typing import Any
 
-from .batchrun import TICK, Outcome, Rules, Runner
+from .batchrun import TICK, Outcome, Rules, Runner, answered_outcome, failed_outcome
+from .response import ChatResponse
 
 
 class LoopRunner(Runner):
-    """A ``Runner`` whose items are tasks on ``loop`` (running on another thread)."""
+    """A ``Runner`` whose items are tasks on ``loop`` (running on another thread); ``start(pos)``
+    is item ``pos``'s request, a coroutine giving its answer."""
 
-    def __init__(self, n: int, start: Callable[[int], Coroutine[Any, Any, Outcome]],
+    def __init__(self, n: int, start: Callable[[int], Coroutine[Any, Any, ChatResponse]],
                  loop: asyncio.AbstractEventLoop, concurrency: int, rules: Rules, schema: Any,
                  ids: list[str], bar: Any) -> None:
         super().__init__(n, _never, concurrency, rules, schema, ids, bar)
         self.start, self.loop = start, loop
-        self.arrived: list[asyncio.Task[Outcome]] = []
+        self.arrived: list[asyncio.Future[ChatResponse]] = []
+        self.sent_at = [0.0] * n
         self.waiter: asyncio.Future[None] | None = None
         self.drawn: tuple[int, int, float] | None = None
 
@@ -90,9 +93,27 @@ class LoopRunner(Runner):
 
     def _send(self, pos: int, now: float) -> None:
         self.attempts[pos] += 1
-        self._in_flight(pos, self.loop.create_task(self.start(pos)), self._arrive, now)
+        self.sent_at[pos] = now
+        fut: asyncio.Future[ChatResponse]
+        try:
+            fut = self.loop.create_task(self.start(pos))
+        except Exception as exc:  # noqa: BLE001 - a payload that cannot be built: this item's failure
+            fut = self.loop.create_future()
+            fut.set_exception(exc)
+        self._in_flight(pos, fut, self._arrive, now)
 
-    def _arrive(self, task: asyncio.Task[Outcome]) -> None:
+    def _outcome(self, fut: Any, pos: int) -> Outcome:
+        """The task's answer, or its failure in the words the pacing reads (no wrapper coroutine
+        per item: the task is the request itself)."""
+        try:
+            resp = fut.result()
+        except Exception as exc:  # noqa: BLE001 - one item's surprise must not end the batch
+            return failed_outcome(exc)
+        except BaseException:  # noqa: BLE001 - cancelled: as any engine's worker that died
+            return super()._outcome(fut, pos)
+        return answered_outcome(resp, self.sent_at[pos])
+
+    def _arrive(self, task: asyncio.Future[ChatResponse]) -> None:
         self.arrived.append(task)
         self._wake()
 

@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import AIMLError
 from .heldinterrupt import HeldInterrupt
 from .response import ChatResponse
 
@@ -60,6 +61,30 @@ class Outcome:
     message: str = ""
     retry_after: float | None = None
     maybe_billed: bool = False  # the request was sent and the answer lost: it may cost
+
+
+def answered_outcome(resp: ChatResponse, started: float) -> Outcome:
+    """An answer, with the time it took when its reader did not say."""
+    resp.elapsed = resp.elapsed or time.monotonic() - started
+    return Outcome(response=resp)
+
+
+def failed_outcome(exc: Exception) -> Outcome:
+    """The facts of a failed request the pacing needs: status, kind, ``Retry-After``, billing."""
+    if isinstance(exc, AIMLError):
+        return Outcome(status=exc.status, kind=type(exc).__name__, message=str(exc),
+                       retry_after=getattr(exc, "retry_after", None), maybe_billed=_maybe_billed(exc))
+    return Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
+
+
+def _maybe_billed(exc: AIMLError) -> bool:
+    """Sent, and the answer lost: a timeout after sending, a cut or unreadable answer, or a
+    connection that broke once the request was out (only "Could not connect" is before it)."""
+    from .errors import ConnectError, IncompleteAnswer, ProtocolError, ResponseTimeout
+
+    if isinstance(exc, ConnectError):
+        return not str(exc).startswith("Could not connect")
+    return isinstance(exc, (ResponseTimeout, IncompleteAnswer, ProtocolError))
 
 
 @dataclass(frozen=True)
@@ -215,12 +240,7 @@ class Runner:
             self.waited[pos] += now - since
 
     def _take(self, fut: Any, pos: int, now: float) -> None:
-        try:
-            out = fut.result()
-        except KeyboardInterrupt:  # Ctrl-C arriving here is the user's, not the worker's
-            raise
-        except BaseException as exc:  # noqa: BLE001 - a worker that died, a pickling failure
-            out = Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
+        out = self._outcome(fut, pos)
         if out.response is not None:
             self._answered(pos, out.response)
         elif out.status == 429 and self.rate_hits[pos] < MAX_RATE_RETRIES:
@@ -248,6 +268,15 @@ class Runner:
         else:
             self._fail(pos, out, "rate-limit" if out.status == 429 else out.kind or "error",
                        _first_line(out.message))
+
+    def _outcome(self, fut: Any, pos: int) -> Outcome:
+        try:
+            out: Outcome = fut.result()
+        except KeyboardInterrupt:  # Ctrl-C arriving here is the user's, not the worker's
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a worker that died, a pickling failure
+            out = Outcome(kind=type(exc).__name__, message=f"{type(exc).__name__}: {exc}"[:300])
+        return out
 
     def _retryable(self, out: Outcome) -> bool:
         if out.maybe_billed and not self.rules.retry_maybe_billed:
