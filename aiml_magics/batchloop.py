@@ -36,6 +36,7 @@ class LoopRunner(Runner):
         self.arrived: list[asyncio.Future[ChatResponse]] = []
         self.sent_at = [0.0] * n
         self.waiter: asyncio.Future[None] | None = None
+        self.ticker: asyncio.TimerHandle | None = None
         self.drawn: tuple[int, int, float] | None = None
 
     def run(self) -> tuple[list[Any], str | None]:
@@ -62,6 +63,18 @@ class LoopRunner(Runner):
         self._wake()
 
     async def _drive(self) -> None:
+        self._tick()  # deadlines and waits are checked at least once a tick
+        try:
+            await self._paced()
+        finally:
+            if self.ticker is not None:
+                self.ticker.cancel()
+
+    def _tick(self) -> None:
+        self._wake()
+        self.ticker = self.loop.call_later(TICK, self._tick)
+
+    async def _paced(self) -> None:
         while self.pending or self.inflight:
             now = time.monotonic()
             self._check_limits(now)
@@ -72,24 +85,15 @@ class LoopRunner(Runner):
                     return
                 await asyncio.sleep(self._idle(now))
                 continue
-            if not self.arrived:
-                await self._arrival()
+            if not self.arrived:  # until an answer arrives, or the tick
+                self.waiter = self.loop.create_future()
+                await self.waiter
             arrived, self.arrived = self.arrived, []
             now = time.monotonic()
             for task in arrived:
                 pos = self.inflight.pop(task, None)
                 if pos is not None:  # None: settled by a Ctrl-C already
                     self._take(task, pos, now)
-
-    async def _arrival(self) -> None:
-        """Until an answer arrives, or a tick passes (deadlines and waits are checked each tick)."""
-        waiter = self.waiter = self.loop.create_future()
-        timer = self.loop.call_later(TICK, _settle, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self.waiter = None
 
     def _send(self, pos: int, now: float) -> None:
         self.attempts[pos] += 1
@@ -118,8 +122,8 @@ class LoopRunner(Runner):
         self._wake()
 
     def _wake(self) -> None:
-        if self.waiter is not None:
-            _settle(self.waiter)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
     @staticmethod
     def _withdraw(fut: Any) -> bool:
@@ -137,11 +141,6 @@ class LoopRunner(Runner):
         if state != self.drawn:
             self.drawn = state
             self.bar.update(*state)
-
-
-def _settle(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _never(pos: int) -> Any:
