@@ -222,6 +222,34 @@ def test_a_ctrl_c_inside_the_executors_submit_never_hides_a_sent_request(session
     assert any(isinstance(r, Failure) and r.kind == "not sent: interrupted" for r in batch)
 
 
+class _ThreadNotingFile(io.StringIO):
+    """A text bar's file that notes which thread wrote each piece."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writers: set[str] = set()
+
+    def write(self, text: str) -> int:
+        self.writers.add(threading.current_thread().name)
+        return super().write(text)
+
+
+def test_the_bar_is_drawn_on_the_callers_thread_and_ends_exact(session, api, engine):
+    """The asyncio engine paces on its own loop's thread; a bar's output belongs to the caller's
+    (a kernel routes a thread's output by the cell that started it): every draw happens there,
+    and the last one says exactly what came back."""
+    api.default = lambda rec: (Error(400) if _prompt(rec) in ("p3", "p7") else
+                               Reply(echo=True, delay=0.05 if _prompt(rec) == "p0" else 0.0))
+    out = _ThreadNotingFile()
+    caller = threading.current_thread().name
+    batch = aiml_magics.map([f"p{i}" for i in range(12)], session=session, concurrency=4,
+                            progress=out)
+    assert out.writers == {caller}, out.writers
+    assert len(batch.failures) == 2
+    last = out.getvalue().rstrip("\n").split("\r")[-1]
+    assert last == "[########################] 12/12 done, 2 failed, 20,020 credits", last
+
+
 def test_budget_stops_submitting(session, api, engine):
     api.default = Reply(echo=True, credits=2002)
     batch = aiml_magics.map([f"p{i}" for i in range(10)], session=session, concurrency=1,
