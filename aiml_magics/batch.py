@@ -30,6 +30,7 @@ from .batchrun import (
     seconds,
 )
 from .errors import ParameterError, import_pandas, redact
+from .heldinterrupt import HeldInterrupt
 from .remember import Keeping, answer_one, no_view, send_job
 from .response import ChatResponse
 
@@ -327,11 +328,17 @@ def run_map(
     try:
         results, stopped = runner.run()
     finally:
-        if use_async:
-            loop.close(wire.close)
-        elif own:
-            pool.shutdown(wait=runner.stopped != "interrupted", cancel_futures=True)
-        bar.close()
+        # A Ctrl-C while the engine closes (a few seconds at most) is the stop already under
+        # way, or comes after the batch: the results are returned and no thread is left behind.
+        held = HeldInterrupt()
+        held.holding = True
+        with held:
+            if use_async:
+                loop.close(wire.close)
+            elif own:
+                pool.shutdown(wait=runner.stopped != "interrupted", cancel_futures=True)
+            bar.close()
+            held.holding = held.arrived = False
     return Batch(results, prompts, ids, index, fields, stopped)
 
 

@@ -8,7 +8,9 @@ task on the loop that sends the requests, so an item is a task and its answer a 
 The caller's thread only waits: it redraws the progress bar every tick (a bar is drawn where its
 output belongs, on the caller's thread) and turns Ctrl-C into a stop taken on the loop. A task
 whose coroutine had not started when Ctrl-C came was never sent; one that had is reported
-interrupted, never "not sent".
+interrupted, never "not sent". Ctrl-C is held while the pacing is being scheduled (it is then
+either running, and stopped as above, or never started) and once every item has come back (the
+last drawing of the bar, where it would otherwise lose the results: it stops nothing then).
 """
 
 from __future__ import annotations
@@ -40,21 +42,29 @@ class LoopRunner(Runner):
         self.drawn: tuple[int, int, float] | None = None
 
     def run(self) -> tuple[list[Any], str | None]:
-        drive = asyncio.run_coroutine_threadsafe(self._drive(), self.loop)
+        drive = None
+        self.held.holding = True  # the pacing is scheduled, or not at all: never half
         with self.held:
             try:
+                drive = asyncio.run_coroutine_threadsafe(self._drive(), self.loop)
+                self.held.release()  # a Ctrl-C that came meanwhile is raised here, inside the try
                 while True:
                     try:
                         drive.result(TICK)
                         break
                     except StillRunning:
                         self._draw()
+                self.held.holding = True  # everything has come back: a Ctrl-C now stops nothing
+                self._draw()
             except KeyboardInterrupt:
                 self.held.holding = True  # a second Ctrl-C while the loop takes stock: the same stop
-                asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result()
-                drive.result()
-                self.held.holding = self.held.arrived = False
-        self._draw()
+                if drive is None:
+                    self.stopped = "interrupted"  # nothing was scheduled, nothing sent
+                else:
+                    asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result()
+                    drive.result()
+                    self._draw()
+            self.held.holding = self.held.arrived = False
         return self._marked()
 
     async def _stop(self) -> None:
