@@ -120,7 +120,11 @@ class Batch(Sequence[Any]):
 
     @property
     def credits(self) -> float:
-        return sum(r.credits_used or 0 for r in self.results if isinstance(r, ChatResponse))
+        """What the answers cost, an answer that did not match the schema included (it was billed,
+        and counted against the budget)."""
+        answers = (r if isinstance(r, ChatResponse) else getattr(r, "response", None)
+                   for r in self.results)
+        return sum(a.credits_used or 0 for a in answers if isinstance(a, ChatResponse))
 
     def __repr__(self) -> str:
         failed = len(self.failures)
@@ -144,10 +148,11 @@ class Batch(Sequence[Any]):
                                       "text": redact(answer.text) if answer else None}
             for name in self.fields:
                 record[name] = _field(answer.data, name) if answer is not None else None
+            billed = answer or (failure.response if failure else None)  # schema: billed all the same
             record.update(
-                tokens=answer.usage.total_tokens if answer else None,
-                credits=answer.credits_used if answer else None,
-                seconds=round(answer.elapsed, 3) if answer else None,
+                tokens=billed.usage.total_tokens if billed else None,
+                credits=billed.credits_used if billed else None,
+                seconds=round(billed.elapsed, 3) if billed else None,
                 error=f"{failure.kind}: {failure.message}" if failure else None,
                 status=failure.status if failure else None,
                 source=answer.source if answer else None,

@@ -115,6 +115,7 @@ class Runner:
         self.rate_hits = [0] * n
         self.waited = [0.0] * n  # seconds each item has spent waiting to be retried
         self.waiting_since: dict[int, float] = {}
+        self.last: dict[int, Outcome] = {}  # the outcome an item waiting for a retry met
         self.inflight: dict[Any, int] = {}  # a concurrent or an asyncio future: its item
         self.finished: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
         self.window = float(concurrency)  # how many may be in flight now (halved by a 429)
@@ -158,12 +159,22 @@ class Runner:
         return bool(fut.cancel())
 
     def _marked(self) -> tuple[list[Any], str | None]:
-        """The results, every item still pending a failure saying why it was not sent."""
+        """The results, every item still pending a failure saying why it was not sent (again:
+        one waiting to be retried reached the service, and says what it met there)."""
+        why = self.stopped or "interrupted"
         for pos in sorted(self.pending):
-            if self.results[pos] is None:
-                why = self.stopped or "interrupted"
+            if self.results[pos] is not None:
+                continue
+            last = self.last.get(pos)
+            if last is None:
                 self.results[pos] = Failure(f"not sent: {why}", kind=f"not sent: {why}",
                                             request_id=self.ids[pos], attempts=self.attempts[pos])
+                continue
+            kind = "rate-limit" if last.status == 429 else last.kind or "error"
+            said = _first_line(last.message) or kind
+            self.results[pos] = Failure(f"{said} (waiting to be retried; not sent again: {why})",
+                                        kind=kind, status=last.status, request_id=self.ids[pos],
+                                        attempts=self.attempts[pos])
         return self.results, self.stopped
 
     def _loop(self) -> None:
@@ -257,14 +268,14 @@ class Runner:
                            f"for {wait_for:.0f} s more; max_wait = {self.rules.max_wait:g} s)")
                 return
             self.pause_until = max(self.pause_until, now + wait_for)
-            self._requeue(pos, now)
+            self._requeue(pos, now, out)
         elif self._retryable(out) and self.attempts[pos] <= self.rules.retries:
             delay = self.rules.backoff * 2 ** (self.attempts[pos] - 1)
             if self.waited[pos] + delay > self.rules.max_wait:
                 self._fail(pos, out, out.kind or "error", _first_line(out.message))
                 return
             self.ready_at[pos] = now + delay
-            self._requeue(pos, now)
+            self._requeue(pos, now, out)
         else:
             self._fail(pos, out, "rate-limit" if out.status == 429 else out.kind or "error",
                        _first_line(out.message))
@@ -283,7 +294,8 @@ class Runner:
             return False
         return out.status in RETRY_STATUSES or out.kind in RETRY_KINDS or out.status == 429
 
-    def _requeue(self, pos: int, now: float) -> None:
+    def _requeue(self, pos: int, now: float, out: Outcome) -> None:
+        self.last[pos] = out  # what it met: said if the batch stops before it is sent again
         self.waiting_since[pos] = now
         self.pending.append(pos)
         self.pending.sort()

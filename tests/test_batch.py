@@ -250,6 +250,22 @@ def test_the_bar_is_drawn_on_the_callers_thread_and_ends_exact(session, api, eng
     assert last == "[########################] 12/12 done, 2 failed, 20,020 credits", last
 
 
+def test_an_item_waiting_for_a_retry_when_the_batch_stops_says_what_it_met(session, api, engine):
+    """Its request reached the service: never "not sent". It says the 429 it met, and why it was
+    not sent again; the items never sent say "not sent"."""
+    api.default = lambda rec: (Error(429, headers={"Retry-After": "5"}) if _prompt(rec) == "p0"
+                               else Reply(echo=True, delay=0.3))
+    batch = aiml_magics.map([f"p{i}" for i in range(40)], session=session, concurrency=2,
+                            progress=False, deadline=1.0)
+    assert batch.stopped == "deadline"
+    first = batch[0]
+    assert isinstance(first, Failure) and first.kind == "rate-limit" and first.status == 429, first
+    assert first.message.endswith("(waiting to be retried; not sent again: deadline)"), first.message
+    sent = {_prompt(r) for r in api.chat_requests}
+    never = [batch[i] for i in range(40) if f"p{i}" not in sent]
+    assert never and all(r.kind == "not sent: deadline" for r in never)
+
+
 def test_budget_stops_submitting(session, api, engine):
     api.default = Reply(echo=True, credits=2002)
     batch = aiml_magics.map([f"p{i}" for i in range(10)], session=session, concurrency=1,
@@ -294,6 +310,8 @@ def test_schema_gives_one_column_per_field_and_a_violation_is_a_failure(session,
     assert frame.label[0] == "good" and pd.isna(frame.label[1]) and frame.label[2] == "fine"
     assert frame.score[2] == 0.5 and "score" in frame.error[1]
     assert api.last_json["response_format"]["json_schema"]["name"] == "Verdict"
+    # The answer that did not match was billed: counted in the total and its row, as in the budget.
+    assert batch.credits == frame.credits.sum() == 3 * 2002
 
 
 def test_bad_arguments_fail_before_anything_is_sent(session, api, engine):
