@@ -159,22 +159,12 @@ class Runner:
         return bool(fut.cancel())
 
     def _marked(self) -> tuple[list[Any], str | None]:
-        """The results, every item still pending a failure saying why it was not sent (again:
-        one waiting to be retried reached the service, and says what it met there)."""
+        """The results, every item still pending a failure saying why it was not sent (again)."""
         why = self.stopped or "interrupted"
         for pos in sorted(self.pending):
-            if self.results[pos] is not None:
-                continue
-            last = self.last.get(pos)
-            if last is None:
-                self.results[pos] = Failure(f"not sent: {why}", kind=f"not sent: {why}",
-                                            request_id=self.ids[pos], attempts=self.attempts[pos])
-                continue
-            kind = "rate-limit" if last.status == 429 else last.kind or "error"
-            said = _first_line(last.message) or kind
-            self.results[pos] = Failure(f"{said} (waiting to be retried; not sent again: {why})",
-                                        kind=kind, status=last.status, request_id=self.ids[pos],
-                                        attempts=self.attempts[pos])
+            if self.results[pos] is None:
+                self.results[pos] = unsent(self.last.get(pos), why, self.ids[pos],
+                                           self.attempts[pos])
         return self.results, self.stopped
 
     def _loop(self) -> None:
@@ -351,6 +341,18 @@ class Runner:
 
     def _shown(self) -> None:
         self.bar.update(self.done + self.failed, self.failed, self.spent)
+
+
+def unsent(last: Outcome | None, why: str, request_id: str, attempts: int) -> Failure:
+    """An item the batch stopped (``why``) before sending it; one waiting to be retried reached
+    the service, so it says what it met there, never "not sent"."""
+    if last is None:
+        return Failure(f"not sent: {why}", kind=f"not sent: {why}", request_id=request_id,
+                       attempts=attempts)
+    kind = "rate-limit" if last.status == 429 else last.kind or "error"
+    said = _first_line(last.message) or kind
+    return Failure(f"{said} (waiting to be retried; not sent again: {why})", kind=kind,
+                   status=last.status, request_id=request_id, attempts=attempts)
 
 
 def lazy_payloads(prepare: Callable[[str], dict[str, Any]], prompts: list[str]) -> Callable[[int], Any]:
