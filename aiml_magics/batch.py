@@ -122,9 +122,7 @@ class Batch(Sequence[Any]):
     def credits(self) -> float:
         """What the answers cost, an answer that did not match the schema included (it was billed,
         and counted against the budget)."""
-        answers = (r if isinstance(r, ChatResponse) else getattr(r, "response", None)
-                   for r in self.results)
-        return sum(a.credits_used or 0 for a in answers if isinstance(a, ChatResponse))
+        return sum(a.credits_used or 0 for a in map(_billed, self.results) if a is not None)
 
     def __repr__(self) -> str:
         failed = len(self.failures)
@@ -148,7 +146,7 @@ class Batch(Sequence[Any]):
                                       "text": redact(answer.text) if answer else None}
             for name in self.fields:
                 record[name] = _field(answer.data, name) if answer is not None else None
-            billed = answer or (failure.response if failure else None)  # schema: billed all the same
+            billed = _billed(r)
             record.update(
                 tokens=billed.usage.total_tokens if billed else None,
                 credits=billed.credits_used if billed else None,
@@ -163,6 +161,14 @@ class Batch(Sequence[Any]):
         if self.row_index is not None:
             frame.index = self.row_index
         return frame
+
+
+def _billed(result: Any) -> ChatResponse | None:
+    """The answer an item paid for: its own, or the one that did not match the schema."""
+    if isinstance(result, ChatResponse):
+        return result
+    response = result.response if isinstance(result, Failure) else None
+    return response if isinstance(response, ChatResponse) else None
 
 
 def _columns(fields: list[str]) -> list[str]:
@@ -317,6 +323,7 @@ def run_map(
         wire = AsyncWire.of(secret, base, s.timeout, s.allow_insecure_http, s.max_answer_bytes,
                             concurrency)
         loop = LoopThread()
+
         def start(pos: int) -> Coroutine[Any, Any, ChatResponse]:
             work = job(pos)
             if work.keeping is None or work.keeping.path is None:  # no store: straight to the wire
