@@ -350,7 +350,7 @@ def run_map(
             elif own:
                 pool.shutdown(wait=runner.stopped != "interrupted", cancel_futures=True)
             bar.close()
-            held.holding = held.arrived = False
+            held.drop()
     return Batch(results, prompts, ids, index, fields, stopped)
 
 

@@ -64,7 +64,7 @@ class LoopRunner(Runner):
                     asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result()
                     drive.result()
                     self._draw()
-            self.held.holding = self.held.arrived = False
+            self.held.drop()
         return self._marked()
 
     async def _stop(self) -> None:

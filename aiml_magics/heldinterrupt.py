@@ -49,3 +49,8 @@ class HeldInterrupt:
         if self.arrived and self._previous is not None:
             self.arrived = False
             self._previous(signal.SIGINT, None)
+
+    def drop(self) -> None:
+        """Stop holding, and forget a Ctrl-C that came meanwhile: the stop it asked for is the
+        one already under way, or came once the work was done."""
+        self.holding = self.arrived = False
